@@ -1,0 +1,54 @@
+"""The closure boundary: what a training closure learns about the round it trains."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Protocol
+
+import torch
+
+
+@dataclass
+class RoundContext:
+    """Handed to ``train(model, ctx)`` once per round.
+
+    A closure trains ``model`` in place and returns a dict of metrics (floats or
+    anything JSON-serialisable). It should call ``ctx.step(k)`` after its k-th
+    optimizer step (k counted from 1 within the round): in round 0 this is how
+    late rewinding ("rewind to step K") captures its snapshot. Closures that
+    count differently may call ``ctx.mark_rewind_point()`` themselves.
+    """
+
+    round: int
+    density: float
+    rewind_step: int | None = None
+    seed: int = 0
+    checkpoint_dir: Path | None = None
+    # Free-form slot for the layer that drives the pruner (run directory, rank, ...).
+    extras: dict[str, Any] = field(default_factory=dict)
+    _on_mark: Callable[[int | None], None] | None = field(default=None, repr=False)
+    _marked: bool = field(default=False, repr=False)
+    steps_done: int = 0
+
+    def step(self, k: int) -> None:
+        """Report that optimizer step ``k`` (1-based, within this round) finished."""
+        self.steps_done = max(self.steps_done, k)
+        if self.round == 0 and self.rewind_step is not None and k == self.rewind_step:
+            self.mark_rewind_point(k)
+
+    def mark_rewind_point(self, k: int | None = None) -> None:
+        """Snapshot the current weights as the point survivors are rewound to."""
+        if self._on_mark is not None:
+            self._on_mark(k)
+        self._marked = True
+
+    @property
+    def rewind_marked(self) -> bool:
+        """Whether a rewind snapshot was taken during this round."""
+        return self._marked
+
+
+class TrainClosure(Protocol):
+    """``train(model, ctx) -> metrics``: trains ``model`` in place for one round."""
+
+    def __call__(self, model: torch.nn.Module, ctx: RoundContext) -> Mapping[str, Any] | None: ...
