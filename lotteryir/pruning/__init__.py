@@ -1,0 +1,60 @@
+"""The model-agnostic core: masks, selection, strategies, the torch.nn.utils.prune bridge, IMP.
+
+Imports torch and nothing else of lotteryir: it never learns what an image is.
+"""
+from .bridge import attach_masks as _attach_params
+from .bridge import current_mask, effective_weights, export_state_dict, remove_masks, write_weights
+from .context import RoundContext, TrainClosure
+from .controls import default_init, reinitialize
+from .mask import Mask, atomic_save_safetensors
+from .pruner import IterativeMagnitudePruner, Rewind, RoundRecord, rounds_for_density
+from .report import SparsityReport, TensorSparsity, sparsity_report
+from .selection import DEFAULT_MODULE_TYPES, PrunableParam, find_prunable, select_prunable
+from .strategies import STRATEGIES, global_magnitude, layerwise_magnitude, random_mask_like, random_pruning
+
+
+def attach_masks(model, mask=None, *, include=None, exclude=None, module_types=None) -> None:
+    """Attach ``mask`` (or all-ones masks) to ``model``'s prunable tensors, in place.
+
+    ``mask`` may cover the default prunable set or any subset of it.
+    """
+    params = find_prunable(model, include, exclude, module_types)
+    if mask is not None:
+        names = {p.name for p in params}
+        extra = [n for n in mask if n not in names]
+        if extra:
+            raise ValueError(f"mask names tensors that are not prunable in the model: {', '.join(extra[:5])}")
+        params = [p for p in params if p.name in mask]
+    _attach_params(model, params, mask)
+
+
+__all__ = [
+    "DEFAULT_MODULE_TYPES",
+    "IterativeMagnitudePruner",
+    "Mask",
+    "PrunableParam",
+    "Rewind",
+    "RoundContext",
+    "RoundRecord",
+    "STRATEGIES",
+    "SparsityReport",
+    "TensorSparsity",
+    "TrainClosure",
+    "atomic_save_safetensors",
+    "attach_masks",
+    "current_mask",
+    "default_init",
+    "effective_weights",
+    "export_state_dict",
+    "find_prunable",
+    "global_magnitude",
+    "layerwise_magnitude",
+    "random_mask_like",
+    "random_pruning",
+    "reinitialize",
+    "remove_masks",
+    "rounds_for_density",
+    "select_prunable",
+    "sparsity_report",
+    "write_weights",
+]

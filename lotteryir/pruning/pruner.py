@@ -1,0 +1,569 @@
+"""IterativeMagnitudePruner: train, prune, rewind, repeat, on any nn.Module.
+
+Round 0 trains the dense model. Round r >= 1 removes the configured fraction of
+the *remaining* prunable weights, rewinds the survivors, and trains again, so
+the density after r rounds is (1 - rate)^r (to the nearest whole weight).
+
+Rule for parameters that receive no gradient: during round 0 the pruner watches
+every prunable tensor's gradient. Tensors that never receive one (built but
+unused in forward, or frozen) are dropped from the prunable set before the
+first pruning: they keep all their entries and do not count in the density.
+If no prunable tensor received a gradient at all (round 0 did not train
+through autograd), nothing is dropped and a warning is logged.
+"""
+from __future__ import annotations
+
+import copy
+import fnmatch
+import json
+import logging
+import math
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from . import bridge
+from .context import RoundContext, TrainClosure
+from .controls import InitFn, reinitialize
+from .mask import MASK_SUFFIX, ORIG_SUFFIX, Mask, atomic_save_safetensors
+from .report import SparsityReport, sparsity_report
+from .selection import PrunableParam, find_prunable
+from .strategies import global_magnitude, layerwise_magnitude, random_mask_like, random_pruning
+
+log = logging.getLogger(__name__)
+
+SCOPES = ("global", "layerwise", "random")
+CONTROLS = ("random_reinit", "random_prune")
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Rewind:
+    """Where survivors return after each pruning: ``init``, ``step`` K of round 0, or ``none``."""
+
+    kind: str
+    step: int | None = None
+
+    @classmethod
+    def parse(cls, value: str | int | Rewind | None) -> Rewind:
+        if isinstance(value, Rewind):
+            return value
+        if value is None or value == "none":
+            return cls("none")
+        if value == "init" or value == 0:
+            return cls("init")
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return cls("step", value)
+        if isinstance(value, str):
+            m = re.fullmatch(r"step:(\d+)", value.strip())
+            if m:
+                k = int(m.group(1))
+                return cls("init") if k == 0 else cls("step", k)
+        raise ValueError(f"rewind must be 'init', 'step:K' (K >= 0) or 'none', got {value!r}")
+
+    def __str__(self) -> str:
+        return f"step:{self.step}" if self.kind == "step" else self.kind
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.item() if value.numel() == 1 else value.tolist()
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return value.item()
+    return value
+
+
+def rounds_for_density(target_density: float, rate: float) -> int:
+    """Pruning rounds at ``rate`` needed to reach ``target_density`` or below."""
+    if not 0.0 < target_density < 1.0:
+        raise ValueError(f"target density must be in (0, 1), got {target_density}")
+    return max(1, math.ceil(math.log(target_density) / math.log(1.0 - rate) - 1e-9))
+
+
+@dataclass
+class RoundRecord:
+    """What one round produced (kept in ``pruner.history``)."""
+
+    round: int
+    density: float
+    remaining: int
+    total: int
+    metrics: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    controls: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(
+            {
+                "round": self.round,
+                "density": self.density,
+                "remaining": self.remaining,
+                "total": self.total,
+                "metrics": self.metrics,
+                "seconds": self.seconds,
+                "controls": self.controls,
+            }
+        )
+
+
+class IterativeMagnitudePruner:
+    """Lottery-ticket search by iterative magnitude pruning on any ``nn.Module``.
+
+    ``train(model, ctx)`` is your training closure: it trains ``model`` in place
+    for one round and returns a metrics dict (see :class:`RoundContext`).
+    Masks (all ones) are attached at construction, so build optimizers and
+    wrappers such as DistributedDataParallel *after* creating the pruner.
+
+    Args:
+        rate: fraction of the remaining prunable weights removed per round, in (0, 1).
+        rounds / target_density: how many pruning rounds (give one, not both).
+        scope: ``global`` (one magnitude threshold across all tensors),
+            ``layerwise`` (each tensor loses ``rate`` of its own weights) or
+            ``random`` (random pruning at the global rate, a control).
+        rewind: ``"init"`` (the MIR-L paper), ``"step:K"`` (late rewinding to
+            optimizer step K of round 0) or ``"none"`` (keep trained weights:
+            fine-tuning, or learning-rate rewinding when the closure restarts its schedule).
+        rewind_unpruned: also rewind biases, norms, other parameters and buffers
+            (default True); False keeps their trained values.
+        include / exclude: globs on parameter names added to / removed from the
+            default set (weights of Conv*, ConvTranspose*, Linear).
+        layer_rates: glob -> rate overrides. In ``layerwise`` scope a matching
+            tensor loses its own rate; in ``global`` scope matching tensors are
+            pruned individually at their rate and the rest share one threshold.
+        controls: train these controls after every pruning round with the same
+            closure: ``random_reinit`` (the ticket's mask on a fresh
+            initialization) and ``random_prune`` (a random mask with the ticket's
+            per-tensor densities, from the rewind point).
+        init_fn: how ``random_reinit`` re-draws weights (default: every module's
+            ``reset_parameters()``).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train: TrainClosure | None = None,
+        *,
+        rate: float = 0.2,
+        rounds: int | None = None,
+        target_density: float | None = None,
+        scope: str = "global",
+        rewind: str | int | Rewind | None = "init",
+        rewind_unpruned: bool = True,
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+        layer_rates: Mapping[str, float] | None = None,
+        module_types: Sequence[type[nn.Module]] | None = None,
+        controls: Sequence[str] = (),
+        init_fn: InitFn | None = None,
+        seed: int = 0,
+        on_round_end: Callable[[RoundRecord], None] | None = None,
+    ) -> None:
+        if not isinstance(rate, (int, float)) or not 0.0 < float(rate) < 1.0:
+            raise ValueError(f"rate must be in (0, 1) (the fraction of remaining weights removed per round), got {rate}")
+        if scope not in SCOPES:
+            raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+        if rounds is not None and target_density is not None:
+            raise ValueError("give either rounds or target_density, not both")
+        if rounds is not None and (not isinstance(rounds, int) or rounds < 0):
+            raise ValueError(f"rounds must be a non-negative integer, got {rounds!r}")
+        if target_density is not None:
+            if target_density >= 1.0:
+                raise ValueError(f"target density {target_density} is already reached: the dense model has density 1.0")
+            rounds = rounds_for_density(target_density, float(rate))
+        unknown = [c for c in controls if c not in CONTROLS]
+        if unknown:
+            raise ValueError(f"unknown control(s) {unknown}; choose from {', '.join(CONTROLS)}")
+        self.model = model
+        self.train = train
+        self.rate = float(rate)
+        self.rounds = rounds
+        self.target_density = target_density
+        self.scope = scope
+        self.rewind_spec = Rewind.parse(rewind)
+        self.rewind_unpruned = bool(rewind_unpruned)
+        self.controls = tuple(controls)
+        self.init_fn = init_fn
+        self.seed = int(seed)
+        self.on_round_end = on_round_end
+
+        self._selection = (list(include or []), list(exclude or []), module_types)
+        self.params: list[PrunableParam] = find_prunable(model, *self._selection)
+        if not self.params:
+            raise ValueError("the model has no prunable parameters (no Conv/ConvTranspose/Linear weights, no include match)")
+        self.layer_rates = self._resolve_layer_rates(layer_rates or {})
+        bridge.attach_masks(model, self.params)
+        self._by_name = {p.name: p for p in self.params}
+        self.active: list[str] = [p.name for p in self.params]
+        self.excluded_unused: list[str] = []
+        self.round = -1  # last completed round
+        self.level = 0  # prunings applied so far (round r >= 1 trains at level r)
+        self.history: list[RoundRecord] = []
+        self._snapshot: dict[str, torch.Tensor] | None = None
+        self._snapshot_step: int | None = None
+        self._grad_seen: set[str] = set()
+        self._grad_hooks: list[Any] = []
+        if self.rewind_spec.kind in ("init", "none"):
+            self.mark_rewind_point(0)
+        self._watch_gradients()
+
+    # -- configuration -------------------------------------------------------
+    def _resolve_layer_rates(self, patterns: Mapping[str, float]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for pattern, r in patterns.items():
+            if not 0.0 < float(r) < 1.0:
+                raise ValueError(f"layer rate for {pattern!r} must be in (0, 1), got {r}")
+            hits = [p.name for p in self.params if fnmatch.fnmatchcase(p.name, pattern)]
+            if not hits:
+                raise ValueError(f"layer_rates pattern {pattern!r} matches no prunable parameter")
+            for name in hits:
+                out[name] = float(r)
+        return out
+
+    def config(self) -> dict[str, Any]:
+        """The settings that define this pruning run (saved with its state)."""
+        return {
+            "rate": self.rate,
+            "rounds": self.rounds,
+            "target_density": self.target_density,
+            "scope": self.scope,
+            "rewind": str(self.rewind_spec),
+            "rewind_unpruned": self.rewind_unpruned,
+            "layer_rates": self.layer_rates,
+            "controls": list(self.controls),
+            "seed": self.seed,
+            "prunable": [p.name for p in self.params],
+        }
+
+    # -- views ---------------------------------------------------------------
+    @property
+    def mask(self) -> Mask:
+        """The current mask over the active prunable tensors."""
+        return bridge.current_mask(self._active_params())
+
+    @property
+    def full_mask(self) -> Mask:
+        """The current mask over every attached tensor (dropped ones included, all ones)."""
+        return bridge.current_mask(self.params)
+
+    @property
+    def density(self) -> float:
+        return self.mask.density
+
+    def report(self) -> SparsityReport:
+        """Sparsity per active prunable tensor and overall."""
+        return sparsity_report(self.mask)
+
+    def _params_of(self, model: nn.Module) -> list[PrunableParam]:
+        """The prunable tensors of a copy of the model (same selection rules)."""
+        return find_prunable(model, *self._selection)
+
+    def _active_params(self) -> list[PrunableParam]:
+        return [self._by_name[n] for n in self.active]
+
+    def _named_tensors(self, model: nn.Module | None = None) -> dict[str, torch.Tensor]:
+        """Every parameter and buffer under its unpruned name (masks left out)."""
+        sd = (model or self.model).state_dict(keep_vars=True)
+        out = {}
+        for key, t in sd.items():
+            if key.endswith(MASK_SUFFIX) and key[: -len(MASK_SUFFIX)] + ORIG_SUFFIX in sd:
+                continue
+            if key.endswith(ORIG_SUFFIX) and key[: -len(ORIG_SUFFIX)] + MASK_SUFFIX in sd:
+                key = key[: -len(ORIG_SUFFIX)]
+            out[key] = t
+        return out
+
+    # -- rewind point --------------------------------------------------------
+    @torch.no_grad()
+    def mark_rewind_point(self, step: int | None = None) -> None:
+        """Snapshot the current weights (all parameters and buffers) as the rewind point."""
+        self._snapshot = {k: t.detach().clone() for k, t in self._named_tensors().items()}
+        self._snapshot_step = step
+        log.info("rewind point recorded%s", f" at step {step}" if step else "")
+
+    @torch.no_grad()
+    def rewind(self, model: nn.Module | None = None) -> None:
+        """Write the rewind point into the survivors (and, if configured, every other tensor)."""
+        if self._snapshot is None:
+            raise RuntimeError(f"no rewind point recorded (rewind={self.rewind_spec})")
+        model = model or self.model
+        named = self._named_tensors(model)
+        prunable = set(self._by_name)
+        for key, t in named.items():
+            if key in prunable or self.rewind_unpruned:
+                t.copy_(self._snapshot[key])
+        for p in self.params if model is self.model else self._params_of(model):
+            for _, mod, attr in p.owners:
+                if attr + MASK_SUFFIX in mod._buffers:
+                    bridge._refresh(mod, attr)
+
+    # -- pruning -------------------------------------------------------------
+    def _targets(self, r: int) -> dict[str, int]:
+        """Surviving-entry counts per group after round ``r``: exact (1 - rate)^r schedules."""
+        def left(n: int, rate: float) -> int:
+            return int(round(n * (1.0 - rate) ** r))
+
+        active = self._active_params()
+        if self.scope == "layerwise":
+            return {p.name: left(bridge.trainable_tensor(p).numel(), self.layer_rates.get(p.name, self.rate)) for p in active}
+        out = {p.name: left(bridge.trainable_tensor(p).numel(), self.layer_rates[p.name]) for p in active if p.name in self.layer_rates}
+        shared = sum(bridge.trainable_tensor(p).numel() for p in active if p.name not in self.layer_rates)
+        out["*"] = left(shared, self.rate)
+        return out
+
+    def next_mask(self, level: int | None = None) -> Mask:
+        """The mask of pruning level ``level`` (default: the next one), from the current weights."""
+        r = self.level + 1 if level is None else level
+        if r < 1:
+            raise ValueError("level 0 is the dense model; pruning starts at level 1")
+        active = self._active_params()
+        weights = bridge.effective_weights(active)
+        mask = bridge.current_mask(active)
+        targets = self._targets(r)
+        out = dict(mask.items())
+
+        def amount(remaining: int, target: int) -> float:
+            return (remaining - target) / remaining if remaining else 0.0
+
+        singles = [n for n in mask if n in targets]
+        if self.scope == "layerwise":
+            amounts = {n: amount(int(mask[n].sum()), targets[n]) for n in singles}
+            out.update(layerwise_magnitude(weights, mask, amounts).items())
+            return Mask(out)
+        if singles:
+            sub = Mask({n: mask[n] for n in singles})
+            amounts = {n: amount(int(mask[n].sum()), targets[n]) for n in singles}
+            out.update(layerwise_magnitude(weights, sub, amounts).items())
+        rest = Mask({n: mask[n] for n in mask if n not in targets})
+        if len(rest):
+            a = amount(rest.num_remaining, targets["*"])
+            if self.scope == "random":
+                g = torch.Generator().manual_seed(self.seed * 100_003 + r)
+                out.update(random_pruning(weights, rest, a, generator=g).items())
+            else:
+                out.update(global_magnitude(weights, rest, a).items())
+        return Mask(out)
+
+    def apply_mask(self, mask: Mask) -> None:
+        """Attach ``mask`` (over the active tensors, or all prunable tensors) in place."""
+        names = set(mask)
+        params = self.params if names == set(self._by_name) else self._active_params()
+        bridge.attach_masks(self.model, params, mask)
+
+    def prune(self) -> Mask:
+        """Compute and attach the next level's mask; returns it. Does not rewind or train.
+
+        The first call drops the tensors that received no gradient so far (see module docs).
+        """
+        self._drop_unused()
+        mask = self.next_mask()
+        self.apply_mask(mask)
+        self.level += 1
+        return mask
+
+    # -- rounds --------------------------------------------------------------
+    def _context(self, r: int, density: float) -> RoundContext:
+        ctx = RoundContext(
+            round=r,
+            density=density,
+            rewind_step=self.rewind_spec.step if self.rewind_spec.kind == "step" else None,
+            seed=self.seed,
+        )
+        ctx._on_mark = self.mark_rewind_point if r == 0 else None
+        return ctx
+
+    def _watch_gradients(self) -> None:
+        for p in self._active_params():
+            t = bridge.trainable_tensor(p)
+            if t.requires_grad:
+                self._grad_hooks.append(t.register_hook(lambda g, name=p.name: self._grad_seen.add(name)))
+
+    def _drop_unused(self) -> None:
+        if not self._grad_hooks:
+            return
+        for h in self._grad_hooks:
+            h.remove()
+        self._grad_hooks.clear()
+        if not self._grad_seen:
+            log.warning("no prunable tensor received a gradient in round 0; keeping all %d as prunable", len(self.active))
+            return
+        self.excluded_unused = [n for n in self.active if n not in self._grad_seen]
+        self.active = [n for n in self.active if n in self._grad_seen]
+        if self.excluded_unused:
+            log.info("not pruning %d tensor(s) that received no gradient: %s", len(self.excluded_unused), ", ".join(self.excluded_unused))
+
+    @property
+    def finished(self) -> bool:
+        return self.rounds is not None and self.round >= self.rounds
+
+    def run_round(self, train: TrainClosure | None = None) -> RoundRecord:
+        """Run the next round: (prune, rewind,) train, record."""
+        train = train or self.train
+        if train is None:
+            raise ValueError("no training closure: pass train= to the pruner or to run_round()")
+        r = self.round + 1
+        if self.rounds is not None and r > self.rounds:
+            raise RuntimeError(f"all {self.rounds} pruning rounds are done")
+        start = time.perf_counter()
+        if r >= 1:
+            self.prune()
+            if self.rewind_spec.kind != "none":
+                self.rewind()
+        mask = self.mask
+        ctx = self._context(r, mask.density)
+        metrics = dict(train(self.model, ctx) or {})
+        if r == 0:
+            if self.rewind_spec.kind == "step" and self._snapshot is None:
+                raise RuntimeError(
+                    f"rewind to step {self.rewind_spec.step} was requested, but round 0 reported only "
+                    f"{ctx.steps_done} optimizer steps through ctx.step(k); train longer or rewind earlier"
+                )
+            self._drop_unused()
+            mask = self.mask
+        record = RoundRecord(r, mask.density, mask.num_remaining, mask.num_total, _jsonable(metrics))
+        if r >= 1:
+            for kind in self.controls:
+                control = self.make_control(kind, seed=self.seed + 7919 * r)
+                cctx = self._context(r, mask.density)
+                cctx.extras["control"] = kind
+                record.controls[kind] = _jsonable(dict(train(control, cctx) or {}))
+        record.seconds = time.perf_counter() - start
+        self.round = r
+        self.history.append(record)
+        if self.on_round_end is not None:
+            self.on_round_end(record)
+        return record
+
+    def run(self, train: TrainClosure | None = None) -> list[RoundRecord]:
+        """Run every remaining round (round 0 included if not yet trained)."""
+        if self.rounds is None:
+            raise ValueError("give rounds or target_density to run(); or call run_round() yourself")
+        while not self.finished:
+            self.run_round(train)
+        return self.history
+
+    # -- controls ------------------------------------------------------------
+    def make_control(self, kind: str, seed: int = 0) -> nn.Module:
+        """A copy of the model for a control at the current mask, ready to train.
+
+        ``random_reinit``: the ticket's mask on a fresh, seeded initialization.
+        ``random_prune``: a random mask with the ticket's per-tensor survivor counts,
+        weights at the rewind point (or the current weights when rewind is ``none``).
+        """
+        if kind not in CONTROLS:
+            raise ValueError(f"unknown control {kind!r}; choose from {', '.join(CONTROLS)}")
+        control = copy.deepcopy(self.model)
+        by_name = {p.name: p for p in self._params_of(control)}
+        if kind == "random_reinit":
+            reinitialize(control, seed, self.init_fn)
+            bridge.attach_masks(control, [by_name[n] for n in self.active], self.mask)
+        else:
+            if self._snapshot is not None:
+                self.rewind(control)
+            random = random_mask_like(self.mask, seed=seed)
+            bridge.attach_masks(control, [by_name[n] for n in self.active], random)
+        return control
+
+    # -- export --------------------------------------------------------------
+    def export_state_dict(self) -> dict[str, torch.Tensor]:
+        """Plain state dict (pruned entries as zeros, no ``_orig``/``_mask``) for an unpruned model."""
+        return bridge.export_state_dict(self.model)
+
+    def remove_masks(self) -> None:
+        """Make the pruning permanent (plain Parameters, no hooks). The pruner is done after this."""
+        bridge.remove_masks(self.params)
+
+    # -- state ---------------------------------------------------------------
+    def save_state(self, directory: str | os.PathLike, include_model: bool = True) -> None:
+        """Write masks, rewind snapshot, round index, history (and the model) to ``directory``."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        self.full_mask.save(d / "mask.safetensors")
+        if self._snapshot is not None:
+            atomic_save_safetensors(_cpu_unshared(self._snapshot), d / "rewind.safetensors")
+        if include_model:
+            atomic_save_safetensors(_cpu_unshared(self.model.state_dict()), d / "model.safetensors")
+        state = {
+            "version": STATE_VERSION,
+            "round": self.round,
+            "level": self.level,
+            "active": self.active,
+            "excluded_unused": self.excluded_unused,
+            "rewind_step": self._snapshot_step,
+            "has_rewind_point": self._snapshot is not None,
+            "config": self.config(),
+            "history": [h.to_dict() for h in self.history],
+        }
+        _atomic_write_text(d / "pruner.json", json.dumps(state, indent=2))
+
+    def load_state(self, directory: str | os.PathLike) -> None:
+        """Restore what :meth:`save_state` wrote; the pruner must be configured the same way."""
+        d = Path(directory)
+        path = d / "pruner.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{d} holds no pruner state (missing {path.name})")
+        state = json.loads(path.read_text())
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"{path}: unsupported pruner state version {state.get('version')!r}")
+        saved, mine = state["config"], self.config()
+        diff = [k for k in mine if saved.get(k) != _jsonable(mine[k])]
+        if diff:
+            details = "; ".join(f"{k}: saved {saved.get(k)!r}, now {mine[k]!r}" for k in diff[:4])
+            raise ValueError(f"pruner state in {d} was made with a different configuration ({details})")
+        if (d / "model.safetensors").is_file():
+            weights = load_file(str(d / "model.safetensors"))
+            missing, unexpected = self.model.load_state_dict(weights, strict=False)
+            if missing or unexpected:
+                raise ValueError(f"{d / 'model.safetensors'} does not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        bridge.attach_masks(self.model, self.params, Mask.load(d / "mask.safetensors"))
+        if state["has_rewind_point"]:
+            device = next(iter(self._named_tensors().values())).device
+            self._snapshot = {k: v.to(device) for k, v in load_file(str(d / "rewind.safetensors")).items()}
+            self._snapshot_step = state["rewind_step"]
+        self.round = int(state["round"])
+        self.level = int(state["level"])
+        self.active = list(state["active"])
+        self.excluded_unused = list(state["excluded_unused"])
+        self.history = [RoundRecord(**h) for h in state["history"]]
+        if self.round >= 0:
+            # Round 0 already decided which tensors are prunable (``active`` above).
+            for h in self._grad_hooks:
+                h.remove()
+            self._grad_hooks.clear()
+
+
+def _cpu_unshared(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # safetensors refuses tensors that share memory (tied weights): store each once per key.
+    out, seen = {}, {}
+    for k, t in tensors.items():
+        t = t.detach()
+        ptr = (t.data_ptr(), t.shape, t.stride()) if t.numel() else None
+        out[k] = t.cpu().clone() if ptr is not None and ptr in seen else t.cpu().contiguous()
+        if ptr is not None:
+            seen[ptr] = k
+    return out
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
