@@ -93,8 +93,7 @@ def attach_masks(model: nn.Module, params: Iterable[PrunableParam], mask: Mask |
         value = mask[p.name] if mask is not None else None
         if _is_attached(first_mod, first_attr):
             if value is not None:
-                buf = first_mod._buffers[first_attr + MASK_SUFFIX]
-                buf.copy_(value.to(device=buf.device, dtype=buf.dtype))
+                first_mod._buffers[first_attr + MASK_SUFFIX].copy_(value)  # copy_ converts bool -> float
         else:
             orig = first_mod._parameters[first_attr]
             m = value if value is not None else torch.ones(orig.shape, dtype=torch.bool)

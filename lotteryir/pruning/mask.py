@@ -102,7 +102,7 @@ class Mask(Mapping[str, torch.Tensor]):
     @property
     def num_remaining(self) -> int:
         """Surviving (True) entries across all tensors."""
-        return int(sum(int(t.sum()) for t in self._t.values()))
+        return sum(int(torch.count_nonzero(t)) for t in self._t.values())
 
     @property
     def density(self) -> float:
@@ -112,11 +112,11 @@ class Mask(Mapping[str, torch.Tensor]):
 
     def remaining(self) -> dict[str, int]:
         """Surviving entries per tensor."""
-        return {n: int(t.sum()) for n, t in self._t.items()}
+        return {n: int(torch.count_nonzero(t)) for n, t in self._t.items()}
 
     def densities(self) -> dict[str, float]:
         """Density per tensor."""
-        return {n: (int(t.sum()) / t.numel() if t.numel() else 1.0) for n, t in self._t.items()}
+        return {n: (int(torch.count_nonzero(t)) / t.numel() if t.numel() else 1.0) for n, t in self._t.items()}
 
     # -- conversions ---------------------------------------------------------
     def to(self, device: torch.device | str) -> Mask:

@@ -338,12 +338,12 @@ class IterativeMagnitudePruner:
 
         singles = [n for n in mask if n in targets]
         if self.scope == "layerwise":
-            amounts = {n: amount(int(mask[n].sum()), targets[n]) for n in singles}
+            amounts = {n: amount(int(torch.count_nonzero(mask[n])), targets[n]) for n in singles}
             out.update(layerwise_magnitude(weights, mask, amounts).items())
             return Mask(out)
         if singles:
             sub = Mask({n: mask[n] for n in singles})
-            amounts = {n: amount(int(mask[n].sum()), targets[n]) for n in singles}
+            amounts = {n: amount(int(torch.count_nonzero(mask[n])), targets[n]) for n in singles}
             out.update(layerwise_magnitude(weights, sub, amounts).items())
         rest = Mask({n: mask[n] for n in mask if n not in targets})
         if len(rest):

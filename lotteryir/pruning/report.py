@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import torch
+
 from .mask import Mask
 
 
@@ -74,4 +76,4 @@ class SparsityReport:
 
 def sparsity_report(mask: Mask) -> SparsityReport:
     """Per-tensor and global remaining/total, density and compression factor of ``mask``."""
-    return SparsityReport(tuple(TensorSparsity(n, int(m.sum()), m.numel()) for n, m in mask.items()))
+    return SparsityReport(tuple(TensorSparsity(n, int(torch.count_nonzero(m)), m.numel()) for n, m in mask.items()))
