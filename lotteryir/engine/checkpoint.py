@@ -1,0 +1,186 @@
+"""Mid-round training checkpoints: written atomically, read back for bit-exact resume.
+
+Layout inside the round's checkpoint directory::
+
+    train_state.json               the commit record: step, loss so far, RNG states, file names
+    train_model-<step>.safetensors model state_dict (masked layers keep ``*_orig`` and ``*_mask``)
+    train_optim-<step>.pt          optimizer (and grad scaler) state, read with weights_only=True
+
+Tensor files carry the step in their name and are written before the JSON that
+names them is atomically replaced, so a crash at any moment leaves the previous
+complete checkpoint readable.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+__all__ = ["TrainState", "save_checkpoint", "load_checkpoint", "capture_rng", "restore_rng"]
+
+STATE_FILE = "train_state.json"
+_RNG_PREFIX = "__rng__."
+
+
+@dataclass
+class TrainState:
+    """What a resumed round needs besides the tensors."""
+
+    round: int
+    step: int
+    loss_sum: float
+    loss_count: int
+    seconds: float
+    fingerprint: dict[str, Any]
+    last_loss: float = 0.0
+
+
+def capture_rng() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Global RNG states: torch ones as tensors, Python and NumPy ones as JSON-able values."""
+    tensors = {_RNG_PREFIX + "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, state in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"{_RNG_PREFIX}cuda{i}"] = state
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    scalars = {
+        "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(gauss)],
+        "python": [version, list(internal), gauss_next],
+    }
+    return tensors, scalars
+
+
+def restore_rng(tensors: dict[str, torch.Tensor], scalars: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng`."""
+    torch.set_rng_state(tensors[_RNG_PREFIX + "torch"])
+    cuda = sorted(k for k in tensors if k.startswith(_RNG_PREFIX + "cuda"))
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([tensors[k] for k in cuda])
+    kind, keys, pos, has_gauss, gauss = scalars["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = scalars["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+
+
+def save_checkpoint(
+    directory: Path,
+    state: TrainState,
+    model: torch.nn.Module,
+    optim_state: dict[str, Any],
+) -> None:
+    """Write a complete checkpoint for ``state.step``, then drop the files of older ones."""
+    directory.mkdir(parents=True, exist_ok=True)
+    model_name = f"train_model-{state.step:08d}.safetensors"
+    optim_name = f"train_optim-{state.step:08d}.pt"
+
+    rng_tensors, rng_scalars = capture_rng()
+    tensors = _cpu_tensors(model.state_dict())
+    tensors.update(rng_tensors)
+    _atomic(directory / model_name, lambda p: save_file(tensors, str(p)))
+    _atomic(directory / optim_name, lambda p: torch.save(optim_state, p))
+    record = {
+        "round": state.round,
+        "step": state.step,
+        "loss_sum": state.loss_sum,
+        "loss_count": state.loss_count,
+        "seconds": state.seconds,
+        "last_loss": state.last_loss,
+        "fingerprint": state.fingerprint,
+        "model_file": model_name,
+        "optim_file": optim_name,
+        "rng": rng_scalars,
+    }
+    _atomic(directory / STATE_FILE, lambda p: p.write_text(json.dumps(record)))
+    _fsync_dir(directory)
+    for stale in list(directory.glob("train_model-*.safetensors")) + list(directory.glob("train_optim-*.pt")):
+        if stale.name not in (model_name, optim_name):
+            stale.unlink(missing_ok=True)
+
+
+def load_checkpoint(
+    directory: Path, model: torch.nn.Module
+) -> tuple[TrainState, dict[str, Any]] | None:
+    """Load the checkpoint in ``directory`` into ``model`` and the global RNGs.
+
+    Returns the state and the optimizer state dict, or None when there is no
+    checkpoint. Does not check that it belongs to this round: read
+    :func:`peek_state` first.
+    """
+    record = peek_state(directory)
+    if record is None:
+        return None
+    tensors = load_file(str(directory / record["model_file"]))
+    rng = {k: v for k, v in tensors.items() if k.startswith(_RNG_PREFIX)}
+    weights = {k: v for k, v in tensors.items() if not k.startswith(_RNG_PREFIX)}
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as err:
+        raise RuntimeError(
+            f"checkpoint {directory / record['model_file']} does not fit this model (were the same masks attached?): {err}"
+        ) from err
+    optim_state = torch.load(directory / record["optim_file"], map_location="cpu", weights_only=True)
+    restore_rng(rng, record["rng"])
+    state = TrainState(
+        round=record["round"],
+        step=record["step"],
+        loss_sum=record["loss_sum"],
+        loss_count=record["loss_count"],
+        seconds=record["seconds"],
+        fingerprint=record["fingerprint"],
+        last_loss=record.get("last_loss", 0.0),
+    )
+    return state, optim_state
+
+
+def peek_state(directory: Path) -> dict[str, Any] | None:
+    """The checkpoint's JSON record, or None when the directory holds no checkpoint."""
+    path = directory / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise RuntimeError(f"training checkpoint record {path} is unreadable ({err}); delete it to restart the round") from err
+
+
+def _cpu_tensors(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for key, value in state_dict.items():
+        t = value.detach().to("cpu").contiguous()
+        # safetensors refuses tensors that share storage (tied weights); store copies instead.
+        if t.untyped_storage().data_ptr() in seen:
+            t = t.clone()
+        seen.add(t.untyped_storage().data_ptr())
+        out[key] = t
+    return out
+
+
+def _atomic(path: Path, write: Any) -> None:
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    write(tmp)
+    with open(tmp, "rb+") as fh:
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # The rename is durable only once the directory entry is on disk; not all platforms allow this.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
