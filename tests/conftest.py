@@ -21,7 +21,10 @@ def reference_dir() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _few_threads():
-    # Two cores on CI: keep intra-op threads bounded so parallel helpers don't thrash.
-    torch.set_num_threads(2)
+def _one_thread():
+    # The suite uses tiny networks that gain nothing from intra-op threads; on a busy
+    # 2-core machine OpenMP barriers made tiny steps ~100x slower with 2 threads.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
+    torch.set_num_threads(before)

@@ -1,0 +1,39 @@
+"""Reference restorers (MIR-L = PromptIR architecture, Restormer), their registry, checkpoint import.
+
+This package knows nothing about pruning: a network is a network.
+"""
+from __future__ import annotations
+
+from .checkpoint import (
+    CheckpointError,
+    CheckpointMismatchError,
+    build_from_state_dict,
+    guess_model,
+    load_weights,
+    read_checkpoint,
+)
+from .padding import pad_to_multiple
+from .promptir import PromptGenBlock, PromptIR, PromptIRConfig
+from .registry import ModelInfo, available, build_model, model_names, register_model, sizes
+from .restormer import Restormer, RestormerConfig
+
+__all__ = [
+    "CheckpointError",
+    "CheckpointMismatchError",
+    "ModelInfo",
+    "PromptGenBlock",
+    "PromptIR",
+    "PromptIRConfig",
+    "Restormer",
+    "RestormerConfig",
+    "available",
+    "build_from_state_dict",
+    "build_model",
+    "guess_model",
+    "load_weights",
+    "model_names",
+    "pad_to_multiple",
+    "read_checkpoint",
+    "register_model",
+    "sizes",
+]

@@ -82,10 +82,10 @@ class Mask(Mapping[str, torch.Tensor]):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Mask):
             return NotImplemented
-        if list(self._t) != list(other._t):
+        if self._t.keys() != other._t.keys():  # order does not matter: a mask is a mapping
             return False
         return all(
-            a.shape == b.shape and torch.equal(a.cpu(), b.cpu()) for a, b in zip(self._t.values(), other._t.values())
+            self._t[n].shape == other._t[n].shape and torch.equal(self._t[n].cpu(), other._t[n].cpu()) for n in self._t
         )
 
     __hash__ = None  # type: ignore[assignment]  # mutable-content value: equality, not identity

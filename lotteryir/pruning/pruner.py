@@ -86,10 +86,17 @@ def _jsonable(value: Any) -> Any:
 
 
 def rounds_for_density(target_density: float, rate: float) -> int:
-    """Pruning rounds at ``rate`` needed to reach ``target_density`` or below."""
+    """Pruning rounds at ``rate`` needed to reach ``target_density``.
+
+    Densities are usually quoted rounded (0.107 for 0.8^10 = 0.1074), so a
+    schedule density within 0.5% above the target counts as reaching it.
+    """
     if not 0.0 < target_density < 1.0:
         raise ValueError(f"target density must be in (0, 1), got {target_density}")
-    return max(1, math.ceil(math.log(target_density) / math.log(1.0 - rate) - 1e-9))
+    k = 1
+    while (1.0 - rate) ** k > target_density * 1.005:
+        k += 1
+    return k
 
 
 @dataclass
@@ -148,6 +155,8 @@ class IterativeMagnitudePruner:
             per-tensor densities, from the rewind point).
         init_fn: how ``random_reinit`` re-draws weights (default: every module's
             ``reset_parameters()``).
+        on_round_end / on_rewind_point: callbacks after each round, and when a
+            late-rewinding snapshot is taken during round 0 (to persist it).
     """
 
     def __init__(
@@ -169,6 +178,7 @@ class IterativeMagnitudePruner:
         init_fn: InitFn | None = None,
         seed: int = 0,
         on_round_end: Callable[[RoundRecord], None] | None = None,
+        on_rewind_point: Callable[[int | None], None] | None = None,
     ) -> None:
         if not isinstance(rate, (int, float)) or not 0.0 < float(rate) < 1.0:
             raise ValueError(f"rate must be in (0, 1) (the fraction of remaining weights removed per round), got {rate}")
@@ -197,6 +207,7 @@ class IterativeMagnitudePruner:
         self.init_fn = init_fn
         self.seed = int(seed)
         self.on_round_end = on_round_end
+        self.on_rewind_point = on_rewind_point
 
         self._selection = (list(include or []), list(exclude or []), module_types)
         self.params: list[PrunableParam] = find_prunable(model, *self._selection)
@@ -291,6 +302,9 @@ class IterativeMagnitudePruner:
         self._snapshot = {k: t.detach().clone() for k, t in self._named_tensors().items()}
         self._snapshot_step = step
         log.info("rewind point recorded%s", f" at step {step}" if step else "")
+        if step and self.on_rewind_point is not None:
+            # Late rewinding: let the caller persist the snapshot before round 0 ends.
+            self.on_rewind_point(step)
 
     @torch.no_grad()
     def rewind(self, model: nn.Module | None = None) -> None:

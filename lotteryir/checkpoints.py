@@ -1,0 +1,91 @@
+"""Loading a released checkpoint as a ready model plus the mask its zeros encode.
+
+This sits above both `models` (which reads and loads weights) and `pruning` (which
+knows masks), so neither has to know the other.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .models import build_from_state_dict, guess_model, read_checkpoint
+from .pruning import Mask, SparsityReport, current_mask, export_state_dict, find_prunable, select_prunable, sparsity_report
+from .pruning.ticket import is_compact, load_compact, save_compact
+
+
+@dataclass
+class LoadedCheckpoint:
+    """A model with a checkpoint's weights, what it is, and its sparsity."""
+
+    model: nn.Module
+    name: str
+    size: str
+    fmt: str  # "ticket", "safetensors", "lightning", "basicsr", "basicsr-ema" or "plain"
+    mask: Mask  # over the model's prunable weights; a dense file gives density 1.0
+    report: SparsityReport
+    path: Path
+
+
+def load_checkpoint(path: str | os.PathLike, name: str | None = None, size: str | None = None,
+                    device: str | torch.device = "cpu") -> LoadedCheckpoint:
+    """Read a checkpoint, build the registered model it belongs to, load it strictly.
+
+    `name` and `size` are found from the file's keys and shapes when not given. A
+    released MIR-L checkpoint stores pruned weights as exact zeros, so the returned
+    mask is that ticket's mask.
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors" and path.is_file() and is_compact(path):
+        return load_ticket(path, name, size, device)
+    state_dict, fmt = read_checkpoint(path)
+    model, name, size = build_from_state_dict(state_dict, name, size, source=str(path))
+    # From the loaded model, not the file: the keys are the model's own after unwrapping.
+    mask = Mask.from_zeros(model.state_dict(), names=select_prunable(model))
+    return LoadedCheckpoint(model.to(device), name, size, fmt, mask, sparsity_report(mask), path)
+
+
+def save_ticket(
+    model: nn.Module,
+    path: str | os.PathLike,
+    *,
+    dtype: str = "fp32",
+    name: str | None = None,
+    size: str | None = None,
+    **metadata: object,
+) -> Mask:
+    """Write ``model`` as a compact ticket (entropy-coded mask + surviving values); returns the mask.
+
+    Works on a model with masks attached (torch.nn.utils.prune form) and on a
+    plain model whose pruned weights are exact zeros. ``name``/``size`` (found
+    from the weights when the model is registered) go into the metadata so
+    :func:`load_ticket` can rebuild the network.
+    """
+    from . import __version__
+
+    state = export_state_dict(model)
+    attached = [p for p in find_prunable(model) if hasattr(p.module, p.attr + "_mask")]
+    if attached:
+        mask = current_mask(attached)
+    else:
+        mask = Mask.from_zeros(state, names=select_prunable(model))
+    if name is None or size is None:
+        guess = guess_model(state, name)
+        if guess is not None:
+            name, size = name or guess[0], size or guess[1]
+    meta = {"model": name, "size": size, "density": mask.density, "lotteryir_version": __version__, **metadata}
+    save_compact(state, mask, path, dtype=dtype, metadata=meta)
+    return mask
+
+
+def load_ticket(path: str | os.PathLike, name: str | None = None, size: str | None = None,
+                device: str | torch.device = "cpu") -> LoadedCheckpoint:
+    """Read a compact ticket and rebuild its registered model with the exact weights."""
+    path = Path(path)
+    state, mask, header = load_compact(path)
+    model, name, size = build_from_state_dict(state, name or header.get("model"), size or header.get("size"),
+                                              source=str(path))
+    return LoadedCheckpoint(model.to(device), name, size, "ticket", mask, sparsity_report(mask), path)

@@ -1,0 +1,414 @@
+"""The lotteryir command line: a thin typer + rich shell over the Python API."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+app = typer.Typer(
+    name="lotteryir",
+    help="Find lottery tickets (sparse subnetworks that train to full quality) in image-restoration networks.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+# Piped output (logs, CI, README snippets) gets room for the round table instead of 80 columns.
+out = Console() if sys.stdout.isatty() else Console(width=160)
+err = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=160)
+_DEBUG = False
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors (may also follow the command).")) -> None:
+    """lotteryir: iterative magnitude pruning for MIR-L / PromptIR, Restormer, or your own network."""
+
+
+# --------------------------------------------------------------------------- prune
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  lotteryir prune --model mirl --rounds 3                # built-in sample data, CPU-sized\n\n"
+        "  lotteryir prune --preset paper --data /data/mirl       # the MIR-L paper's recipe\n\n"
+        "  lotteryir prune --model restormer --recipe denoise --data /data --rewind step:500 --controls\n\n"
+        "Re-running the same command with the same --out resumes where it stopped."
+    )
+)
+def prune(
+    model: str = typer.Option("mirl", help="Network: see `lotteryir models`."),
+    size: Optional[str] = typer.Option(None, help="Model size (default: tiny on the sample recipe, else full)."),
+    recipe: str = typer.Option("sample", help="Data recipe: see `lotteryir recipes`."),
+    data: Optional[Path] = typer.Option(None, help="Data root of the recipe (not needed for sample)."),
+    data_path: List[str] = typer.Option([], "--data-path", help="Override one recipe path, KEY=PATH (e.g. derain_train=/x). Repeatable."),
+    tasks: Optional[str] = typer.Option(None, help="Comma-separated tasks (default: all of the recipe's)."),
+    rounds: Optional[int] = typer.Option(None, help="Pruning rounds after the dense round 0."),
+    target_density: Optional[float] = typer.Option(None, help="Prune until at most this fraction of weights remains."),
+    rate: float = typer.Option(0.2, help="Fraction of the remaining weights pruned per round, in (0, 1)."),
+    scope: str = typer.Option("global", help="global | layerwise | random."),
+    rewind: str = typer.Option("init", help="init | step:K | none."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs per round (default 120 on real data)."),
+    steps: Optional[int] = typer.Option(None, help="Optimizer steps per round (default on sample data: 150)."),
+    batch_size: int = typer.Option(8, help="Batch size."),
+    patch_size: Optional[int] = typer.Option(None, help="Training patch size (default 64; 48 on sample data)."),
+    lr: float = typer.Option(2e-4, help="AdamW learning rate."),
+    seed: int = typer.Option(0, help="Seed for initialization, data order and controls."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA when present)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/<model>-<size>-<recipe>)."),
+    controls: bool = typer.Option(False, "--controls", help="Also train random-reinit and random-prune controls each round."),
+    preset: Optional[str] = typer.Option(None, help="'paper': the MIR-L paper's settings (needs --data)."),
+    checkpoint_every: int = typer.Option(50, help="Optimizer steps between mid-round checkpoints."),
+    num_workers: int = typer.Option(0, help="DataLoader worker processes."),
+) -> None:
+    """Run (or resume) an iterative-magnitude-pruning search and save every round."""
+    from .runs import PruningRun, RunCallbacks, RunConfig
+
+    paths = _parse_paths(data_path)
+    config = RunConfig(
+        model=model, size=size, recipe=recipe, data=str(data) if data else None, data_paths=paths,
+        tasks=[t.strip() for t in tasks.split(",") if t.strip()] if tasks else None,
+        rounds=rounds, target_density=target_density, rate=rate, scope=scope, rewind=rewind,
+        epochs=epochs, steps=steps, batch_size=batch_size, patch_size=patch_size, lr=lr, seed=seed,
+        controls=["random_reinit", "random_prune"] if controls else [], device=device,
+        num_workers=num_workers, checkpoint_every=checkpoint_every, preset=preset,
+    ).resolved()
+    target = out_dir or Path("runs") / f"{config.model}-{config.size}-{config.recipe}"
+    stop = threading.Event()
+    drawer = _PruneDrawer()
+    run = PruningRun(target, config, drawer.callbacks(), should_stop=stop.is_set)
+    plan = run.plan()
+    drawer.first_line(plan, target)
+
+    def _interrupt(signum, frame):  # first Ctrl-C: checkpoint and stop; second: hard stop
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        err.print("[yellow]stopping after the current step (checkpointing); Ctrl-C again to abort[/]")
+
+    previous = signal.signal(signal.SIGINT, _interrupt)
+    try:
+        with drawer.progress:
+            history = run.run()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    out.print(_round_table(history, title=f"{target}: finished"))
+    out.print(f"report figure: {target / 'report.png'}   export: lotteryir export {target} --round N -o ticket.safetensors")
+
+
+def _parse_paths(items: List[str]) -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise typer.BadParameter(f"--data-path takes KEY=PATH, got {item!r}")
+        paths[key] = int(value) if value.isdigit() else value  # e.g. max_images=2 for the sample recipe
+    return paths
+
+
+class _PruneDrawer:
+    """rich progress for a run: one bar per training, a table after each round."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]} steps/s"), TimeRemainingColumn(),
+            console=err, transient=False,
+        )
+        self.task = None
+        self.history: list[dict] = []
+
+    def first_line(self, plan, target: Path) -> None:
+        expected = f"~{_duration(plan.expected_seconds)}" if plan.expected_seconds is not None else "unknown"
+        data = "built-in sample (scikit-image photos)" if plan.recipe == "sample" else plan.recipe
+        resumed = f", resuming after round {plan.resumed_from_round}" if plan.resumed_from_round >= 0 else ""
+        out.print(
+            f"lotteryir prune: recipe {data}, model {plan.model}/{plan.size} ({plan.params / 1e6:.2f}M params), "
+            f"device {plan.device}, {plan.trainings} trainings x {plan.steps_per_training} steps{resumed}; "
+            f"expected duration {expected}; run directory {target}",
+            highlight=False, soft_wrap=True,
+        )
+
+    def callbacks(self):
+        from .runs import RunCallbacks
+
+        return RunCallbacks(on_train_start=self._start, on_step=self._step, on_evaluate=self._eval, on_round_end=self._end)
+
+    def _start(self, r: int, density: float, kind: str, total: int) -> None:
+        label = "dense" if r == 0 else f"density {density:.3f}"
+        what = "" if kind == "ticket" else f" [{kind}]"
+        self.task = self.progress.add_task(f"round {r} ({label}){what}", total=total, loss="-", rate="-")
+
+    def _step(self, p, kind: str) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, completed=p.step, loss=f"{p.loss:.4f}", rate=f"{p.steps_per_sec:.2f}")
+
+    def _eval(self, r: int, kind: str) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, description=self.progress.tasks[-1].description + " evaluating")
+
+    def _end(self, entry: dict) -> None:
+        self.history.append(entry)
+        self.progress.console.print(_round_table([entry], title=f"round {entry['round']}"))
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+_SHORT = {"denoise_15": "σ15", "denoise_25": "σ25", "denoise_50": "σ50", "derain": "rain", "dehaze": "haze", "web": "web"}
+
+
+def _short(label: str) -> str:
+    task, _, dataset = label.partition("/")
+    name = _SHORT.get(task, task)
+    return name if dataset in ("", "sample") else f"{name} {dataset}"
+
+
+def _round_table(history: list[dict], title: str = "") -> Table:
+    """Rounds as rows: density, weights left, PSNR per test set, mean PSNR/SSIM, controls, time."""
+    labels = sorted({label for h in history for label in h.get("eval", {})})
+    kinds = sorted({k for h in history for k in h.get("controls", {})})
+    table = Table(title=title, caption="PSNR in dB per test set; `report --json` has SSIM per set", pad_edge=False)
+    for col in ["round", "density", "left", *map(_short, labels), "mean PSNR", "SSIM",
+                *[k.replace("random_", "") for k in kinds], "time"]:
+        table.add_column(col, justify="right", no_wrap=True)
+    for h in history:
+        ev = h.get("eval", {})
+        cells = [f"{ev[l]['psnr']:.2f}" if l in ev else "-" for l in labels]
+        ctrl = [f"{h['controls'][k]['mean_psnr']:.2f}" if k in h.get("controls", {}) else "-" for k in kinds]
+        table.add_row(
+            str(h["round"]), f"{h['density']:.4f}", f"{h['remaining']:,}", *cells,
+            f"{h['mean_psnr']:.2f}" if h.get("mean_psnr") is not None else "-",
+            f"{h['mean_ssim']:.4f}" if h.get("mean_ssim") is not None else "-",
+            *ctrl, _duration(h.get("seconds")),
+        )
+    return table
+
+
+# --------------------------------------------------------------------------- sources
+def _load_source(source: Path, round: Optional[int]):
+    """A run directory (its round's ticket), a compact ticket, or a published checkpoint."""
+    from .checkpoints import load_checkpoint
+    from .runs import is_run_dir, read_config, round_ticket_path
+
+    if is_run_dir(source):
+        config = read_config(source)
+        return load_checkpoint(round_ticket_path(source, round), config.model, config.size), config
+    if round is not None:
+        raise typer.BadParameter("--round only applies to a run directory")
+    if not source.exists():
+        raise FileNotFoundError(f"no such checkpoint or run directory: {source}")
+    if source.is_dir():
+        raise ValueError(f"{source} is a directory but not a lotteryir run (no config.json)")
+    return load_checkpoint(source), None
+
+
+# --------------------------------------------------------------------------- evaluate
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  lotteryir evaluate runs/mirl-tiny-sample --round 3\n\n"
+        "  lotteryir evaluate ticket.safetensors --json\n\n"
+        "  lotteryir evaluate mirl_pruned.ckpt --recipe mirl --data /data/mirl --save-images restored/"
+    )
+)
+def evaluate(
+    source: Path = typer.Argument(..., help="Run directory, exported ticket, or a MIR-L/PromptIR/Restormer checkpoint."),
+    round: Optional[int] = typer.Option(None, help="Round of a run directory (default: the last finished)."),
+    recipe: Optional[str] = typer.Option(None, help="Test data recipe (default: the run's, else sample)."),
+    data: Optional[Path] = typer.Option(None, help="Data root of the recipe."),
+    data_path: List[str] = typer.Option([], "--data-path", help="Override one recipe path, KEY=PATH. Repeatable."),
+    tasks: Optional[str] = typer.Option(None, help="Comma-separated tasks (default: all)."),
+    save_images: Optional[Path] = typer.Option(None, "--save-images", help="Write restored images here."),
+    tile: Optional[int] = typer.Option(None, help="Restore in tiles of this size (large images)."),
+    y_channel: bool = typer.Option(False, "--y-channel", help="Score on the Y channel (BT.601), as Restormer's deraining."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, ..."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Per-task PSNR/SSIM of a run's round, a ticket, or a published checkpoint."""
+    from .data import get_recipe
+    from .engine import evaluate as run_eval
+    from .engine import pick_device
+    from .runs import mean_scores
+
+    loaded, config = _load_source(source, round)
+    name = recipe or (config.recipe if config else "sample")
+    root = str(data) if data else (config.data if config and not recipe else None)
+    paths = _parse_paths(data_path) if data_path else (config.data_paths if config and not recipe else {})
+    rec = get_recipe(name, root=root, **paths)
+    problems = rec.check()
+    if problems:
+        raise ValueError(f"recipe {name!r} cannot run: " + "; ".join(problems[:5]))
+    selected = [t.strip() for t in tasks.split(",")] if tasks else (config.tasks if config and config.tasks and not recipe else None)
+    dev = pick_device(device)
+    result = run_eval(loaded.model.to(dev), rec.test_sets(tasks=selected), tile=tile, y_channel=y_channel,
+                      save_dir=save_images, device=dev)
+    summary = result.summary()
+    psnr, ssim = mean_scores(summary)
+    payload = {"source": str(source), "model": loaded.name, "size": loaded.size, "density": loaded.mask.density,
+               "recipe": name, "sets": summary, "mean_psnr": psnr, "mean_ssim": ssim}
+    if as_json:
+        print(json.dumps(payload, indent=2))
+        return
+    table = Table(title=f"{source} ({loaded.name}/{loaded.size}, density {loaded.mask.density:.4f})")
+    for col in ("test set", "PSNR (dB)", "SSIM"):
+        table.add_column(col, justify="right")
+    for label, s in summary.items():
+        table.add_row(label, f"{s['psnr']:.2f}", f"{s['ssim']:.4f}")
+    table.add_row("mean", f"{psnr:.2f}", f"{ssim:.4f}")
+    out.print(table)
+    if save_images:
+        out.print(f"restored images: {save_images}")
+
+
+# --------------------------------------------------------------------------- restore
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  lotteryir restore ticket.safetensors photo.jpg -o restored/\n\n"
+        "  lotteryir restore runs/mirl-tiny-sample big.png -o out/ --tile 256"
+    )
+)
+def restore(
+    source: Path = typer.Argument(..., help="Checkpoint, exported ticket or run directory."),
+    images: List[Path] = typer.Argument(..., help="Images to restore."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output directory."),
+    round: Optional[int] = typer.Option(None, help="Round of a run directory (default: the last finished)."),
+    tile: Optional[int] = typer.Option(None, help="Tile size; default: tiles of 512 for images above 1024x1024."),
+    overlap: int = typer.Option(32, help="Tile overlap in pixels."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, ..."),
+) -> None:
+    """Restore your own images (any size; tiled when large)."""
+    from .data import read_image, write_image
+    from .engine import pick_device, restore_image
+
+    loaded, _ = _load_source(source, round)
+    dev = pick_device(device)
+    model = loaded.model.to(dev).eval()
+    for path in images:
+        img = read_image(path)
+        use_tile = tile if tile is not None else (512 if img.shape[1] * img.shape[2] > 1024 * 1024 else None)
+        restored = restore_image(model, img, tile=use_tile, overlap=overlap, device=dev).clamp(0, 1)
+        target = output / f"{path.stem}.png"
+        write_image(restored.cpu(), target)
+        out.print(f"{path} -> {target}" + (f" (tiles of {use_tile})" if use_tile else ""), highlight=False)
+
+
+# --------------------------------------------------------------------------- report
+@app.command(epilog="Example:\n\n  lotteryir report runs/mirl-tiny-sample --json")
+def report(
+    run_dir: Path = typer.Argument(..., help="Run directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """The round table (density, parameters left, per-task PSNR/SSIM, controls, time) and the figure."""
+    from .runs import read_config, read_history
+    from .runs.figures import write_report_figure
+
+    config = read_config(run_dir)
+    history = read_history(run_dir)
+    if history:
+        write_report_figure(history, run_dir / "report.png", title=f"{config.model}/{config.size}")
+    if as_json:
+        print(json.dumps({"run": str(run_dir), "config": config.to_dict(), "rounds": history}, indent=2))
+        return
+    if not history:
+        out.print(f"{run_dir}: no finished round yet")
+        return
+    out.print(_round_table(history, title=f"{run_dir} ({config.model}/{config.size}, {config.recipe})"))
+    out.print(f"figure: {run_dir / 'report.png'}")
+
+
+# --------------------------------------------------------------------------- export
+@app.command(epilog="Example:\n\n  lotteryir export runs/mirl-tiny-sample --round 10 -o ticket.safetensors --dtype fp16")
+def export(
+    run_dir: Path = typer.Argument(..., help="Run directory."),
+    round: Optional[int] = typer.Option(None, help="Round to export (default: the last finished)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Ticket file to write (.safetensors)."),
+    dtype: str = typer.Option("fp32", help="Surviving values as fp32 (exact) or fp16/bf16."),
+) -> None:
+    """Write a round's compact ticket: entropy-coded mask + surviving values."""
+    from .runs import export_run
+
+    meta = export_run(run_dir, output, round=round, dtype=dtype)
+    size = output.stat().st_size
+    out.print(f"wrote {output} ({size / 1e6:.2f} MB; {meta['model']}/{meta['size']}, round {meta['round']}, "
+              f"density {meta['density']:.4f}, values {dtype})", highlight=False)
+
+
+# --------------------------------------------------------------------------- listings
+@app.command()
+def models() -> None:
+    """Available networks and sizes with parameter counts."""
+    from .models import available
+
+    table = Table(title="models")
+    for col in ("name", "size", "parameters", "description"):
+        table.add_column(col)
+    for info in available():
+        table.add_row(info.name, info.size, f"{info.params:,}", info.description)
+    out.print(table)
+
+
+@app.command()
+def recipes() -> None:
+    """Available data recipes: tasks and expected folder layouts."""
+    from .data import available_recipes
+
+    for info in available_recipes():
+        out.print(f"[bold]{info.name}[/]: {info.description}")
+        out.print(f"  tasks: {', '.join(info.tasks)}", highlight=False)
+        for line in info.layout.splitlines():
+            out.print(f"  {line}", highlight=False, markup=False)
+        out.print()
+
+
+# --------------------------------------------------------------------------- entry point
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: one clear error line and a non-zero exit instead of a traceback."""
+    global _DEBUG
+    args = list(sys.argv[1:] if argv is None else argv)
+    _DEBUG = "--debug" in args
+    args = [a for a in args if a != "--debug"]
+    logging.basicConfig(level=logging.DEBUG if _DEBUG else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        # typer's standalone mode turns usage errors into its own short message and exit code 2.
+        app(args=args, prog_name="lotteryir")
+        return 0
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except KeyboardInterrupt:
+        err.print("interrupted; rerun the same command to resume", highlight=False)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the CLI's one place that turns errors into a line
+        from .engine import TrainingStopped
+
+        if _DEBUG:
+            raise
+        if isinstance(e, TrainingStopped):
+            err.print(f"stopped: {e}. Rerun the same command to resume.", highlight=False, markup=False)
+            return 130
+        message = str(e) if not isinstance(e, KeyError) else str(e.args[0] if e.args else e)
+        first, _, rest = message.strip().partition("\n")
+        if rest.strip():  # one line on the terminal; the full text (e.g. an expected layout) with --debug
+            first += " (details: rerun with --debug; layouts: `lotteryir recipes`)"
+        err.print(f"error: {first}", highlight=False, markup=False, soft_wrap=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""The command line end to end: prune, resume after SIGKILL, evaluate, export, report, errors."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from lotteryir.cli import main
+from lotteryir.pruning import Mask
+from lotteryir.pruning.ticket import load_compact
+from lotteryir.runs import read_history
+
+from .runs.conftest import TINY_ARGS, finished_run  # noqa: F401  (shared session fixture)
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lotteryir", *args], capture_output=True, text=True, env=ENV,
+                          timeout=timeout)
+
+
+def _one_error_line(capsys, argv: list[str], expect: str) -> str:
+    code = main(argv)
+    captured = capsys.readouterr()
+    lines = [l for l in captured.err.splitlines() if l.strip()]
+    assert code != 0, captured
+    assert len(lines) == 1, captured.err
+    assert "Traceback" not in captured.err
+    assert expect in lines[0], lines[0]
+    return lines[0]
+
+
+def _strip_timing(history: list[dict]) -> list[dict]:
+    out = []
+    for h in history:
+        h = {k: v for k, v in h.items() if k != "seconds"}
+        h["train"] = {k: v for k, v in h["train"].items() if k not in ("seconds", "resumed_from")}
+        out.append(h)
+    return out
+
+
+def _same_run(a: Path, b: Path) -> None:
+    ha, hb = read_history(a), read_history(b)
+    assert _strip_timing(ha) == _strip_timing(hb)
+    for h in ha:
+        r = f"r{h['round']:02d}"
+        assert Mask.load(a / "rounds" / r / "mask.safetensors") == Mask.load(b / "rounds" / r / "mask.safetensors")
+        wa, _, _ = load_compact(a / "rounds" / r / "ticket.safetensors")
+        wb, _, _ = load_compact(b / "rounds" / r / "ticket.safetensors")
+        assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_prune_end_to_end_matches_the_api_run(finished_run, tmp_path):
+    t0 = time.perf_counter()
+    result = _cli("prune", *TINY_ARGS, "--out", str(tmp_path / "cli"))
+    assert result.returncode == 0, result.stderr
+    assert time.perf_counter() - t0 < 60
+    first = result.stdout.splitlines()[0]
+    for piece in ("recipe built-in sample", "model mirl/tiny", "device cpu", "3 trainings x 4 steps", "expected duration"):
+        assert piece in first, first
+    _same_run(finished_run, tmp_path / "cli")
+
+
+def test_sigkill_mid_round_then_resume_gives_identical_results(finished_run, tmp_path):
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "lotteryir", "prune", *TINY_ARGS, "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    state = out / "rounds" / "r01" / "ckpt" / "train_state.json"
+    deadline = time.time() + 90
+    try:
+        while time.time() < deadline:
+            if state.is_file() and json.loads(state.read_text()).get("step", 0) >= 2:
+                break
+            time.sleep(0.02)
+        else:
+            pytest.fail("the run never reached step 2 of round 1")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert not (out / "rounds" / "r01" / "metrics.json").exists(), "killed too late to test a mid-round resume"
+    result = _cli("prune", *TINY_ARGS, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "resuming after round 0" in result.stdout.splitlines()[0]
+    _same_run(finished_run, out)
+
+
+def test_changed_configuration_refused(finished_run, capsys):
+    args = [a if a != "2" else "3" for a in TINY_ARGS]  # --rounds 3 instead of 2 (and max_images=2 untouched)
+    _one_error_line(capsys, ["prune", *args, "--out", str(finished_run)], "different configuration")
+
+
+def test_export_then_evaluate_equals_evaluating_the_round(finished_run, tmp_path, capsys):
+    ticket = tmp_path / "ticket.safetensors"
+    assert main(["export", str(finished_run), "--round", "2", "-o", str(ticket)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(finished_run), "--round", "2", "--json"]) == 0
+    from_run = json.loads(capsys.readouterr().out)
+    sample = ["--data-path", "max_images=2", "--tasks", "denoise_25,derain"]
+    assert main(["evaluate", str(ticket), "--json", *sample]) == 0
+    from_ticket = json.loads(capsys.readouterr().out)
+    assert from_ticket["sets"] == from_run["sets"]
+    assert from_run["sets"] == read_history(finished_run)[2]["eval"]
+    assert from_ticket["density"] == pytest.approx(0.64, abs=1e-4)
+    fp16 = tmp_path / "half.safetensors"
+    assert main(["export", str(finished_run), "-o", str(fp16), "--dtype", "fp16"]) == 0
+    assert fp16.stat().st_size < ticket.stat().st_size
+
+
+def test_report_and_restore(finished_run, tmp_path, capsys):
+    assert main(["report", str(finished_run), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [r["round"] for r in data["rounds"]] == [0, 1, 2]
+    assert main(["report", str(finished_run)]) == 0
+    text = capsys.readouterr().out
+    assert "0.6400" in text and "mean PSNR" in text
+    from lotteryir.data import read_image, write_image
+
+    img = torch.rand(3, 37, 53)
+    write_image(img, tmp_path / "in.png")
+    assert main(["restore", str(finished_run), str(tmp_path / "in.png"), "-o", str(tmp_path / "out")]) == 0
+    assert read_image(tmp_path / "out" / "in.png").shape == (3, 37, 53)
+
+
+def test_listings(capsys):
+    assert main(["models"]) == 0
+    assert "35,592,263" in capsys.readouterr().out
+    assert main(["recipes"]) == 0
+    text = capsys.readouterr().out
+    assert "sample" in text and "mirl" in text and "Rain100L" in text
+
+
+@pytest.mark.parametrize(
+    "argv, expect",
+    [
+        (["prune", "--model", "nope", "--rounds", "1"], "unknown model 'nope'"),
+        (["prune", "--size", "huge", "--rounds", "1"], "huge"),
+        (["prune", "--rate", "0", "--rounds", "1"], "--rate must be in (0, 1)"),
+        (["prune", "--rate", "1.5", "--rounds", "1"], "--rate must be in (0, 1)"),
+        (["report", "."], "not a lotteryir run directory"),
+        (["evaluate", "does-not-exist.safetensors"], "no such checkpoint"),
+    ],
+)
+def test_bad_inputs_one_line(capsys, tmp_path, argv, expect):
+    if argv[0] == "prune":
+        argv = [*argv, "--out", str(tmp_path / "run")]
+    if argv[0] == "report":
+        argv = ["report", str(tmp_path)]
+    _one_error_line(capsys, argv, expect)
+    assert not (tmp_path / "run").exists(), "a refused run leaves nothing behind"
+
+
+def test_wrong_data_layout(capsys, tmp_path):
+    (tmp_path / "data").mkdir()
+    line = _one_error_line(capsys, ["prune", "--recipe", "mirl", "--data", str(tmp_path / "data"), "--rounds", "1",
+                                    "--out", str(tmp_path / "run")], "mirl recipe")
+    assert str(tmp_path / "data") in line and "--debug" in line
+
+
+def test_checkpoint_of_another_model(capsys, tmp_path):
+    from lotteryir.models import build_model
+
+    torch.save(build_model("restormer", "tiny").state_dict(), tmp_path / "restormer.pt")
+    torch.save({"state_dict": {"net.foo.weight": torch.zeros(2, 2)}}, tmp_path / "odd.ckpt")
+    _one_error_line(capsys, ["restore", str(tmp_path / "odd.ckpt"), str(tmp_path / "x.png"), "-o", str(tmp_path)],
+                    "match no registered model")
+    line = _one_error_line(capsys, ["restore", str(tmp_path / "restormer.pt"), str(tmp_path / "missing.png"), "-o",
+                                    str(tmp_path)], "missing.png")
+    assert "Traceback" not in line
