@@ -1,6 +1,7 @@
 """The lotteryir command line: a thin typer + rich shell over the Python API."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -41,6 +42,7 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show full traceback
         "  lotteryir prune --model mirl --rounds 3                # built-in sample data, CPU-sized\n\n"
         "  lotteryir prune --preset paper --data /data/mirl       # the MIR-L paper's recipe\n\n"
         "  lotteryir prune --model restormer --recipe denoise --data /data --rewind step:500 --controls\n\n"
+        "  torchrun --nproc_per_node 4 -m lotteryir prune --preset paper --data /data/mirl   # 4 GPUs, DDP\n\n"
         "Re-running the same command with the same --out resumes where it stopped."
     )
 )
@@ -58,7 +60,7 @@ def prune(
     rewind: str = typer.Option("init", help="init | step:K | none."),
     epochs: Optional[int] = typer.Option(None, help="Epochs per round (default 120 on real data)."),
     steps: Optional[int] = typer.Option(None, help="Optimizer steps per round (default on sample data: 150)."),
-    batch_size: int = typer.Option(8, help="Batch size."),
+    batch_size: int = typer.Option(8, help="Global batch size (under torchrun split evenly across the processes)."),
     patch_size: Optional[int] = typer.Option(None, help="Training patch size (default 64; 48 on sample data)."),
     lr: float = typer.Option(2e-4, help="AdamW learning rate."),
     seed: int = typer.Option(0, help="Seed for initialization, data order and controls."),
@@ -69,7 +71,11 @@ def prune(
     checkpoint_every: int = typer.Option(50, help="Optimizer steps between mid-round checkpoints."),
     num_workers: int = typer.Option(0, help="DataLoader worker processes."),
 ) -> None:
-    """Run (or resume) an iterative-magnitude-pruning search and save every round."""
+    """Run (or resume) an iterative-magnitude-pruning search and save every round.
+
+    Under torchrun each process trains a DistributedDataParallel replica; rank 0 alone writes and draws.
+    """
+    from .engine.distributed import env_rank
     from .runs import PruningRun, RunCallbacks, RunConfig
 
     paths = _parse_paths(data_path)
@@ -83,23 +89,28 @@ def prune(
     ).resolved()
     target = out_dir or Path("runs") / f"{config.model}-{config.size}-{config.recipe}"
     stop = threading.Event()
+    main_rank = env_rank() == 0  # the process group starts inside the run; torchrun's RANK says who draws
     drawer = _PruneDrawer()
-    run = PruningRun(target, config, drawer.callbacks(), should_stop=stop.is_set)
-    plan = run.plan()
-    drawer.first_line(plan, target)
+    run = PruningRun(target, config, drawer.callbacks() if main_rank else RunCallbacks(), should_stop=stop.is_set)
+    plan = run.plan(estimate=main_rank)
+    if main_rank:
+        drawer.first_line(plan, target)
 
     def _interrupt(signum, frame):  # first Ctrl-C: checkpoint and stop; second: hard stop
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        err.print("[yellow]stopping after the current step (checkpointing); Ctrl-C again to abort[/]")
+        if main_rank:
+            err.print("[yellow]stopping after the current step (checkpointing); Ctrl-C again to abort[/]")
 
     previous = signal.signal(signal.SIGINT, _interrupt)
     try:
-        with drawer.progress:
+        with drawer.progress if main_rank else contextlib.nullcontext():
             history = run.run()
     finally:
         signal.signal(signal.SIGINT, previous)
+    if not main_rank:
+        return
     out.print(_round_table(history, title=f"{target}: finished"))
     out.print(f"report figure: {target / 'report.png'}   export: lotteryir export {target} --round N -o ticket.safetensors")
 
@@ -136,6 +147,13 @@ class _PruneDrawer:
             f"expected duration {expected}; run directory {target}",
             highlight=False, soft_wrap=True,
         )
+        if plan.world_size > 1:
+            out.print(
+                f"DistributedDataParallel: {plan.world_size} processes ({plan.backend}); global batch "
+                f"{plan.batch_size} = {plan.world_size} ranks x {plan.batch_per_rank}; lr {plan.lr:g} on the "
+                f"schedule of one process with batch {plan.batch_size}",
+                highlight=False, soft_wrap=True,
+            )
 
     def callbacks(self):
         from .runs import RunCallbacks
@@ -399,14 +417,18 @@ def main(argv: list[str] | None = None) -> int:
 
         if _DEBUG:
             raise
+        from .engine.distributed import env_rank
+
+        who = f"rank {env_rank()}: " if env_rank() else ""  # under torchrun every rank reports its own failure
         if isinstance(e, TrainingStopped):
-            err.print(f"stopped: {e}. Rerun the same command to resume.", highlight=False, markup=False)
+            if not who:
+                err.print(f"stopped: {e}. Rerun the same command to resume.", highlight=False, markup=False)
             return 130
         message = str(e) if not isinstance(e, KeyError) else str(e.args[0] if e.args else e)
         first, _, rest = message.strip().partition("\n")
         if rest.strip():  # one line on the terminal; the full text (e.g. an expected layout) with --debug
             first += " (details: rerun with --debug; layouts: `lotteryir recipes`)"
-        err.print(f"error: {first}", highlight=False, markup=False, soft_wrap=True)
+        err.print(f"{who}error: {first}", highlight=False, markup=False, soft_wrap=True)
         return 1
 
 

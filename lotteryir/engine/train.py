@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from lotteryir.engine.checkpoint import TrainState, load_checkpoint, peek_state, save_checkpoint
+from lotteryir.engine import distributed as ddp
+from lotteryir.engine.checkpoint import TrainState, capture_rng, load_checkpoint, peek_state, restore_rng, save_checkpoint
 from lotteryir.engine.device import pick_device
 
 if TYPE_CHECKING:  # the closure boundary is the only contact with the pruner, and only as a type
@@ -42,6 +43,7 @@ class TrainConfig:
     # Round length: give epochs or optimizer steps; neither means the paper's 120 epochs.
     epochs: int | None = None
     steps: int | None = None
+    # The global batch: under torchrun each of N processes trains on batch_size / N of every batch.
     batch_size: int = 8
     lr: float = 2e-4
     # PromptIR builds AdamW(params, lr=2e-4) and nothing else, i.e. torch's default decay of 0.01.
@@ -59,6 +61,9 @@ class TrainConfig:
     amp: str | None = None  # None, "bf16" or "fp16"; CUDA only, ignored with a warning on CPU
     device: str | torch.device | None = None  # None: CUDA when present, else CPU
     num_workers: int = 0
+    # DistributedDataParallel only: look for parameters without a gradient after each backward. The
+    # published PromptIR (MIR-L) has six such layers and trains with it on; False is a little faster.
+    find_unused_parameters: bool = True
     checkpoint_every: int | None = 500  # optimizer steps between mid-round checkpoints
     seed: int | None = None  # None: use the pruner's ctx.seed
     # Seeding torch/NumPy/Python global RNGs makes dropout and dataset augmentations repeatable too.
@@ -147,6 +152,13 @@ class RestorationTrainer:
     ``model.parameters()`` (with pruning masks attached these are the ``*_orig``
     tensors), which is the paper's per-round restart. Items are dicts with
     ``"input"`` and ``"target"`` tensors (or ``(input, target)`` pairs).
+
+    Inside a torch.distributed process group (torchrun) the model is wrapped in
+    DistributedDataParallel once per model object, ``batch_size`` stays the
+    global batch (each of N ranks takes its 1/N slice of the very batch a single
+    process would draw), so steps, learning rates and the data order equal a
+    single-process run's. Only rank 0 writes checkpoints and reports progress;
+    the reported loss is the mean over all ranks.
     """
 
     def __init__(
@@ -177,10 +189,22 @@ class RestorationTrainer:
             warmup = round(cfg.warmup_fraction * total)
         return per_epoch, total, min(warmup, total)
 
+    def batch_split(self) -> tuple[int, int]:
+        """(processes, per-process batch): the global ``batch_size`` divided among the ranks."""
+        world, bs = ddp.world_size(), self.config.batch_size
+        if bs % world:
+            raise ValueError(
+                f"batch_size {bs} is the global batch and must divide evenly among the {world} processes; "
+                f"use a multiple of {world}"
+            )
+        return world, bs // world
+
     def __call__(self, model: nn.Module, ctx: RoundContext) -> dict[str, Any]:
         """Train ``model`` in place for one round; returns loss, steps, seconds and final lr."""
         cfg = self.config
         per_epoch, total, warmup = self.plan()
+        world, _ = self.batch_split()
+        main = ddp.is_main()
         horizon = max(total, round(cfg.schedule_horizon * total))
         device = pick_device(cfg.device)
         amp_dtype = self._amp_dtype(device)
@@ -201,6 +225,7 @@ class RestorationTrainer:
 
         model.to(device)
         model.train()
+        net = ddp.ddp_wrap(model, device, find_unused_parameters=cfg.find_unused_parameters)
         optimizer = torch.optim.AdamW(
             [p for p in model.parameters() if p.requires_grad],
             lr=cfg.lr,
@@ -221,7 +246,10 @@ class RestorationTrainer:
                     ctx.rewind_step,
                 )
         elif cfg.seed_global_rngs:
-            self._seed_globals(derive_seed(base_seed, ctx.round, 0))
+            # Rank 0 seeds as a single process does; other ranks draw their own streams (e.g. dropout).
+            self._seed_globals(derive_seed(base_seed, ctx.round, 0, *([ddp.rank()] if ddp.rank() else [])))
+        # Nobody may write the next checkpoint (and delete this one) before every rank has read it.
+        ddp.barrier()
         resumed_from = state.step
         saved_step = state.step if resumed is not None else None
 
@@ -240,17 +268,21 @@ class RestorationTrainer:
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 step_loss = 0.0
-                for _micro in range(cfg.grad_accum):
+                for micro in range(cfg.grad_accum):
                     inputs, targets = _unpack(next(batches), device)
-                    with autocast:
-                        restored = model(inputs)
-                    loss = F.l1_loss(restored.float(), targets.float())
-                    value = loss.item()
-                    if not math.isfinite(value):
-                        optimizer.zero_grad(set_to_none=True)
-                        raise NonFiniteLossError(state.step + 1, lr, value, ctx.round, ckpt_dir, saved_step)
-                    scaled = loss / cfg.grad_accum
-                    (scaler.scale(scaled) if scaler is not None else scaled).backward()
+                    # DDP averages gradients over ranks only at the last micro-batch of a step.
+                    sync = net.no_sync() if world > 1 and micro < cfg.grad_accum - 1 else contextlib.nullcontext()
+                    with sync:
+                        with autocast:
+                            restored = net(inputs)
+                        loss = F.l1_loss(restored.float(), targets.float())
+                        # The mean over ranks: the loss of the global batch, and one verdict on finiteness.
+                        value = (ddp.all_reduce_sum(loss.detach().float()) / world).item() if world > 1 else loss.item()
+                        if not math.isfinite(value):
+                            optimizer.zero_grad(set_to_none=True)
+                            raise NonFiniteLossError(state.step + 1, lr, value, ctx.round, ckpt_dir, saved_step)
+                        scaled = loss / cfg.grad_accum
+                        (scaler.scale(scaled) if scaler is not None else scaled).backward()
                     step_loss += value / cfg.grad_accum
                 self._optimizer_step(model, optimizer, scaler)
                 state.step += 1
@@ -261,7 +293,7 @@ class RestorationTrainer:
 
                 elapsed = time.perf_counter() - start_time
                 rate = (state.step - start_step) / elapsed if elapsed > 0 else 0.0
-                if self.progress is not None:
+                if self.progress is not None and main:
                     self.progress(
                         TrainProgress(
                             round=ctx.round,
@@ -276,10 +308,16 @@ class RestorationTrainer:
                         )
                     )
                 stop = cfg.should_stop is not None and cfg.should_stop()
+                if world > 1 and cfg.should_stop is not None:  # one rank asked to stop (e.g. its Ctrl-C came a step early): all stop here
+                    stop = bool(ddp.all_reduce_sum(torch.tensor([float(stop)], device=device)).item())
                 due = cfg.checkpoint_every is not None and state.step % cfg.checkpoint_every == 0
                 if ckpt_dir is not None and (due or stop or state.step == total):
                     state.seconds = prior_seconds + time.perf_counter() - start_time
-                    save_checkpoint(ckpt_dir, state, model, self._optim_state(optimizer, scaler))
+                    optim_state = self._optim_state(optimizer, scaler)
+                    if world > 1:
+                        optim_state["rng_ranks"] = ddp.all_gather_object(capture_rng())
+                    if main:
+                        save_checkpoint(ckpt_dir, state, model, optim_state)
                     saved_step = state.step
                     log.debug("round %d: checkpoint at step %d in %s", ctx.round, state.step, ckpt_dir)
                 if stop and state.step < total:
@@ -350,6 +388,9 @@ class RestorationTrainer:
         loaded = load_checkpoint(ckpt_dir, model)
         assert loaded is not None
         state, optim_state = loaded
+        ranks = optim_state.get("rng_ranks") or []
+        if 0 < ddp.rank() < len(ranks):
+            restore_rng(*ranks[ddp.rank()])  # load_checkpoint restored rank 0's generators
         optimizer.load_state_dict(optim_state["optimizer"])
         if scaler is not None and "scaler" in optim_state:
             scaler.load_state_dict(optim_state["scaler"])
@@ -371,7 +412,10 @@ class RestorationTrainer:
             generator=torch.Generator().manual_seed(derive_seed(base_seed, round_, epoch, 1)),
         )
         per_epoch = self.plan()[0] * cfg.grad_accum
-        batches = order[: per_epoch * cfg.batch_size].view(per_epoch, cfg.batch_size).tolist()[skip:]
+        world, share = self.batch_split()
+        me = ddp.rank()
+        # Rank r takes columns [r*share, (r+1)*share) of each global batch: the union is the single-process batch.
+        batches = order[: per_epoch * cfg.batch_size].view(per_epoch, world, share)[:, me].tolist()[skip:]
         return DataLoader(
             self.dataset,
             batch_sampler=batches,

@@ -6,6 +6,7 @@ from .bridge import attach_masks as _attach_params
 from .bridge import current_mask, effective_weights, export_state_dict, remove_masks, write_weights
 from .context import RoundContext, TrainClosure
 from .controls import default_init, reinitialize
+from .distributed import MaskMismatchError, mask_checksum, verify_masks_agree
 from .mask import Mask, atomic_save_safetensors
 from .pruner import IterativeMagnitudePruner, Rewind, RoundRecord, rounds_for_density
 from .report import SparsityReport, TensorSparsity, sparsity_report
@@ -32,6 +33,7 @@ __all__ = [
     "DEFAULT_MODULE_TYPES",
     "IterativeMagnitudePruner",
     "Mask",
+    "MaskMismatchError",
     "PrunableParam",
     "Rewind",
     "RoundContext",
@@ -49,6 +51,7 @@ __all__ = [
     "find_prunable",
     "global_magnitude",
     "layerwise_magnitude",
+    "mask_checksum",
     "random_mask_like",
     "random_pruning",
     "reinitialize",
@@ -56,5 +59,6 @@ __all__ = [
     "rounds_for_density",
     "select_prunable",
     "sparsity_report",
+    "verify_masks_agree",
     "write_weights",
 ]

@@ -33,6 +33,7 @@ from torch import nn
 from . import bridge
 from .context import RoundContext, TrainClosure
 from .controls import InitFn, reinitialize
+from .distributed import verify_masks_agree
 from .mask import MASK_SUFFIX, ORIG_SUFFIX, Mask, atomic_save_safetensors
 from .report import SparsityReport, sparsity_report
 from .selection import PrunableParam, find_prunable
@@ -132,6 +133,12 @@ class IterativeMagnitudePruner:
     for one round and returns a metrics dict (see :class:`RoundContext`).
     Masks (all ones) are attached at construction, so build optimizers and
     wrappers such as DistributedDataParallel *after* creating the pruner.
+
+    Under torch.distributed, create the pruner on every rank from identical
+    weights and run the same rounds everywhere: each rank prunes its own
+    replica, and :meth:`prune` verifies with one checksum all-reduce that all
+    ranks hold the same mask (:class:`MaskMismatchError` otherwise). Masks are
+    updated in place, so the DDP wrapper stays valid for the whole run.
 
     Args:
         rate: fraction of the remaining prunable weights removed per round, in (0, 1).
@@ -384,6 +391,8 @@ class IterativeMagnitudePruner:
         mask = self.next_mask()
         self.apply_mask(mask)
         self.level += 1
+        # Under torch.distributed every rank prunes its own replica; a disagreement is an error.
+        verify_masks_agree(self.full_mask, self.level)
         return mask
 
     # -- rounds --------------------------------------------------------------
@@ -487,6 +496,7 @@ class IterativeMagnitudePruner:
                 self.rewind(control)
             random = random_mask_like(self.mask, seed=seed)
             bridge.attach_masks(control, [by_name[n] for n in self.active], random)
+            verify_masks_agree(random, self.level, what="random_prune control")
         return control
 
     # -- export --------------------------------------------------------------
@@ -547,6 +557,7 @@ class IterativeMagnitudePruner:
             self._snapshot_step = state["rewind_step"]
         self.round = int(state["round"])
         self.level = int(state["level"])
+        verify_masks_agree(self.full_mask, self.level, what="resumed")
         self.active = list(state["active"])
         self.excluded_unused = list(state["excluded_unused"])
         self.history = [RoundRecord(**h) for h in state["history"]]
