@@ -28,3 +28,16 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory) -> Path:
+    """A finished 2-round run of the tiny configuration, made once through the Python API."""
+    from lotteryir.runs import PruningRun, RunConfig
+
+    from .tiny_run import TINY
+
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    PruningRun(out, RunConfig(**TINY)).run()
+    return out

@@ -17,7 +17,7 @@ from lotteryir.pruning import Mask
 from lotteryir.pruning.ticket import load_compact
 from lotteryir.runs import read_history
 
-from .runs.conftest import TINY_ARGS, finished_run  # noqa: F401  (shared session fixture)
+from .tiny_run import TINY_ARGS
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 

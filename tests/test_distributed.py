@@ -25,7 +25,7 @@ from lotteryir.pruning import IterativeMagnitudePruner, Mask
 from lotteryir.pruning.ticket import load_compact
 from lotteryir.runs import read_history
 
-from .runs.conftest import TINY_ARGS, finished_run  # noqa: F401  (the same config, one process)
+from .tiny_run import TINY_ARGS
 from .test_cli import _same_run
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc to find torchrun's workers")

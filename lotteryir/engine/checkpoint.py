@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from lotteryir.pruning.files import atomic_write, unshared_cpu
+
 __all__ = ["TrainState", "save_checkpoint", "load_checkpoint", "capture_rng", "restore_rng"]
 
 STATE_FILE = "train_state.json"
@@ -81,10 +83,10 @@ def save_checkpoint(
     optim_name = f"train_optim-{state.step:08d}.pt"
 
     rng_tensors, rng_scalars = capture_rng()
-    tensors = _cpu_tensors(model.state_dict())
+    tensors = unshared_cpu(model.state_dict())
     tensors.update(rng_tensors)
-    _atomic(directory / model_name, lambda p: save_file(tensors, str(p)))
-    _atomic(directory / optim_name, lambda p: torch.save(optim_state, p))
+    atomic_write(directory / model_name, lambda p: save_file(tensors, str(p)))
+    atomic_write(directory / optim_name, lambda p: torch.save(optim_state, p))
     record = {
         "round": state.round,
         "step": state.step,
@@ -97,7 +99,7 @@ def save_checkpoint(
         "optim_file": optim_name,
         "rng": rng_scalars,
     }
-    _atomic(directory / STATE_FILE, lambda p: p.write_text(json.dumps(record)))
+    atomic_write(directory / STATE_FILE, lambda p: p.write_text(json.dumps(record)))
     _fsync_dir(directory)
     for stale in list(directory.glob("train_model-*.safetensors")) + list(directory.glob("train_optim-*.pt")):
         if stale.name not in (model_name, optim_name):
@@ -148,28 +150,6 @@ def peek_state(directory: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise RuntimeError(f"training checkpoint record {path} is unreadable ({err}); delete it to restart the round") from err
-
-
-def _cpu_tensors(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    out: dict[str, torch.Tensor] = {}
-    seen: set[int] = set()
-    for key, value in state_dict.items():
-        t = value.detach().to("cpu").contiguous()
-        # safetensors refuses tensors that share storage (tied weights); store copies instead.
-        if t.untyped_storage().data_ptr() in seen:
-            t = t.clone()
-        seen.add(t.untyped_storage().data_ptr())
-        out[key] = t
-    return out
-
-
-def _atomic(path: Path, write: Any) -> None:
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    write(tmp)
-    with open(tmp, "rb+") as fh:
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -7,7 +7,8 @@ from .bridge import current_mask, effective_weights, export_state_dict, remove_m
 from .context import RoundContext, TrainClosure
 from .controls import default_init, reinitialize
 from .distributed import MaskMismatchError, mask_checksum, verify_masks_agree
-from .mask import Mask, atomic_save_safetensors
+from .files import atomic_save_safetensors, atomic_write, atomic_write_text
+from .mask import Mask
 from .pruner import IterativeMagnitudePruner, Rewind, RoundRecord, rounds_for_density
 from .report import SparsityReport, TensorSparsity, sparsity_report
 from .selection import DEFAULT_MODULE_TYPES, PrunableParam, find_prunable, select_prunable
@@ -43,6 +44,8 @@ __all__ = [
     "TensorSparsity",
     "TrainClosure",
     "atomic_save_safetensors",
+    "atomic_write",
+    "atomic_write_text",
     "attach_masks",
     "current_mask",
     "default_init",

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+
+from .files import atomic_save_safetensors
 
 ORIG_SUFFIX = "_orig"
 MASK_SUFFIX = "_mask"
@@ -149,24 +150,5 @@ class Mask(Mapping[str, torch.Tensor]):
 
     def save(self, path: str | os.PathLike, metadata: Mapping[str, str] | None = None) -> None:
         """Write as safetensors (bool tensors), atomically."""
-        tensors = {n: t.detach().cpu().contiguous() for n, t in self._t.items()}
-        atomic_save_safetensors(tensors, path, metadata)
+        atomic_save_safetensors(self._t, path, metadata)
 
-
-def atomic_save_safetensors(
-    tensors: Mapping[str, torch.Tensor], path: str | os.PathLike, metadata: Mapping[str, str] | None = None
-) -> None:
-    """``safetensors.torch.save_file`` to a temporary file, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(dict(tensors), tmp, metadata=dict(metadata) if metadata else None)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -17,10 +17,8 @@ import copy
 import fnmatch
 import json
 import logging
-import math
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +32,8 @@ from . import bridge
 from .context import RoundContext, TrainClosure
 from .controls import InitFn, reinitialize
 from .distributed import verify_masks_agree
-from .mask import MASK_SUFFIX, ORIG_SUFFIX, Mask, atomic_save_safetensors
+from .files import atomic_save_safetensors, atomic_write_text
+from .mask import MASK_SUFFIX, ORIG_SUFFIX, Mask
 from .report import SparsityReport, sparsity_report
 from .selection import PrunableParam, find_prunable
 from .strategies import global_magnitude, layerwise_magnitude, random_mask_like, random_pruning
@@ -515,9 +514,9 @@ class IterativeMagnitudePruner:
         d.mkdir(parents=True, exist_ok=True)
         self.full_mask.save(d / "mask.safetensors")
         if self._snapshot is not None:
-            atomic_save_safetensors(_cpu_unshared(self._snapshot), d / "rewind.safetensors")
+            atomic_save_safetensors(self._snapshot, d / "rewind.safetensors")
         if include_model:
-            atomic_save_safetensors(_cpu_unshared(self.model.state_dict()), d / "model.safetensors")
+            atomic_save_safetensors(self.model.state_dict(), d / "model.safetensors")
         state = {
             "version": STATE_VERSION,
             "round": self.round,
@@ -529,7 +528,7 @@ class IterativeMagnitudePruner:
             "config": self.config(),
             "history": [h.to_dict() for h in self.history],
         }
-        _atomic_write_text(d / "pruner.json", json.dumps(state, indent=2))
+        atomic_write_text(d / "pruner.json", json.dumps(state, indent=2))
 
     def load_state(self, directory: str | os.PathLike) -> None:
         """Restore what :meth:`save_state` wrote; the pruner must be configured the same way."""
@@ -567,28 +566,3 @@ class IterativeMagnitudePruner:
                 h.remove()
             self._grad_hooks.clear()
 
-
-def _cpu_unshared(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    # safetensors refuses tensors that share memory (tied weights): store each once per key.
-    out, seen = {}, {}
-    for k, t in tensors.items():
-        t = t.detach()
-        ptr = (t.data_ptr(), t.shape, t.stride()) if t.numel() else None
-        out[k] = t.cpu().clone() if ptr is not None and ptr in seen else t.cpu().contiguous()
-        if ptr is not None:
-            seen[ptr] = k
-    return out
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

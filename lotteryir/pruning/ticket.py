@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from safetensors import safe_open
 
-from .mask import Mask, atomic_save_safetensors
+from .files import atomic_save_safetensors
+from .mask import Mask
 
 FORMAT = "lotteryir-ticket"
 FORMAT_VERSION = 1

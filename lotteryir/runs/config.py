@@ -1,0 +1,121 @@
+"""The resolved configuration of a pruning run: what defines its results, saved first."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ..pruning import Rewind, rounds_for_density
+
+# The built-in sample recipe on CPU: `lotteryir prune --model mirl --rounds 3` must finish
+# on 2 cores in under 10 minutes, so the defaults there are small and step-based.
+SAMPLE_SIZE = "tiny"
+SAMPLE_STEPS = 150
+SAMPLE_PATCH = 48
+DEFAULT_EPOCHS = 120  # the paper's round length on real data
+
+PAPER_PRESET: dict[str, Any] = {
+    "size": "full",
+    "recipe": "mirl",
+    "rounds": 15,
+    "rate": 0.2,
+    "scope": "global",
+    "rewind": "init",
+    "epochs": 120,
+    "warmup_epochs": 15,
+    "lr": 2e-4,
+    "batch_size": 8,
+    "patch_size": 64,
+    "tasks": ["denoise_15", "denoise_25", "denoise_50", "derain", "dehaze"],
+}
+
+# Settings that may change between a run and its resumption without changing its results' meaning.
+OPERATIONAL = ("device", "num_workers", "checkpoint_every", "eval_tile")
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a pruning run. Saved as ``config.json`` before anything else."""
+
+    model: str = "mirl"
+    size: str | None = None
+    recipe: str = "sample"
+    data: str | None = None
+    data_paths: dict[str, str] = field(default_factory=dict)
+    tasks: list[str] | None = None
+    rounds: int | None = None
+    target_density: float | None = None
+    rate: float = 0.2
+    scope: str = "global"
+    rewind: str = "init"
+    epochs: int | None = None
+    steps: int | None = None
+    warmup_epochs: float | None = None
+    batch_size: int = 8
+    patch_size: int | None = None
+    lr: float = 2e-4
+    seed: int = 0
+    controls: list[str] = field(default_factory=list)
+    device: str | None = None
+    num_workers: int = 0
+    checkpoint_every: int = 50
+    eval_tile: int | None = None
+    preset: str | None = None
+
+    def resolved(self) -> RunConfig:
+        """Fill defaults that depend on other settings (sample sizes, round counts) and validate."""
+        c = dataclasses.replace(self, data_paths=dict(self.data_paths), tasks=list(self.tasks) if self.tasks else None)
+        if c.preset is not None:
+            if c.preset != "paper":
+                raise ValueError(f"unknown preset {c.preset!r}; the only preset is 'paper'")
+            for key, value in PAPER_PRESET.items():
+                setattr(c, key, value)
+            if not c.data:
+                raise ValueError("--preset paper needs the paper's data: give --data ROOT (see `lotteryir recipes`)")
+        if not 0.0 < c.rate < 1.0:
+            raise ValueError(f"--rate must be in (0, 1) (fraction of the remaining weights pruned per round), got {c.rate}")
+        if c.rounds is not None and c.target_density is not None:
+            raise ValueError("give --rounds or --target-density, not both")
+        if c.target_density is not None:
+            if not 0.0 < c.target_density < 1.0:
+                raise ValueError(f"--target-density must be in (0, 1), got {c.target_density}")
+            c.rounds = rounds_for_density(c.target_density, c.rate)
+        if c.rounds is None:
+            raise ValueError("give --rounds N or --target-density D")
+        if c.rounds < 0:
+            raise ValueError(f"--rounds must be >= 0, got {c.rounds}")
+        if c.epochs is not None and c.steps is not None:
+            raise ValueError("give --epochs or --steps, not both")
+        Rewind.parse(c.rewind)  # validates
+        c.rewind = str(Rewind.parse(c.rewind))
+        if c.scope not in ("global", "layerwise", "random"):
+            raise ValueError(f"--scope must be global, layerwise or random, got {c.scope!r}")
+        sample = c.recipe == "sample"
+        if c.size is None:
+            c.size = SAMPLE_SIZE if sample else "full"
+        if c.patch_size is None:
+            c.patch_size = SAMPLE_PATCH if sample else 64
+        if c.epochs is None and c.steps is None:
+            if sample:
+                c.steps = SAMPLE_STEPS
+            else:
+                c.epochs = DEFAULT_EPOCHS
+        if c.batch_size < 1 or c.patch_size < 8:
+            raise ValueError(f"--batch-size must be >= 1 and --patch-size >= 8 (got {c.batch_size}, {c.patch_size})")
+        return c
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = [k for k in data if k not in known]
+        if unknown:
+            raise ValueError(f"unknown configuration keys: {', '.join(unknown)}")
+        return cls(**data)
+
+    def differences(self, other: RunConfig) -> list[str]:
+        """Result-defining settings that differ (operational ones such as the device may change)."""
+        a, b = self.to_dict(), other.to_dict()
+        return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if k not in OPERATIONAL and a[k] != b[k]]

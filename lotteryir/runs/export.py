@@ -1,0 +1,34 @@
+"""Export a run's round as a compact ticket."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .. import __version__
+from ..pruning.ticket import load_compact, save_compact
+from .run import RunError, read_config, read_history
+
+
+def round_ticket_path(run_dir: str | os.PathLike, round: int | None = None) -> Path:
+    """The stored ticket of ``round`` (default: the last finished round) of a run."""
+    run_dir = Path(run_dir)
+    read_config(run_dir)  # clear error when it is not a run
+    done = [h["round"] for h in read_history(run_dir)]
+    if not done:
+        raise RunError(f"{run_dir} has no finished round yet")
+    r = done[-1] if round is None else round
+    if r not in done:
+        raise RunError(f"round {r} of {run_dir} is not finished; finished rounds: {', '.join(map(str, done))}")
+    path = run_dir / "rounds" / f"r{r:02d}" / "ticket.safetensors"
+    if not path.is_file():
+        raise RunError(f"{path} is missing; the run directory is incomplete")
+    return path
+
+
+def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, round: int | None = None, dtype: str = "fp32") -> dict:
+    """Write the compact ticket of a run's round to ``out``; returns its metadata."""
+    state, mask, header = load_compact(round_ticket_path(run_dir, round))
+    meta = {k: v for k, v in header.items() if k not in ("format", "version", "pruned", "order")}
+    meta.update(value_dtype=dtype, lotteryir_version=__version__)
+    save_compact(state, mask, out, dtype=dtype, metadata=meta)
+    return meta
