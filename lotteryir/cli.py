@@ -59,7 +59,7 @@ def prune(
     scope: str = typer.Option("global", help="global | layerwise | random."),
     rewind: str = typer.Option("init", help="init | step:K | none."),
     epochs: Optional[int] = typer.Option(None, help="Epochs per round (default 120 on real data)."),
-    steps: Optional[int] = typer.Option(None, help="Optimizer steps per round (default on sample data: 150)."),
+    steps: Optional[int] = typer.Option(None, help="Optimizer steps per round (default on sample data: 300)."),
     batch_size: int = typer.Option(8, help="Global batch size (under torchrun split evenly across the processes)."),
     patch_size: Optional[int] = typer.Option(None, help="Training patch size (default 64; 48 on sample data)."),
     lr: float = typer.Option(2e-4, help="AdamW learning rate."),

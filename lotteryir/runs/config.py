@@ -10,7 +10,7 @@ from ..pruning import Rewind, rounds_for_density
 # The built-in sample recipe on CPU: `lotteryir prune --model mirl --rounds 3` must finish
 # on 2 cores in under 10 minutes, so the defaults there are small and step-based.
 SAMPLE_SIZE = "tiny"
-SAMPLE_STEPS = 150
+SAMPLE_STEPS = 300
 SAMPLE_PATCH = 48
 DEFAULT_EPOCHS = 120  # the paper's round length on real data
 

@@ -56,3 +56,15 @@ def test_sparsity_report():
 def test_load_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.safetensors"):
         Mask.load(tmp_path / "missing.safetensors")
+
+
+def test_saved_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    m = Mask({"a": torch.ones(3, dtype=torch.bool)})
+    m.save(tmp_path / "m.safetensors")
+    mode = os.stat(tmp_path / "m.safetensors").st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
