@@ -139,7 +139,7 @@ def main() -> None:
         out = {}
         for n, w in np_trained.items():
             out[n] = np.where(np.abs(w) < threshold, 0, masks[n])
-            rewound = out[n] * np_init[n]  # survivors back to their initial values
+            np_init[n] * out[n]  # survivors back to their initial values (the rewind)
         return {n: m.astype(bool) for n, m in out.items()}
 
     t_np, m_np, mask_np = measure(numpy_way, args.reps)

@@ -90,7 +90,8 @@ def _remove_smallest(
     out: dict[str, torch.Tensor] = {}
     for name, t in zip(names, flat):
         keep = t > threshold
-        keep &= alive[name].flatten()
+        if counts is None or counts[name] < t.numel():  # sentinels sit above any threshold
+            keep &= alive[name].flatten()
         if 0 < ties_to_remove < n_equal:
             # Deterministic tie-break: the first ties in (tensor, row-major) order go.
             ties = torch.nonzero(t == threshold).flatten()
