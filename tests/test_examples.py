@@ -1,0 +1,101 @@
+"""The examples and the lottery-ticket benchmark run end to end with tiny settings (so they cannot rot)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lotteryir.data import write_image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(script: str, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, env=env)
+
+
+def ok(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    return proc.stdout
+
+
+def test_wrap_your_own(tmp_path: Path) -> None:
+    out = ok(run("examples/wrap_your_own.py", "--steps", "3", "--rounds", "2", "--width", "8",
+                 "--threads", "1", "--out", str(tmp_path)))
+    assert "round 2: density 0.640" in out
+    assert "reload check passed" in out
+    assert (tmp_path / "ticket.safetensors").is_file() and (tmp_path / "ticket_plain.safetensors").is_file()
+
+
+def test_restormer_lth(tmp_path: Path) -> None:
+    out = ok(run("examples/restormer_lth.py", "--steps", "3", "--rounds", "1", "--patch", "32", "--batch", "2",
+                 "--test-images", "1", "--threads", "1", "--out", str(tmp_path)))
+    assert "round 1: density 0.800" in out
+    assert "ticket - dense:" in out
+    assert (tmp_path / "restormer_tiny_denoise_25_ticket.safetensors").is_file()
+
+
+def _mirl_tree(root: Path) -> None:
+    """Two 40x40 images in every folder of the MIR-L layout (see lotteryir/data/folders.py)."""
+    g = torch.Generator().manual_seed(0)
+
+    def image(path: Path) -> None:
+        write_image(torch.rand(3, 40, 40, generator=g), path)
+
+    for folder in ("train/denoise/WED", "train/denoise/BSD400", "test/denoise/BSD68", "test/denoise/Urban100"):
+        for i in range(2):
+            image(root / folder / f"{i}.png")
+    for folder, kind in (("train/derain/Rain100L", "rainy"), ("test/derain/Rain100L", "rainy"),
+                         ("train/dehaze/OTS", "hazy"), ("test/dehaze/SOTS", "hazy")):
+        for i in range(2):
+            image(root / folder / "input" / f"{i}_{kind}.png")
+            image(root / folder / "target" / f"{i}_gt.png")
+
+
+def test_mirl_paper_runs_on_the_standard_layout(tmp_path: Path) -> None:
+    _mirl_tree(tmp_path / "data")
+    out = ok(run("examples/mirl_paper.py", str(tmp_path / "data"), "--size", "tiny", "--steps", "2", "--rounds", "1",
+                 "--patch", "32", "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "run")))
+    assert "round 1: density 0.8000" in out
+    assert (tmp_path / "run" / "ticket_round01.safetensors").is_file()
+    assert len(json.loads((tmp_path / "run" / "history.json").read_text())) == 2
+
+
+def test_mirl_paper_says_what_is_missing(tmp_path: Path) -> None:
+    empty = run("examples/mirl_paper.py", str(tmp_path), "--size", "tiny", "--device", "cpu")
+    assert empty.returncode == 2
+    assert "train/denoise/WED" in empty.stderr and "test/dehaze/SOTS" in empty.stderr
+
+    _mirl_tree(tmp_path / "data")
+    for f in (tmp_path / "data" / "test" / "dehaze" / "SOTS" / "target").iterdir():
+        f.unlink()
+    partial = run("examples/mirl_paper.py", str(tmp_path / "data"), "--size", "tiny", "--device", "cpu")
+    assert partial.returncode == 2
+    assert "SOTS" in partial.stderr and "1 problem(s)" in partial.stderr
+
+
+def test_lottery_ticket_benchmark_quick(tmp_path: Path) -> None:
+    out_json = tmp_path / "lt.json"
+    out = ok(run("benchmarks/lottery_tickets.py", "--quick", "--threads", "1", "--out", str(out_json)))
+    assert "estimated" in out and "Verdict" in out
+    report = json.loads(out_json.read_text())
+    assert report["config"]["rounds"] == 2 and report["config"]["seeds"] == [0]
+    rounds = report["runs"][0]["rounds"]
+    assert [r["round"] for r in rounds] == [0, 1, 2]
+    assert list(rounds[0]["variants"]) == ["dense"]
+    for row in rounds[1:]:
+        assert set(row["variants"]) == {"imp_init", "imp_step", "random_reinit", "random_prune"}
+        for result in row["variants"].values():
+            assert len(result["psnr"]) == 6 and all(v == v for v in result["psnr"].values())  # 6 tasks, no NaN
+    assert rounds[2]["density"] == pytest.approx(0.64, abs=1e-3)
+    assert report["summary"][2]["variants"]["imp_init"]["mean_psnr"] == pytest.approx(
+        rounds[2]["variants"]["imp_init"]["mean_psnr"])
+    assert report["verdict"]["dense_vs_best_ticket"]["status"] == "not measured"
+    assert out_json.with_suffix(".md").is_file() and out_json.with_suffix(".png").stat().st_size > 0
