@@ -66,10 +66,6 @@ def main(argv: list[str] | None = None) -> int:
         problems = recipe.check()
     except DataError as exc:
         print(f"the data root is not usable:\n{exc}", file=sys.stderr)
-        if args.root.is_dir():
-            # get_recipe refuses a root holding none of the folders before check() can list them.
-            missing = [f for f in _expected_folders() if not (args.root / f).is_dir()]
-            print("missing folders:\n" + "\n".join(f"  - {args.root / f}" for f in missing), file=sys.stderr)
         return 2
     if problems:
         print(f"{len(problems)} problem(s) with the data under {args.root}:", file=sys.stderr)
@@ -118,14 +114,6 @@ def main(argv: list[str] | None = None) -> int:
     pruner.run()
     print(f"done: final ticket {out / f'ticket_round{args.rounds:02d}.safetensors'} at density {pruner.density:.4f}")
     return 0
-
-
-def _expected_folders() -> list[str]:
-    """The mirl recipe's folders under the root (lotteryir.data has no public accessor yet)."""
-    from lotteryir.data.folders import FOLDER_RECIPES
-
-    spec = FOLDER_RECIPES["mirl"]
-    return [f for fs in spec.train.values() for f in fs] + [f for d in spec.test.values() for f in d.values()]
 
 
 def _progress(info) -> None:

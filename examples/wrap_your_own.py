@@ -69,7 +69,6 @@ from torch import nn
 
 import lotteryir
 from lotteryir import IterativeMagnitudePruner
-from lotteryir.pruning.ticket import load_compact
 
 
 class ResidualDenoiser(nn.Module):
@@ -157,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     with torch.no_grad():
         expected = model(val_noisy)
     ok = True
-    for path, state in ((plain_path, load_file(str(plain_path))), (ticket_path, load_compact(ticket_path)[0])):
+    for path, state in ((plain_path, load_file(str(plain_path))), (ticket_path, lotteryir.read_ticket(ticket_path)[0])):
         fresh = ResidualDenoiser(args.width, args.depth).to(device).eval()
         fresh.load_state_dict(state, strict=True)
         with torch.no_grad():

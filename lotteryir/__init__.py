@@ -10,7 +10,7 @@ from __future__ import annotations
 __version__ = "0.1.0.dev0"
 
 from . import data, engine, models, pruning  # noqa: E402
-from .checkpoints import LoadedCheckpoint, load_checkpoint, load_ticket, save_ticket  # noqa: E402
+from .checkpoints import LoadedCheckpoint, load_checkpoint, load_ticket, read_ticket, save_ticket  # noqa: E402
 from .engine import psnr, restore_image, ssim  # noqa: E402
 from .pruning import IterativeMagnitudePruner, Mask, RoundContext, sparsity_report  # noqa: E402
 
@@ -27,6 +27,7 @@ __all__ = [
     "models",
     "pruning",
     "psnr",
+    "read_ticket",
     "restore_image",
     "save_ticket",
     "sparsity_report",

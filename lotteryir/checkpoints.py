@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .models import build_from_state_dict, guess_model, read_checkpoint
+from .models import build_from_state_dict, guess_model, load_weights, read_checkpoint
 from .pruning import Mask, SparsityReport, current_mask, export_state_dict, find_prunable, select_prunable, sparsity_report
 from .pruning.ticket import is_compact, load_compact, save_compact
 
@@ -81,11 +81,25 @@ def save_ticket(
     return mask
 
 
+def read_ticket(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], Mask, dict]:
+    """A compact ticket as (plain state dict with pruned entries as zeros, mask, metadata)."""
+    return load_compact(path)
+
+
 def load_ticket(path: str | os.PathLike, name: str | None = None, size: str | None = None,
-                device: str | torch.device = "cpu") -> LoadedCheckpoint:
-    """Read a compact ticket and rebuild its registered model with the exact weights."""
+                device: str | torch.device = "cpu", model: nn.Module | None = None) -> LoadedCheckpoint:
+    """Read a compact ticket into a model with the exact weights.
+
+    With ``model`` (an instance of your own class) the weights load into it strictly;
+    otherwise the registered model named in the ticket (or by ``name``/``size``) is built.
+    """
     path = Path(path)
     state, mask, header = load_compact(path)
-    model, name, size = build_from_state_dict(state, name or header.get("model"), size or header.get("size"),
-                                              source=str(path))
+    if model is not None:
+        load_weights(model, state, model_name=name or header.get("model"), size=size or header.get("size"),
+                     source=str(path))
+        name, size = name or header.get("model") or type(model).__name__, size or header.get("size") or ""
+    else:
+        model, name, size = build_from_state_dict(state, name or header.get("model"), size or header.get("size"),
+                                                  source=str(path))
     return LoadedCheckpoint(model.to(device), name, size, "ticket", mask, sparsity_report(mask), path)

@@ -160,8 +160,8 @@ def test_bad_inputs_one_line(capsys, tmp_path, argv, expect):
 def test_wrong_data_layout(capsys, tmp_path):
     (tmp_path / "data").mkdir()
     line = _one_error_line(capsys, ["prune", "--recipe", "mirl", "--data", str(tmp_path / "data"), "--rounds", "1",
-                                    "--out", str(tmp_path / "run")], "mirl recipe")
-    assert str(tmp_path / "data") in line and "--debug" in line
+                                    "--out", str(tmp_path / "run")], "cannot run")
+    assert f"folder not found: {tmp_path / 'data' / 'train' / 'denoise'}" in line and "more)" in line
 
 
 def test_checkpoint_of_another_model(capsys, tmp_path):

@@ -54,8 +54,7 @@ class FolderRecipe(Recipe):
         families = [f for f in FAMILIES if f in self._train or f in self._test]
         self.tasks = expand_families(families)
         self.default_repeats = {t: r for t, r in spec.repeats.items() if t in self.tasks}
-        if not any(p.exists() for p in self._all_folders()):
-            raise DataError(f"none of the {self.name} recipe's folders exist under {self.root}; expected:\n{self.describe()}")
+        # Missing folders are not an error here: check() lists every one of them precisely.
 
     def _resolve(self, paths: dict[str, Any]) -> tuple[dict[str, list[Path]], dict[str, dict[str, Path]]]:
         allowed = {f"{f}_{kind}" for f in FAMILIES for kind in ("train", "test")}

@@ -163,7 +163,8 @@ class PruningRun:
         recipe = get_recipe(c.recipe, root=c.data, **c.data_paths)
         problems = recipe.check()
         if problems:
-            raise DataError(f"recipe {c.recipe!r} cannot run on {c.data}: " + "; ".join(problems[:5]))
+            more = f"; ... ({len(problems) - 3} more)" if len(problems) > 3 else ""
+            raise DataError(f"recipe {c.recipe!r} cannot run on {c.data}: " + "; ".join(problems[:3]) + more)
         self.tasks = list(c.tasks) if c.tasks else list(recipe.tasks)
         self.train_set = recipe.train_dataset(patch_size=c.patch_size, seed=c.seed, tasks=self.tasks)
         self.test_sets = recipe.test_sets(tasks=self.tasks)
