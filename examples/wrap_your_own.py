@@ -39,20 +39,20 @@ Multi-GPU with your own DistributedDataParallel loop (``torchrun --nproc_per_nod
         return {"loss": loss.item()}
 
     for _ in range(pruner.rounds + 1):
-        pruner.run_round(train)                   # every rank prunes the same weights (DDP keeps
-        dist.barrier()                            # replicas identical), so masks agree; check it:
-        flat = torch.cat([m.flatten() for m in pruner.mask.values()]).double()
-        s = (flat * torch.arange(1, flat.numel() + 1, dtype=torch.float64)).sum().reshape(1).cuda()
-        lo, hi = s.clone(), s.clone()             # a position-weighted checksum, min and max over ranks
-        dist.all_reduce(lo, op=dist.ReduceOp.MIN); dist.all_reduce(hi, op=dist.ReduceOp.MAX)
-        assert lo.item() == hi.item(), "ranks disagree on the mask"
-        if dist.get_rank() == 0:                  # only rank 0 writes files
+        pruner.run_round(train)                   # on every rank: the replicas are identical, so
+                                                  # every rank computes the same mask, and prune()
+                                                  # verifies that with a checksum all-reduce
+                                                  # (MaskMismatchError on every rank otherwise)
+        if dist.get_rank() == 0:                  # only rank 0 writes files and evaluates
             pruner.save_state("run/pruner")
+        dist.barrier()                            # everyone waits for rank 0 before the next round
     if dist.get_rank() == 0:
         lotteryir.save_ticket(model, "ticket.safetensors")
 
-Seed every rank identically before building the model (or broadcast rank 0's weights, which
-DDP does at construction) so the initialization, and thus the rewind point, is shared.
+Seed every rank identically before building the model: the pruner snapshots the
+initialization on each rank for rewinding, and DDP's broadcast of rank 0's weights at
+construction would not reach those snapshots. For PromptIR/MIR-L, which builds layers it
+never calls, pass ``find_unused_parameters=True`` to DistributedDataParallel.
 """
 from __future__ import annotations
 
