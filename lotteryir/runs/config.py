@@ -30,7 +30,7 @@ PAPER_PRESET: dict[str, Any] = {
 }
 
 # Settings that may change between a run and its resumption without changing its results' meaning.
-OPERATIONAL = ("device", "num_workers", "checkpoint_every", "eval_tile")
+OPERATIONAL = ("device", "num_workers", "checkpoint_every")
 
 
 @dataclass
