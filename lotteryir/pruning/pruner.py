@@ -31,7 +31,7 @@ from torch import nn
 from . import bridge
 from .context import RoundContext, TrainClosure
 from .controls import InitFn, reinitialize
-from .distributed import verify_masks_agree
+from . import distributed
 from .files import atomic_save_safetensors, atomic_write_text
 from .mask import MASK_SUFFIX, ORIG_SUFFIX, Mask
 from .report import SparsityReport, sparsity_report
@@ -391,7 +391,8 @@ class IterativeMagnitudePruner:
         self.apply_mask(mask)
         self.level += 1
         # Under torch.distributed every rank prunes its own replica; a disagreement is an error.
-        verify_masks_agree(self.full_mask, self.level)
+        if distributed.active():  # reading every mask back costs a pass; only pay it under DDP
+            distributed.verify_masks_agree(self.full_mask, self.level)
         return mask
 
     # -- rounds --------------------------------------------------------------
@@ -495,7 +496,7 @@ class IterativeMagnitudePruner:
                 self.rewind(control)
             random = random_mask_like(self.mask, seed=seed)
             bridge.attach_masks(control, [by_name[n] for n in self.active], random)
-            verify_masks_agree(random, self.level, what="random_prune control")
+            distributed.verify_masks_agree(random, self.level, what="random_prune control")
         return control
 
     # -- export --------------------------------------------------------------
@@ -556,7 +557,8 @@ class IterativeMagnitudePruner:
             self._snapshot_step = state["rewind_step"]
         self.round = int(state["round"])
         self.level = int(state["level"])
-        verify_masks_agree(self.full_mask, self.level, what="resumed")
+        if distributed.active():
+            distributed.verify_masks_agree(self.full_mask, self.level, what="resumed")
         self.active = list(state["active"])
         self.excluded_unused = list(state["excluded_unused"])
         self.history = [RoundRecord(**h) for h in state["history"]]
