@@ -1,7 +1,7 @@
 """Time one global magnitude-pruning round on the full MIR-L parameter set.
 
 Three ways, side by side, on the same 33,181,720 conv and linear weights (a
-stand-in network with the exact tensor shapes of ../shared/reference/mirl_full.json):
+stand-in network with the exact tensor shapes of tests/reference/mirl_full.json):
 
   ours   lotteryir: exact radix-select global magnitude, masks updated in place,
          survivors rewound to their initial values (written into ``weight_orig``)
@@ -34,7 +34,7 @@ from lotteryir.pruning import Mask, find_prunable, global_magnitude, write_weigh
 from lotteryir.pruning.bridge import attach_masks
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEC = ROOT.parent / "shared" / "reference" / "mirl_full.json"
+SPEC = ROOT / "tests" / "reference" / "mirl_full.json"
 
 
 def stand_in(spec_path: Path) -> nn.Module:

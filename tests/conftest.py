@@ -8,9 +8,9 @@ import pytest
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# The published networks' keys, shapes and reference outputs live beside the checkout
-# (../shared/reference); LOTTERYIR_REFERENCE overrides the location.
-REFERENCE_DIR = Path(os.environ.get("LOTTERYIR_REFERENCE", REPO_ROOT.parent / "shared" / "reference"))
+# The published networks' keys, shapes and reference outputs ship with the repository
+# (tests/reference, under 1 MB of numbers); LOTTERYIR_REFERENCE points elsewhere.
+REFERENCE_DIR = Path(os.environ.get("LOTTERYIR_REFERENCE", REPO_ROOT / "tests" / "reference"))
 
 
 @pytest.fixture(scope="session")
