@@ -238,6 +238,8 @@ class RestorationTrainer:
         if resumed is not None:
             state = resumed
             ctx.steps_done = max(ctx.steps_done, state.step)
+            if state.round_state is not None:
+                ctx.load_state_dict(state.round_state)
             if ctx.round == 0 and ctx.rewind_step is not None and state.step >= ctx.rewind_step and not ctx.rewind_marked:
                 # The snapshot was taken before the interruption; only the caller can have kept it.
                 log.warning(
@@ -313,6 +315,7 @@ class RestorationTrainer:
                 due = cfg.checkpoint_every is not None and state.step % cfg.checkpoint_every == 0
                 if ckpt_dir is not None and (due or stop or state.step == total):
                     state.seconds = prior_seconds + time.perf_counter() - start_time
+                    state.round_state = ctx.state_dict()
                     optim_state = self._optim_state(optimizer, scaler)
                     if world > 1:
                         optim_state["rng_ranks"] = ddp.all_gather_object(capture_rng())

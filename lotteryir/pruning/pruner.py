@@ -17,6 +17,7 @@ import copy
 import fnmatch
 import json
 import logging
+import math
 import os
 import re
 import time
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 SCOPES = ("global", "layerwise", "random")
 CONTROLS = ("random_reinit", "random_prune")
 STATE_VERSION = 1
+MAX_ROUNDS = 1000  # far beyond any useful schedule: 0.8^1000 leaves no weight of any network
 
 
 @dataclass(frozen=True)
@@ -90,11 +92,25 @@ def rounds_for_density(target_density: float, rate: float) -> int:
 
     Densities are usually quoted rounded (0.107 for 0.8^10 = 0.1074), so a
     schedule density within 0.5% above the target counts as reaching it.
+    More than :data:`MAX_ROUNDS` rounds is refused: a tiny rate would otherwise
+    make the answer astronomically large (or, with 1 - rate == 1.0 in floating
+    point, never come).
     """
     if not 0.0 < target_density < 1.0:
         raise ValueError(f"target density must be in (0, 1), got {target_density}")
-    k = 1
-    while (1.0 - rate) ** k > target_density * 1.005:
+    if not 0.0 < rate < 1.0:
+        raise ValueError(f"rate must be in (0, 1), got {rate}")
+    goal = target_density * 1.005
+    if goal >= 1.0:
+        return 1
+    needed = math.log(goal) / math.log1p(-rate)  # log1p keeps rates below machine epsilon non-zero
+    if needed > MAX_ROUNDS:
+        raise ValueError(
+            f"target density {target_density} at rate {rate} needs about {needed:.3g} pruning rounds, more than "
+            f"the {MAX_ROUNDS} allowed; use a larger rate"
+        )
+    k = max(1, int(needed) - 2)  # then step exactly as the schedule computes densities
+    while (1.0 - rate) ** k > goal:
         k += 1
     return k
 
@@ -404,7 +420,14 @@ class IterativeMagnitudePruner:
             seed=self.seed,
         )
         ctx._on_mark = self.mark_rewind_point if r == 0 else None
+        if r == 0:  # which tensors got gradients is decided while round 0 trains: resumes must keep it
+            ctx._save_state = lambda: {"grad_seen": sorted(self._grad_seen)}
+            ctx._load_state = self._restore_grad_seen
         return ctx
+
+    def _restore_grad_seen(self, state: Mapping[str, Any]) -> None:
+        self._grad_seen.clear()
+        self._grad_seen.update(str(n) for n in state.get("grad_seen", []))
 
     def _watch_gradients(self) -> None:
         for p in self._active_params():
