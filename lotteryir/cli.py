@@ -91,6 +91,7 @@ def prune(
     stop = threading.Event()
     main_rank = env_rank() == 0  # the process group starts inside the run; torchrun's RANK says who draws
     drawer = _PruneDrawer()
+    # The run holds the directory's lock from here until run() returns (or this process dies).
     run = PruningRun(target, config, drawer.callbacks() if main_rank else RunCallbacks(), should_stop=stop.is_set)
     plan = run.plan(estimate=main_rank)
     if main_rank:
@@ -139,7 +140,7 @@ class _PruneDrawer:
 
     def first_line(self, plan, target: Path) -> None:
         expected = f"~{_duration(plan.expected_seconds)}" if plan.expected_seconds is not None else "unknown"
-        data = "built-in sample (scikit-image photos)" if plan.recipe == "sample" else plan.recipe
+        data = "built-in sample (scikit-image photos)" if plan.recipe == "sample" else f"{plan.recipe} at {plan.data}"
         resumed = f", resuming after round {plan.resumed_from_round}" if plan.resumed_from_round >= 0 else ""
         out.print(
             f"lotteryir prune: recipe {data}, model {plan.model}/{plan.size} ({plan.params / 1e6:.2f}M params), "
@@ -219,21 +220,39 @@ def _round_table(history: list[dict], title: str = "") -> Table:
 
 
 # --------------------------------------------------------------------------- sources
-def _load_source(source: Path, round: Optional[int]):
+def _load_source(source: Path, round: Optional[int], allow_nonfinite: bool = False):
     """A run directory (its round's ticket), a compact ticket, or a published checkpoint."""
     from .checkpoints import load_checkpoint
     from .runs import is_run_dir, read_config, round_ticket_path
 
     if is_run_dir(source):
         config = read_config(source)
-        return load_checkpoint(round_ticket_path(source, round), config.model, config.size), config
+        ticket = round_ticket_path(source, round)
+        return load_checkpoint(ticket, config.model, config.size, allow_nonfinite=allow_nonfinite), config
     if round is not None:
         raise typer.BadParameter("--round only applies to a run directory")
     if not source.exists():
         raise FileNotFoundError(f"no such checkpoint or run directory: {source}")
     if source.is_dir():
         raise ValueError(f"{source} is a directory but not a lotteryir run (no config.json)")
-    return load_checkpoint(source), None
+    return load_checkpoint(source, allow_nonfinite=allow_nonfinite), None
+
+
+_ALLOW_NONFINITE = typer.Option(False, "--allow-nonfinite", help="Use weights that hold NaN or infinity (refused by default).")
+
+
+def _json(payload: Any) -> str:
+    """JSON with NaN and infinity (which JSON does not have) written as null."""
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        return value
+
+    return json.dumps(clean(payload), indent=2, allow_nan=False)
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -256,18 +275,27 @@ def evaluate(
     tile: Optional[int] = typer.Option(None, help="Restore in tiles of this size (large images)."),
     y_channel: bool = typer.Option(False, "--y-channel", help="Score on the Y channel (BT.601), as Restormer's deraining."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, ..."),
-    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON (NaN as null)."),
+    allow_nonfinite: bool = _ALLOW_NONFINITE,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Write --save-images into a folder that is not empty."),
 ) -> None:
     """Per-task PSNR/SSIM of a run's round, a ticket, or a published checkpoint."""
     from .data import get_recipe
+    from .data.recipes import normalize_options
     from .engine import evaluate as run_eval
     from .engine import pick_device
-    from .runs import mean_scores
+    from .runs import check_output_dir, mean_scores
 
-    loaded, config = _load_source(source, round)
+    if save_images is not None:
+        check_output_dir(save_images, overwrite, "--save-images")
+    loaded, config = _load_source(source, round, allow_nonfinite)
     name = recipe or (config.recipe if config else "sample")
     root = str(data) if data else (config.data if config and not recipe else None)
     paths = _parse_paths(data_path) if data_path else (config.data_paths if config and not recipe else {})
+    try:
+        paths = normalize_options(name, root, paths)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--data-path") from e
     rec = get_recipe(name, root=root, **paths)
     problems = rec.check()
     if problems:
@@ -281,7 +309,7 @@ def evaluate(
     payload = {"source": str(source), "model": loaded.name, "size": loaded.size, "density": loaded.mask.density,
                "recipe": name, "sets": summary, "mean_psnr": psnr, "mean_ssim": ssim}
     if as_json:
-        print(json.dumps(payload, indent=2))
+        print(_json(payload))
         return
     table = Table(title=f"{source} ({loaded.name}/{loaded.size}, density {loaded.mask.density:.4f})")
     for col in ("test set", "PSNR (dB)", "SSIM"):
@@ -310,45 +338,79 @@ def restore(
     tile: Optional[int] = typer.Option(None, help="Tile size; default: tiles of 512 for images above 1024x1024."),
     overlap: int = typer.Option(32, help="Tile overlap in pixels."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, ..."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace restored images from an earlier call."),
+    allow_nonfinite: bool = _ALLOW_NONFINITE,
 ) -> None:
-    """Restore your own images (any size; tiled when large)."""
+    """Restore your own images (any size; tiled when large) to <output>/<name>.png.
+
+    Nothing is written over an input, an earlier output of the same call, or (without --overwrite)
+    an existing file. A bad image is reported and skipped; the exit code is 1 if any failed.
+    """
     from .data import read_image, write_image
     from .engine import pick_device, restore_image
+    from .runs import restore_targets
 
-    loaded, _ = _load_source(source, round)
+    pairs = restore_targets(images, output, overwrite)
+    loaded, _ = _load_source(source, round, allow_nonfinite)
     dev = pick_device(device)
     model = loaded.model.to(dev).eval()
-    for path in images:
-        img = read_image(path)
-        use_tile = tile if tile is not None else (512 if img.shape[1] * img.shape[2] > 1024 * 1024 else None)
-        restored = restore_image(model, img, tile=use_tile, overlap=overlap, device=dev).clamp(0, 1)
-        target = output / f"{path.stem}.png"
-        write_image(restored.cpu(), target)
+    failed = 0
+    for path, target in pairs:
+        try:
+            img = read_image(path)
+            use_tile = tile if tile is not None else (512 if img.shape[1] * img.shape[2] > 1024 * 1024 else None)
+            restored = restore_image(model, img, tile=use_tile, overlap=overlap, device=dev).clamp(0, 1)
+            write_image(restored.cpu(), target)
+        except Exception as e:  # noqa: BLE001 - one bad image must not cost the others
+            failed += 1
+            message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            err.print(f"error: {message if str(path) in message else f'{path}: {message}'}", highlight=False,
+                      markup=False, soft_wrap=True)
+            continue
         out.print(f"{path} -> {target}" + (f" (tiles of {use_tile})" if use_tile else ""), highlight=False)
+    if failed:
+        if len(pairs) > 1:
+            err.print(f"error: {failed} of {len(pairs)} images failed (listed above); the others were restored",
+                      highlight=False, markup=False)
+        raise typer.Exit(1)
 
 
 # --------------------------------------------------------------------------- report
 @app.command(epilog="Example:\n\n  lotteryir report runs/mirl-tiny-sample --json")
 def report(
     run_dir: Path = typer.Argument(..., help="Run directory."),
-    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON (NaN as null)."),
+    figure: Optional[Path] = typer.Option(None, "--figure", help="Also draw the figure to this PNG file (outside the run)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --figure file."),
 ) -> None:
-    """The round table (density, parameters left, per-task PSNR/SSIM, controls, time) and the figure."""
-    from .runs import read_config, read_history
+    """The round table (density, parameters left, per-task PSNR/SSIM, controls, time) and the figure.
+
+    Reads the run without writing into it, so it works while `prune` runs and on a read-only copy;
+    `prune` keeps the run's own report.png up to date.
+    """
+    from .runs import check_output, read_config, read_history
     from .runs.figures import write_report_figure
 
     config = read_config(run_dir)
     history = read_history(run_dir)
-    if history:
-        write_report_figure(history, run_dir / "report.png", title=f"{config.model}/{config.size}")
+    if figure is not None:
+        check_output(figure, overwrite, "--figure")
+        if history:
+            write_report_figure(history, figure, title=f"{config.model}/{config.size}")
     if as_json:
-        print(json.dumps({"run": str(run_dir), "config": config.to_dict(), "rounds": history}, indent=2))
+        print(_json({"run": str(run_dir), "config": config.to_dict(), "rounds": history}))
         return
     if not history:
         out.print(f"{run_dir}: no finished round yet")
         return
     out.print(_round_table(history, title=f"{run_dir} ({config.model}/{config.size}, {config.recipe})"))
-    out.print(f"figure: {run_dir / 'report.png'}")
+    own = run_dir / "report.png"
+    if figure is not None:
+        out.print(f"figure: {figure}", highlight=False)
+    elif own.is_file():
+        out.print(f"figure: {own}", highlight=False)
+    else:
+        out.print(f"{run_dir} has no report.png yet; --figure PATH draws one elsewhere", highlight=False)
 
 
 # --------------------------------------------------------------------------- export
@@ -358,11 +420,12 @@ def export(
     round: Optional[int] = typer.Option(None, help="Round to export (default: the last finished)."),
     output: Path = typer.Option(..., "-o", "--output", help="Ticket file to write (.safetensors)."),
     dtype: str = typer.Option("fp32", help="Surviving values as fp32 (exact) or fp16/bf16."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file (never one inside a run)."),
 ) -> None:
     """Write a round's compact ticket: entropy-coded mask + surviving values."""
     from .runs import export_run
 
-    meta = export_run(run_dir, output, round=round, dtype=dtype)
+    meta = export_run(run_dir, output, round=round, dtype=dtype, overwrite=overwrite)
     size = output.stat().st_size
     out.print(f"wrote {output} ({size / 1e6:.2f} MB; {meta['model']}/{meta['size']}, round {meta['round']}, "
               f"density {meta['density']:.4f}, values {dtype})", highlight=False)

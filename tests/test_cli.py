@@ -169,8 +169,8 @@ def test_checkpoint_of_another_model(capsys, tmp_path):
 
     torch.save(build_model("restormer", "tiny").state_dict(), tmp_path / "restormer.pt")
     torch.save({"state_dict": {"net.foo.weight": torch.zeros(2, 2)}}, tmp_path / "odd.ckpt")
-    _one_error_line(capsys, ["restore", str(tmp_path / "odd.ckpt"), str(tmp_path / "x.png"), "-o", str(tmp_path)],
-                    "match no registered model")
+    _one_error_line(capsys, ["restore", str(tmp_path / "odd.ckpt"), str(tmp_path / "x.png"), "-o",
+                             str(tmp_path / "out")], "match no registered model")
     line = _one_error_line(capsys, ["restore", str(tmp_path / "restormer.pt"), str(tmp_path / "missing.png"), "-o",
-                                    str(tmp_path)], "missing.png")
+                                    str(tmp_path / "out")], "missing.png")
     assert "Traceback" not in line

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..pruning import Rewind, rounds_for_density
+from ..data import DataError, available_recipes
+from ..data.recipes import normalize_options
+from ..pruning import MAX_ROUNDS, Rewind, rounds_for_density
 
 # The built-in sample recipe on CPU: `lotteryir prune --model mirl --rounds 3` must finish
 # on 2 cores in under 10 minutes, so the defaults there are small and step-based.
@@ -74,6 +78,8 @@ class RunConfig:
                 raise ValueError("--preset paper needs the paper's data: give --data ROOT (see `lotteryir recipes`)")
         if not 0.0 < c.rate < 1.0:
             raise ValueError(f"--rate must be in (0, 1) (fraction of the remaining weights pruned per round), got {c.rate}")
+        if not (isinstance(c.lr, (int, float)) and math.isfinite(c.lr) and c.lr > 0):
+            raise ValueError(f"--lr must be a finite number > 0, got {c.lr}")
         if c.rounds is not None and c.target_density is not None:
             raise ValueError("give --rounds or --target-density, not both")
         if c.target_density is not None:
@@ -82,10 +88,24 @@ class RunConfig:
             c.rounds = rounds_for_density(c.target_density, c.rate)
         if c.rounds is None:
             raise ValueError("give --rounds N or --target-density D")
-        if c.rounds < 0:
-            raise ValueError(f"--rounds must be >= 0, got {c.rounds}")
+        if not 0 <= c.rounds <= MAX_ROUNDS:
+            raise ValueError(f"--rounds must be between 0 and {MAX_ROUNDS}, got {c.rounds}")
         if c.epochs is not None and c.steps is not None:
             raise ValueError("give --epochs or --steps, not both")
+        for option, value, least in (("--epochs", c.epochs, 1), ("--steps", c.steps, 1),
+                                     ("--checkpoint-every", c.checkpoint_every, 1), ("--num-workers", c.num_workers, 0)):
+            if value is not None and value < least:
+                raise ValueError(f"{option} must be at least {least}, got {value}")
+        # Paths are resolved once, here: a run means the same data from any working directory.
+        if c.data is not None:
+            c.data = os.path.abspath(os.path.expanduser(c.data))
+        recipes = [info.name for info in available_recipes()]
+        if c.recipe not in recipes:
+            raise ValueError(f"--recipe: unknown data recipe {c.recipe!r}; available: {', '.join(recipes)}")
+        try:
+            c.data_paths = normalize_options(c.recipe, c.data, c.data_paths)
+        except DataError as e:
+            raise ValueError(f"--data-path: {e}") from e
         Rewind.parse(c.rewind)  # validates
         c.rewind = str(Rewind.parse(c.rewind))
         if c.scope not in ("global", "layerwise", "random"):
