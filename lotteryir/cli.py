@@ -295,7 +295,7 @@ def evaluate(
     try:
         paths = normalize_options(name, root, paths)
     except ValueError as e:
-        raise typer.BadParameter(str(e), param_hint="--data-path") from e
+        raise ValueError(f"--data-path: {e}") from e
     rec = get_recipe(name, root=root, **paths)
     problems = rec.check()
     if problems:

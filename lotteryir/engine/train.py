@@ -78,6 +78,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"TrainConfig.{name} must be at least 1; got {value}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"TrainConfig.lr must be a finite number > 0; got {self.lr}")
         if self.amp not in (None, "bf16", "fp16"):
             raise ValueError(f"TrainConfig.amp must be None, 'bf16' or 'fp16'; got {self.amp!r}")
         if not 0 <= self.warmup_fraction < 1:

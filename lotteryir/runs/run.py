@@ -103,12 +103,24 @@ def is_run_dir(path: str | os.PathLike) -> bool:
 
 
 def run_dir_containing(path: str | os.PathLike) -> Path | None:
-    """The run directory that ``path`` is (or lies inside), else None; outputs must never go there."""
+    """The run directory that ``path`` is (or lies inside), else None; outputs must never go there.
+
+    Other programs write config.json files too (a home folder may hold one), so only a config.json
+    that reads as a lotteryir run configuration counts.
+    """
     path = Path(path).expanduser().resolve()
     for candidate in (path, *path.parents):
-        if is_run_dir(candidate):
+        if is_run_dir(candidate) and _reads_as_run_config(candidate / CONFIG_FILE):
             return candidate
     return None
+
+
+def _reads_as_run_config(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and {"model", "recipe", "rate", "rewind", "seed"} <= set(data)
 
 
 def read_config(run_dir: str | os.PathLike) -> RunConfig:

@@ -1,20 +1,15 @@
 """Checking what the command line tells the user when it refuses."""
 from __future__ import annotations
 
-from lotteryir.cli import main
+from ..test_cli import _one_error_line
 
 
 def one_error_line(capsys, argv: list[str], *expect: str) -> str:
     """Run the CLI in-process: non-zero exit, exactly one stderr line, containing every ``expect``."""
-    code = main(argv)
-    captured = capsys.readouterr()
-    lines = [line for line in captured.err.splitlines() if line.strip()]
-    assert code != 0, captured
-    assert len(lines) == 1, captured.err
-    assert "Traceback" not in captured.err
-    for piece in expect:
-        assert piece in lines[0], lines[0]
-    return lines[0]
+    line = _one_error_line(capsys, argv, expect[0] if expect else "")
+    for piece in expect[1:]:
+        assert piece in line, line
+    return line
 
 
 def listing(directory) -> dict[str, tuple[int, int]]:

@@ -29,8 +29,14 @@ SAMPLE = ["--data-path", "max_images=1", "--tasks", "denoise_25"]
 
 
 def _rewrite(path: Path, header: dict, tensors: dict | None = None, header_crc: bool = True) -> None:
-    """Save ``tensors`` (default: the file's own) under ``header``, as someone crafting a ticket would."""
+    """Save ``tensors`` (default: the file's own) under ``header``, as someone crafting a ticket would.
+
+    A version 2 header gets valid checksums: the reader must not rely on them alone.
+    """
     tensors = tensors if tensors is not None else load_file(str(path))
+    if header.get("version") == 2:
+        keys = ticket_module._stored_keys(header["order"], header["pruned"])
+        header["crc32"] = ticket_module._pack_crcs([ticket_module._crc(tensors[k]) for k in keys if k in tensors])
     raw = json.dumps(header)
     meta = {"lotteryir": raw}
     if header_crc:
@@ -64,8 +70,7 @@ def test_a_crafted_header_is_refused_before_anything_is_allocated(tmp_path, monk
                "w::values": torch.ones(1)}
     header = {"format": "lotteryir-ticket", "version": 2, "order": ["w"], "model": "mirl", "size": "tiny",
               "pruned": {"w": {"shape": [250_000_000], "dtype": "float32", "coding": "rice", "k": 20,
-                               "positions_of": "kept", "count": 1}},
-              "crc32": {k: ticket_module._crc(v) for k, v in streams.items()}}
+                               "positions_of": "kept", "count": 1}}}
     _rewrite(path, header, streams)
     assert path.stat().st_size < 1000
 
@@ -146,13 +151,14 @@ def test_tickets_without_checksums_still_load(small_ticket, tmp_path):
     path, state, mask = small_ticket
     header = _header(path)
     header.pop("crc32")
-    header["version"] = 1
+    header["version"] = 1  # as lotteryir wrote tickets before the checksums
     old = tmp_path / "v1.safetensors"
     _rewrite(old, header, load_file(str(path)), header_crc=False)
     loaded, loaded_mask, _ = load_compact(old)
     assert loaded_mask == mask and all(torch.equal(loaded[k], state[k]) for k in state)
-    header["version"] = 2  # a current ticket must carry its checksums
-    _rewrite(old, header, load_file(str(path)))
+    # A current ticket must carry its checksums: dropping them is damage, not an old file.
+    raw = json.dumps({**header, "version": 2})
+    save_file(load_file(str(path)), str(old), metadata={"lotteryir": raw, "lotteryir_crc32": str(zlib.crc32(raw.encode()))})
     with pytest.raises(TicketError, match="checksums are missing"):
         load_compact(old)
 
@@ -196,9 +202,7 @@ def test_non_finite_weights_are_refused_unless_allowed(nan_checkpoint, tmp_path,
     state = load_file(str(ticket))
     name = next(k for k in state if not k.endswith(("::unary", "::rem", "::bits")) and state[k].is_floating_point())
     state[name] = torch.full_like(state[name], float("inf"))
-    header = _header(ticket)
-    header["crc32"][name] = ticket_module._crc(state[name])
-    _rewrite(ticket, header, state)
+    _rewrite(ticket, _header(ticket), state)
     with pytest.raises(NonFiniteWeightsError, match=name.split("::")[0].replace(".", r"\.")):
         load_ticket(ticket)
     assert main(["restore", str(nan_checkpoint), str(image), "-o", str(out), "--allow-nonfinite"]) == 0

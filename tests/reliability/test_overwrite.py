@@ -107,3 +107,10 @@ def test_other_outputs_are_guarded_too(finished_run, tmp_path, capsys):
     (full / "old.png").write_bytes(b"keep me")
     one_error_line(capsys, ["evaluate", str(run), "--save-images", str(full)], "not empty", "--overwrite")
     assert listing(run) == before and taken.read_bytes() == b"keep me" and (full / "old.png").read_bytes() == b"keep me"
+
+
+def test_a_folder_with_someone_elses_config_json_is_not_a_run(finished_run, photos, tmp_path):
+    # Many programs keep a config.json (a home folder may hold one): that alone is not a run.
+    (tmp_path / "config.json").write_text('{"theme": "dark"}')
+    assert main(["restore", str(finished_run), str(photos / "dog.png"), "-o", str(tmp_path / "out")]) == 0
+    assert main(["export", str(finished_run), "-o", str(tmp_path / "t.safetensors")]) == 0
