@@ -76,7 +76,10 @@ class RunLock:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
                 self.created = True
             except FileExistsError:
-                fd = os.open(self.path, os.O_RDWR)
+                try:
+                    fd = os.open(self.path, os.O_RDWR)
+                except FileNotFoundError:  # its holder removed it in between: try again
+                    continue
             if not _try_lock(fd):
                 os.close(fd)
                 raise RunLockedError(self.directory, self._holder())
@@ -117,7 +120,8 @@ class RunLock:
                 pid, host = "", ""
             if pid:
                 here = host in ("", socket.gethostname())
-                return f"PID {pid}" + ("" if here else f" on host {host}") + (" (this process)" if here and pid == str(os.getpid()) else "")
+                where = "" if here else f" on host {host}"
+                return f"PID {pid}{where}" + (" (this process)" if here and pid == str(os.getpid()) else "")
             time.sleep(0.05)
         return "PID unknown"
 

@@ -156,7 +156,7 @@ def test_sigkill_at_a_random_time_resumes_identically(recording, tmp_path_factor
     out = tmp_path_factory.mktemp("sigkill") / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "tests.reliability.runs", str(out)], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # Importing torch takes a few seconds before the run starts; spread kills over both.
     time.sleep(fraction * (recording.seconds + 4.0))
     proc.send_signal(signal.SIGKILL)

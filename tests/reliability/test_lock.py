@@ -39,6 +39,7 @@ def _start(out: Path) -> subprocess.Popen:
 def test_a_second_writer_is_refused_and_the_lock_dies_with_the_first(tmp_path, capsys):
     out = tmp_path / "run"
     proc = _start(out)
+    proc.send_signal(signal.SIGSTOP)  # frozen mid-run, holding its lock, however slow this machine is
     try:
         # The reported case: a second prune on the same --out after the first one's first checkpoint.
         with pytest.raises(RunLockedError, match=f"PID {proc.pid}"):
