@@ -5,7 +5,7 @@ Imports torch and nothing else of lotteryir: it never learns what an image is.
 from .bridge import attach_masks as _attach_params
 from .bridge import current_mask, effective_weights, export_state_dict, remove_masks, write_weights
 from .context import RoundContext, TrainClosure
-from .controls import default_init, reinitialize
+from .controls import ReinitError, check_reinit, default_init, reinitialize
 from .distributed import MaskMismatchError, mask_checksum, verify_masks_agree
 from .files import atomic_save_safetensors, atomic_write, atomic_write_text
 from .mask import Mask
@@ -37,6 +37,7 @@ __all__ = [
     "Mask",
     "MaskMismatchError",
     "PrunableParam",
+    "ReinitError",
     "Rewind",
     "RoundContext",
     "RoundRecord",
@@ -48,6 +49,7 @@ __all__ = [
     "atomic_write",
     "atomic_write_text",
     "attach_masks",
+    "check_reinit",
     "current_mask",
     "default_init",
     "effective_weights",
