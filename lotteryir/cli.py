@@ -310,14 +310,17 @@ def restore(
     tile: Optional[int] = typer.Option(None, help="Tile size; default: tiles of 512 for images above 1024x1024."),
     overlap: int = typer.Option(32, help="Tile overlap in pixels."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, ..."),
+    sparse: bool = typer.Option(False, "--sparse", help="CPU: run pruned 1x1 convolutions as sparse (CSR) products."),
 ) -> None:
     """Restore your own images (any size; tiled when large)."""
     from .data import read_image, write_image
     from .engine import pick_device, restore_image
 
     loaded, _ = _load_source(source, round)
-    dev = pick_device(device)
+    dev = pick_device(device if device or not sparse else "cpu")
     model = loaded.model.to(dev).eval()
+    if sparse:
+        model = _sparse_model(model, dev)
     for path in images:
         img = read_image(path)
         use_tile = tile if tile is not None else (512 if img.shape[1] * img.shape[2] > 1024 * 1024 else None)
@@ -325,6 +328,18 @@ def restore(
         target = output / f"{path.stem}.png"
         write_image(restored.cpu(), target)
         out.print(f"{path} -> {target}" + (f" (tiles of {use_tile})" if use_tile else ""), highlight=False)
+
+
+def _sparse_model(model, dev):
+    from .deploy import sparsify
+
+    if dev.type != "cpu":
+        raise typer.BadParameter(f"--sparse runs on the CPU, not {dev}; pass --device cpu")
+    sparse = sparsify(model)
+    done, kept = sparse.sparsify_report.replaced, sparse.sparsify_report.dense
+    out.print(f"sparse: {len(done)} of {len(done) + len(kept)} 1x1 convolutions/linears run as CSR products "
+              "(the others are denser than 0.3)", highlight=False)
+    return sparse
 
 
 # --------------------------------------------------------------------------- report
@@ -352,20 +367,91 @@ def report(
 
 
 # --------------------------------------------------------------------------- export
-@app.command(epilog="Example:\n\n  lotteryir export runs/mirl-tiny-sample --round 10 -o ticket.safetensors --dtype fp16")
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  lotteryir export runs/mirl-tiny-sample --round 10 -o ticket.safetensors --dtype fp16\n\n"
+        "  lotteryir export ticket.safetensors --format onnx -o model.onnx"
+    )
+)
 def export(
-    run_dir: Path = typer.Argument(..., help="Run directory."),
+    run_dir: Path = typer.Argument(..., help="Run directory (with --format onnx also a ticket or checkpoint)."),
     round: Optional[int] = typer.Option(None, help="Round to export (default: the last finished)."),
-    output: Path = typer.Option(..., "-o", "--output", help="Ticket file to write (.safetensors)."),
+    output: Path = typer.Option(..., "-o", "--output", help="File to write (.safetensors ticket or .onnx)."),
     dtype: str = typer.Option("fp32", help="Surviving values as fp32 (exact) or fp16/bf16."),
+    fmt: str = typer.Option("ticket", "--format", help="ticket (compact safetensors) or onnx (sparse initializers)."),
 ) -> None:
-    """Write a round's compact ticket: entropy-coded mask + surviving values."""
+    """Write a round's compact ticket (entropy-coded mask + surviving values), or the network as ONNX."""
     from .runs import export_run
+
+    if fmt == "onnx":
+        return _export_onnx(run_dir, round, output, dtype)
+    if fmt != "ticket":
+        raise typer.BadParameter(f"--format must be ticket or onnx, got {fmt!r}")
 
     meta = export_run(run_dir, output, round=round, dtype=dtype)
     size = output.stat().st_size
     out.print(f"wrote {output} ({size / 1e6:.2f} MB; {meta['model']}/{meta['size']}, round {meta['round']}, "
               f"density {meta['density']:.4f}, values {dtype})", highlight=False)
+
+
+def _export_onnx(source: Path, round: Optional[int], output: Path, dtype: str) -> None:
+    from .deploy import compare_onnx, to_onnx
+
+    if dtype != "fp32":
+        raise typer.BadParameter("--dtype applies to tickets; ONNX files store float32")
+    loaded, _ = _load_source(source, round)
+    meta = {"lotteryir_model": f"{loaded.name}/{loaded.size}", "density": f"{loaded.mask.density:.6f}"}
+    done = to_onnx(loaded.model, output, metadata=meta)
+    out.print(f"wrote {output} ({done.bytes / 1e6:.2f} MB; stored densely {done.dense_bytes / 1e6:.2f} MB; "
+              f"{done.sparse_tensors} sparse initializers; {loaded.name}/{loaded.size}, density "
+              f"{loaded.mask.density:.4f}; opset {done.opset}, any height and width >= {done.metadata['multiple']})",
+              highlight=False, soft_wrap=True)
+    diffs = compare_onnx(loaded.model, output, sizes=((64, 64), (40, 56)))
+    worst = max(diffs.values())
+    if worst > 1e-4:
+        raise RuntimeError(f"{output}: onnxruntime differs from torch by {worst:.2e} (> 1e-4); please report this")
+    out.print(f"checked with onnxruntime: max |difference| to torch {worst:.1e} on {', '.join(diffs)} images",
+              highlight=False)
+
+
+# --------------------------------------------------------------------------- web
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  lotteryir web ticket.safetensors -o site/ --serve\n\n"
+        "  lotteryir web runs/mirl-tiny-sample -o site/ --runtime node_modules/onnxruntime-web/dist   # offline"
+    )
+)
+def web(
+    source: Path = typer.Argument(..., help="Ticket, checkpoint or run directory."),
+    output: Path = typer.Option(..., "-o", "--output", help="Folder to write the site into."),
+    round: Optional[int] = typer.Option(None, help="Round of a run directory (default: the last finished)."),
+    runtime: Optional[Path] = typer.Option(None, help="onnxruntime-web's dist folder, copied into the site (no CDN)."),
+    runtime_url: Optional[str] = typer.Option(None, "--runtime-url", help="Where the page loads onnxruntime-web from."),
+    tile: int = typer.Option(256, help="Images larger than this are restored in tiles of this size."),
+    overlap: int = typer.Option(32, help="Tile overlap in pixels."),
+    serve: bool = typer.Option(False, "--serve", help="Then serve the site on 127.0.0.1 until Ctrl-C."),
+    port: int = typer.Option(8000, help="Port for --serve."),
+) -> None:
+    """A static web page that restores images in the visitor's browser (onnxruntime-web, WebAssembly)."""
+    from .deploy import DEFAULT_RUNTIME, build_site, serve_site
+
+    loaded, _ = _load_source(source, round)
+    site = build_site(loaded.model, output, name=f"{loaded.name}/{loaded.size}", density=loaded.mask.density,
+                      runtime_dir=runtime, runtime_url=runtime_url or DEFAULT_RUNTIME, tile=tile, overlap=overlap)
+    out.print(f"wrote {output}: index.html, restore.js, config.json, model.onnx ({site.export.bytes / 1e6:.2f} MB); "
+              f"runtime from {site.config['runtime']}", highlight=False, soft_wrap=True)
+    if not serve:
+        return
+    server = serve_site(output, port=port)
+    out.print(f"serving {output} at http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C stops)", highlight=False)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 # --------------------------------------------------------------------------- listings
