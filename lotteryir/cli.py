@@ -337,8 +337,9 @@ def _sparse_model(model, dev):
         raise typer.BadParameter(f"--sparse runs on the CPU, not {dev}; pass --device cpu")
     sparse = sparsify(model)
     done, kept = sparse.sparsify_report.replaced, sparse.sparsify_report.dense
-    out.print(f"sparse: {len(done)} of {len(done) + len(kept)} 1x1 convolutions/linears run as CSR products "
-              "(the others are denser than 0.3)", highlight=False)
+    dense = f"; {len(kept)} denser than 0.3 stay dense" if kept else ""
+    out.print(f"sparse: {len(done)} of {len(done) + len(kept)} 1x1 convolutions/linears run as CSR products{dense}",
+              highlight=False)
     return sparse
 
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from .onnx_export import OnnxExport, compare_onnx, onnx_session, plain_copy, read_onnx_metadata, to_onnx
 from .sparse import BlockedConv1x1, SparseLinear, SparsifyReport, sparsify
-from .web import DEFAULT_RUNTIME, Site, build_site, serve_site
+from .web import DEFAULT_RUNTIME, RUNTIME_FILES, Site, build_site, serve_site
 
 __all__ = [
     "DEFAULT_RUNTIME",
+    "RUNTIME_FILES",
     "BlockedConv1x1",
     "OnnxExport",
     "SparseLinear",
