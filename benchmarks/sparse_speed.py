@@ -4,8 +4,8 @@ What a user runs: ``restore_image(model, image)`` on one image, with
 
 - ``eager``: the network as loaded (pruned weights are zeros), plain PyTorch: the baseline;
 - ``dense-blocked``: ``sparsify(..., max_density=1, layout="strided")``, the sparse path's own
-  formulation (1x1 convs as W @ X over pixel blocks) with dense weights, to show what
-  sparsity alone gains;
+  formulation (1x1 convs as W @ X over pixel blocks, 1x1+depthwise pairs in row bands) with
+  dense weights: the fastest dense formulation found, to show what sparsity alone gains;
 - ``sparse d``: ``sparsify(ticket)`` at each density.
 
 The masks are magnitude masks of the network after a short training (``--train-steps``
@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lotteryir.data import get_recipe
-from lotteryir.deploy import BlockedConv1x1, sparsify
+from lotteryir.deploy import BlockedConv1x1, PointDepth, sparsify
 from lotteryir.engine import restore_image
 from lotteryir.models import build_model
 from lotteryir.pruning import IterativeMagnitudePruner, export_state_dict
@@ -73,6 +73,8 @@ def tickets(model: nn.Module, rounds: list[int], scope: str) -> dict[float, dict
 
 
 def layer_kind(module: nn.Module) -> str | None:
+    if isinstance(module, PointDepth):
+        return "1x1+depthwise fused"
     if isinstance(module, BlockedConv1x1):
         return "1x1 conv"
     if isinstance(module, nn.Conv2d):
@@ -189,11 +191,11 @@ def main() -> None:
     for r in rows:
         print(f"{r['image']:>6} {r['variant']:>14} {r['median_s']:>8.2f} {r['speedup_vs_eager']:>8.2f}x "
               f"{r['speedup_vs_fastest_dense']:>16.2f}x {r['max_abs_diff']:>11.1e}")
-    kinds = ["1x1 conv", "depthwise conv", "full conv", "rest"]
+    kinds = ["1x1 conv", "depthwise conv", "1x1+depthwise fused", "full conv", "rest"]
     print("\nseconds per layer type (medians; 'rest' = norms, attention, activations, padding, ...)")
-    print(f"{'image':>6} {'variant':>14} " + " ".join(f"{k:>15}" for k in kinds))
+    print(f"{'image':>6} {'variant':>14} " + " ".join(f"{k:>19}" for k in kinds))
     for r in layer_rows:
-        print(f"{r['image']:>6} {r['variant']:>14} " + " ".join(f"{r.get(k, 0.0):>15.2f}" for k in kinds))
+        print(f"{r['image']:>6} {r['variant']:>14} " + " ".join(f"{r.get(k, 0.0):>19.2f}" for k in kinds))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "benchmark": "sparse_speed", "model": args.model, "size": args.size, "threads": args.threads,

@@ -332,14 +332,16 @@ def restore(
 
 def _sparse_model(model, dev):
     from .deploy import sparsify
+    from .deploy.sparse import MAX_DENSITY
 
     if dev.type != "cpu":
         raise typer.BadParameter(f"--sparse runs on the CPU, not {dev}; pass --device cpu")
     sparse = sparsify(model)
     done, kept = sparse.sparsify_report.replaced, sparse.sparsify_report.dense
-    dense = f"; {len(kept)} denser than 0.3 stay dense" if kept else ""
-    out.print(f"sparse: {len(done)} of {len(done) + len(kept)} 1x1 convolutions/linears run as CSR products{dense}",
-              highlight=False)
+    dense = f"; {len(kept)} denser than {MAX_DENSITY:g} stay dense" if kept else ""
+    fused = len(sparse.sparsify_report.fused)
+    out.print(f"sparse: {len(done)} of {len(done) + len(kept)} 1x1 convolutions/linears run as CSR products{dense}; "
+              f"{fused} 1x1+depthwise pairs computed in row bands", highlight=False)
     return sparse
 
 

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from .onnx_export import OnnxExport, compare_onnx, onnx_session, plain_copy, read_onnx_metadata, to_onnx
-from .sparse import BlockedConv1x1, SparseLinear, SparsifyReport, sparsify
+from .sparse import BlockedConv1x1, PointDepth, SparseLinear, SparsifyReport, sparsify
 from .web import DEFAULT_RUNTIME, RUNTIME_FILES, Site, build_site, serve_site
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "RUNTIME_FILES",
     "BlockedConv1x1",
     "OnnxExport",
+    "PointDepth",
     "SparseLinear",
     "Site",
     "SparsifyReport",
