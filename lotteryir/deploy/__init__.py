@@ -5,7 +5,8 @@
 """
 from __future__ import annotations
 
-from .onnx_export import OnnxExport, compare_onnx, onnx_session, plain_copy, read_onnx_metadata, to_onnx
+from .onnx_export import OnnxExport, compare_onnx, onnx_session, read_onnx_metadata, to_onnx
+from .plain import plain_copy
 from .sparse import BlockedConv1x1, PointDepth, SparseLinear, SparsifyReport, sparsify
 from .web import DEFAULT_RUNTIME, RUNTIME_FILES, Site, build_site, serve_site
 

@@ -12,7 +12,6 @@ initializers back into dense ones when it loads the model, so inference is uncha
 """
 from __future__ import annotations
 
-import copy
 import io
 import os
 import warnings
@@ -25,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..pruning import atomic_write, find_prunable, remove_masks
+from ..pruning import atomic_write
+from .plain import plain_copy
 
 OPSET = 17
 INPUT, OUTPUT = "image", "restored"
@@ -61,13 +61,6 @@ class _PadCrop(nn.Module):
         pad_h = (self.multiple - h % self.multiple) % self.multiple
         pad_w = (self.multiple - w % self.multiple) % self.multiple
         return self.net(F.pad(x, (0, pad_w, 0, pad_h), mode="reflect"))[..., :h, :w]
-
-
-def plain_copy(model: nn.Module) -> nn.Module:
-    """A CPU float32 copy of ``model`` in eval mode with any pruning masks made permanent (exact zeros)."""
-    plain = copy.deepcopy(model).cpu().float().eval()
-    remove_masks(find_prunable(plain))
-    return plain
 
 
 def _require(module: str):

@@ -7,6 +7,12 @@ over a whole high-resolution image streams every row of ``X`` from main memory o
 survivor and loses to the dense convolution; splitting the pixels into blocks of about
 a thousand keeps each block's rows in cache, and that is what makes it pay (measured by
 ``benchmarks/sparse_speed.py``). Layers denser than ``max_density`` stay dense.
+
+A 1x1 convolution that feeds a depthwise 3x3 one (twice in every Restormer/PromptIR block)
+is computed together with it, band of rows by band of rows (:class:`PointDepth`), with
+sparse or dense weights alike: at 256x256 and above, writing and re-reading the wide
+intermediate, and the depthwise convolution on image-sized inputs, cost as much as the
+arithmetic.
 """
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch import fx
 
-from .onnx_export import plain_copy
+from .plain import plain_copy
 
 Layout = Literal["csr", "strided"]
 # CSR against the dense product over the same pixel blocks, MIR-L's 1x1 shapes, one thread: about
