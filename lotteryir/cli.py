@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import signal
+import statistics
 import sys
 import threading
 from pathlib import Path
@@ -62,7 +63,8 @@ def prune(
     steps: Optional[int] = typer.Option(None, help="Optimizer steps per round (default on sample data: 300)."),
     batch_size: int = typer.Option(8, help="Global batch size (under torchrun split evenly across the processes)."),
     patch_size: Optional[int] = typer.Option(None, help="Training patch size (default 64; 48 on sample data)."),
-    lr: float = typer.Option(2e-4, help="AdamW learning rate."),
+    lr: Optional[float] = typer.Option(None, help="AdamW learning rate (default 2e-4; on sample data the tuned default)."),
+    loss: Optional[str] = typer.Option(None, help="Training loss: l1 (the paper's) or psnr (default on sample data)."),
     seed: int = typer.Option(0, help="Seed for initialization, data order and controls."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA when present)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/<model>-<size>-<recipe>)."),
@@ -70,6 +72,7 @@ def prune(
     preset: Optional[str] = typer.Option(None, help="'paper': the MIR-L paper's settings (needs --data)."),
     checkpoint_every: int = typer.Option(50, help="Optimizer steps between mid-round checkpoints."),
     num_workers: int = typer.Option(0, help="DataLoader worker processes."),
+    threads: str = typer.Option("auto", help="CPU threads: auto (the cores idle at the start; a resumed run keeps its count) or N."),
 ) -> None:
     """Run (or resume) an iterative-magnitude-pruning search and save every round.
 
@@ -83,9 +86,9 @@ def prune(
         model=model, size=size, recipe=recipe, data=str(data) if data else None, data_paths=paths,
         tasks=[t.strip() for t in tasks.split(",") if t.strip()] if tasks else None,
         rounds=rounds, target_density=target_density, rate=rate, scope=scope, rewind=rewind,
-        epochs=epochs, steps=steps, batch_size=batch_size, patch_size=patch_size, lr=lr, seed=seed,
+        epochs=epochs, steps=steps, batch_size=batch_size, patch_size=patch_size, lr=lr, loss=loss, seed=seed,
         controls=["random_reinit", "random_prune"] if controls else [], device=device,
-        num_workers=num_workers, checkpoint_every=checkpoint_every, preset=preset,
+        num_workers=num_workers, checkpoint_every=checkpoint_every, preset=preset, threads=_threads_option(threads),
     ).resolved()
     target = out_dir or Path("runs") / f"{config.model}-{config.size}-{config.recipe}"
     stop = threading.Event()
@@ -115,6 +118,23 @@ def prune(
     out.print(f"report figure: {target / 'report.png'}   export: lotteryir export {target} --round N -o ticket.safetensors")
 
 
+def _threads_option(value: str) -> int | None:
+    """--threads: 'auto' -> None (decided by the run), else a positive integer."""
+    if value.strip().lower() == "auto":
+        return None
+    if not value.strip().isdigit() or int(value) < 1:
+        raise typer.BadParameter(f"--threads takes 'auto' or a positive integer, got {value!r}")
+    return int(value)
+
+
+def _use_threads(value: str) -> None:
+    """Apply --threads for evaluate/restore."""
+    from .engine.threads import apply_threads, resolve_threads
+
+    count = _threads_option(value)
+    apply_threads(resolve_threads("auto" if count is None else count))
+
+
 def _parse_paths(items: List[str]) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for item in items:
@@ -141,9 +161,10 @@ class _PruneDrawer:
         expected = f"~{_duration(plan.expected_seconds)}" if plan.expected_seconds is not None else "unknown"
         data = "built-in sample (scikit-image photos)" if plan.recipe == "sample" else plan.recipe
         resumed = f", resuming after round {plan.resumed_from_round}" if plan.resumed_from_round >= 0 else ""
+        threads = f" ({plan.threads} thread{'s' if plan.threads != 1 else ''}: {plan.threads_reason})" if plan.threads else ""
         out.print(
             f"lotteryir prune: recipe {data}, model {plan.model}/{plan.size} ({plan.params / 1e6:.2f}M params), "
-            f"device {plan.device}, {plan.trainings} trainings x {plan.steps_per_training} steps{resumed}; "
+            f"device {plan.device}{threads}, {plan.trainings} trainings x {plan.steps_per_training} steps{resumed}; "
             f"expected duration {expected}; run directory {target}",
             highlight=False, soft_wrap=True,
         )
@@ -197,21 +218,71 @@ def _short(label: str) -> str:
     return name if dataset in ("", "sample") else f"{name} {dataset}"
 
 
+def _input_row(history: list[dict]) -> dict[str, dict[str, float]]:
+    """Per-set scores of the degraded inputs (the same in every round; the latest round's are used)."""
+    for h in reversed(history):
+        ev = h.get("eval", {})
+        if ev and all("input_psnr" in v for v in ev.values()):
+            return {label: {"psnr": v["input_psnr"], "ssim": v["input_ssim"]} for label, v in ev.items()}
+    return {}
+
+
+def _worse_than_input(ev: dict[str, dict[str, float]]) -> list[str]:
+    """Test sets on which the restorer scores below its own degraded input."""
+    return [label for label, v in ev.items() if "input_psnr" in v and v["psnr"] < v["input_psnr"]]
+
+
+def _evaluate_caption(summary: dict[str, dict[str, float]]) -> str:
+    worse = _worse_than_input(summary)
+    if not worse:
+        return "input = the degraded images themselves; the restorer beats them on every test set"
+    return "input = the degraded images themselves; WORSE than the input on " + ", ".join(worse)
+
+
 def _round_table(history: list[dict], title: str = "") -> Table:
-    """Rounds as rows: density, weights left, PSNR per test set, mean PSNR/SSIM, controls, time."""
+    """Rounds as rows under an "input" row: density, weights left, PSNR per test set, mean PSNR, gain, SSIM, controls, time.
+
+    A PSNR below the degraded input's is red, and a line under the table names those sets.
+    """
     labels = sorted({label for h in history for label in h.get("eval", {})})
     kinds = sorted({k for h in history for k in h.get("controls", {})})
-    table = Table(title=title, caption="PSNR in dB per test set; `report --json` has SSIM per set", pad_edge=False)
-    for col in ["round", "density", "left", *map(_short, labels), "mean PSNR", "SSIM",
+    inputs = _input_row(history)
+    notes = []
+    for h in history:
+        worse = _worse_than_input(h.get("eval", {}))
+        if worse:
+            notes.append(f"round {h['round']} is worse than its input on " + ", ".join(
+                f"{_short(l)} ({h['eval'][l]['psnr'] - h['eval'][l]['input_psnr']:+.2f} dB)" for l in worse))
+    caption = "PSNR in dB per test set; gain = mean PSNR minus the degraded input's; `report --json` has SSIM per set"
+    if inputs and not notes:
+        caption += "\nevery round beats the degraded input on every test set"
+    table = Table(title=title, caption="\n".join([caption, *notes]), pad_edge=False)
+    for col in ["round", "density", "left", *map(_short, labels), "mean PSNR", "gain", "SSIM",
                 *[k.replace("random_", "") for k in kinds], "time"]:
         table.add_column(col, justify="right", no_wrap=True)
+    if inputs:
+        mean_in = statistics.fmean(v["psnr"] for v in inputs.values())
+        table.add_row(
+            "input", "", "", *[f"{inputs[l]['psnr']:.2f}" if l in inputs else "-" for l in labels],
+            f"{mean_in:.2f}", "", f"{statistics.fmean(v['ssim'] for v in inputs.values()):.4f}",
+            *["" for _ in kinds], "", style="dim", end_section=True,
+        )
     for h in history:
         ev = h.get("eval", {})
-        cells = [f"{ev[l]['psnr']:.2f}" if l in ev else "-" for l in labels]
+        cells = []
+        for l in labels:
+            if l not in ev:
+                cells.append("-")
+            elif "input_psnr" in ev[l] and ev[l]["psnr"] < ev[l]["input_psnr"]:
+                cells.append(f"[red]{ev[l]['psnr']:.2f}[/]")
+            else:
+                cells.append(f"{ev[l]['psnr']:.2f}")
+        gain = (h["mean_psnr"] - h["mean_input_psnr"]) if h.get("mean_psnr") is not None and h.get("mean_input_psnr") is not None else None
         ctrl = [f"{h['controls'][k]['mean_psnr']:.2f}" if k in h.get("controls", {}) else "-" for k in kinds]
         table.add_row(
             str(h["round"]), f"{h['density']:.4f}", f"{h['remaining']:,}", *cells,
             f"{h['mean_psnr']:.2f}" if h.get("mean_psnr") is not None else "-",
+            "-" if gain is None else (f"[red]{gain:+.2f}[/]" if gain < 0 else f"{gain:+.2f}"),
             f"{h['mean_ssim']:.4f}" if h.get("mean_ssim") is not None else "-",
             *ctrl, _duration(h.get("seconds")),
         )
@@ -257,8 +328,9 @@ def evaluate(
     y_channel: bool = typer.Option(False, "--y-channel", help="Score on the Y channel (BT.601), as Restormer's deraining."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, ..."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    threads: str = typer.Option("auto", help="CPU threads: auto (the cores idle now) or N."),
 ) -> None:
-    """Per-task PSNR/SSIM of a run's round, a ticket, or a published checkpoint."""
+    """Per-task PSNR/SSIM of a run's round, a ticket, or a published checkpoint, beside the degraded input's."""
     from .data import get_recipe
     from .engine import evaluate as run_eval
     from .engine import pick_device
@@ -274,21 +346,30 @@ def evaluate(
         raise ValueError(f"recipe {name!r} cannot run: " + "; ".join(problems[:5]))
     selected = [t.strip() for t in tasks.split(",")] if tasks else (config.tasks if config and config.tasks and not recipe else None)
     dev = pick_device(device)
+    if dev.type == "cpu":
+        _use_threads(threads)
     result = run_eval(loaded.model.to(dev), rec.test_sets(tasks=selected), tile=tile, y_channel=y_channel,
                       save_dir=save_images, device=dev)
     summary = result.summary()
     psnr, ssim = mean_scores(summary)
+    input_psnr, input_ssim = mean_scores(summary, of="input")
     payload = {"source": str(source), "model": loaded.name, "size": loaded.size, "density": loaded.mask.density,
-               "recipe": name, "sets": summary, "mean_psnr": psnr, "mean_ssim": ssim}
+               "recipe": name, "sets": summary, "mean_psnr": psnr, "mean_ssim": ssim,
+               "mean_input_psnr": input_psnr, "mean_input_ssim": input_ssim, "mean_gain": psnr - input_psnr,
+               "worse_than_input": _worse_than_input(summary)}
     if as_json:
         print(json.dumps(payload, indent=2))
         return
-    table = Table(title=f"{source} ({loaded.name}/{loaded.size}, density {loaded.mask.density:.4f})")
-    for col in ("test set", "PSNR (dB)", "SSIM"):
+    table = Table(title=f"{source} ({loaded.name}/{loaded.size}, density {loaded.mask.density:.4f})",
+                  caption=_evaluate_caption(summary))
+    for col in ("test set", "input PSNR", "PSNR (dB)", "gain", "input SSIM", "SSIM"):
         table.add_column(col, justify="right")
     for label, s in summary.items():
-        table.add_row(label, f"{s['psnr']:.2f}", f"{s['ssim']:.4f}")
-    table.add_row("mean", f"{psnr:.2f}", f"{ssim:.4f}")
+        gain = s["psnr"] - s["input_psnr"]
+        table.add_row(label, f"{s['input_psnr']:.2f}", f"{s['psnr']:.2f}", f"[red]{gain:+.2f}[/]" if gain < 0 else f"{gain:+.2f}",
+                      f"{s['input_ssim']:.4f}", f"{s['ssim']:.4f}")
+    table.add_row("mean", f"{input_psnr:.2f}", f"{psnr:.2f}", f"{psnr - input_psnr:+.2f}", f"{input_ssim:.4f}", f"{ssim:.4f}",
+                  end_section=False)
     out.print(table)
     if save_images:
         out.print(f"restored images: {save_images}")
@@ -310,6 +391,7 @@ def restore(
     tile: Optional[int] = typer.Option(None, help="Tile size; default: tiles of 512 for images above 1024x1024."),
     overlap: int = typer.Option(32, help="Tile overlap in pixels."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, ..."),
+    threads: str = typer.Option("auto", help="CPU threads: auto (the cores idle now) or N."),
     sparse: bool = typer.Option(False, "--sparse", help="CPU: run pruned 1x1 convolutions as sparse (CSR) products."),
 ) -> None:
     """Restore your own images (any size; tiled when large)."""
@@ -318,6 +400,8 @@ def restore(
 
     loaded, _ = _load_source(source, round)
     dev = pick_device(device if device or not sparse else "cpu")
+    if dev.type == "cpu":
+        _use_threads(threads)
     model = loaded.model.to(dev).eval()
     if sparse:
         model = _sparse_model(model, dev)

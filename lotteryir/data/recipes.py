@@ -20,9 +20,9 @@ PathLike = str | Path
 def _sample(root: PathLike | None, **options: Any) -> SampleRecipe:
     if root is not None:
         raise DataError(f"the sample recipe is built in and takes no data root (got {root})")
-    unknown = sorted(set(options) - {"max_images", "repeat"})
+    unknown = sorted(set(options) - {"max_images", "repeat", "split"})
     if unknown:
-        raise DataError(f"unknown option(s) for the sample recipe: {', '.join(unknown)} (accepted: max_images, repeat)")
+        raise DataError(f"unknown option(s) for the sample recipe: {', '.join(unknown)} (accepted: max_images, repeat, split)")
     return SampleRecipe(**options)
 
 

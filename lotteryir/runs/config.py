@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -12,6 +13,9 @@ from ..pruning import Rewind, rounds_for_density
 SAMPLE_SIZE = "tiny"
 SAMPLE_STEPS = 300
 SAMPLE_PATCH = 48
+SAMPLE_LR = 2e-4
+SAMPLE_LOSS = "l1"
+PAPER_LR = 2e-4
 DEFAULT_EPOCHS = 120  # the paper's round length on real data
 
 PAPER_PRESET: dict[str, Any] = {
@@ -23,14 +27,17 @@ PAPER_PRESET: dict[str, Any] = {
     "rewind": "init",
     "epochs": 120,
     "warmup_epochs": 15,
-    "lr": 2e-4,
+    "lr": PAPER_LR,
+    "loss": "l1",
     "batch_size": 8,
     "patch_size": 64,
     "tasks": ["denoise_15", "denoise_25", "denoise_50", "derain", "dehaze"],
 }
 
 # Settings that may change between a run and its resumption without changing its results' meaning.
-OPERATIONAL = ("device", "num_workers", "checkpoint_every")
+# (A different thread count changes float results in the last bits; a resumed run therefore keeps
+# the count it started with unless --threads says otherwise.)
+OPERATIONAL = ("device", "num_workers", "checkpoint_every", "threads")
 
 
 @dataclass
@@ -53,7 +60,7 @@ class RunConfig:
     warmup_epochs: float | None = None
     batch_size: int = 8
     patch_size: int | None = None
-    lr: float = 2e-4
+    lr: float | None = None  # None: SAMPLE_LR on the sample recipe, else the paper's 2e-4
     seed: int = 0
     controls: list[str] = field(default_factory=list)
     device: str | None = None
@@ -61,6 +68,8 @@ class RunConfig:
     checkpoint_every: int = 50
     eval_tile: int | None = None
     preset: str | None = None
+    threads: int | None = None  # intra-op CPU threads; None: the idle cores when the run starts
+    loss: str | None = None  # None: SAMPLE_LOSS on the sample recipe, else the paper's "l1"
 
     def resolved(self) -> RunConfig:
         """Fill defaults that depend on other settings (sample sizes, round counts) and validate."""
@@ -100,6 +109,16 @@ class RunConfig:
                 c.steps = SAMPLE_STEPS
             else:
                 c.epochs = DEFAULT_EPOCHS
+        if c.lr is None:
+            c.lr = SAMPLE_LR if sample else PAPER_LR
+        if c.loss is None:
+            c.loss = SAMPLE_LOSS if sample else "l1"
+        if not (math.isfinite(c.lr) and c.lr > 0):
+            raise ValueError(f"--lr must be a finite positive number, got {c.lr}")
+        if c.threads is not None and (type(c.threads) is not int or c.threads < 1):
+            raise ValueError(f"--threads must be 'auto' or a positive integer, got {c.threads!r}")
+        if c.loss not in ("l1", "psnr"):
+            raise ValueError(f"--loss must be l1 or psnr, got {c.loss!r}")
         if c.batch_size < 1 or c.patch_size < 8:
             raise ValueError(f"--batch-size must be >= 1 and --patch-size >= 8 (got {c.batch_size}, {c.patch_size})")
         return c

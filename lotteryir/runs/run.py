@@ -37,6 +37,7 @@ from .. import __version__
 from ..data import DataError, get_recipe
 from ..engine import RestorationTrainer, TrainConfig, TrainProgress, evaluate
 from ..engine import distributed as ddp
+from ..engine.threads import ThreadChoice, apply_threads, auto_threads
 from ..models import build_model
 from ..pruning import IterativeMagnitudePruner, Mask, RoundContext, RoundRecord
 from ..pruning.files import atomic_write_text
@@ -74,6 +75,8 @@ class RunPlan:
     batch_per_rank: int = 8
     lr: float = 2e-4
     backend: str | None = None  # gloo or nccl under torchrun
+    threads: int | None = None  # intra-op CPU threads in use
+    threads_reason: str = ""
 
 
 @dataclass
@@ -111,13 +114,15 @@ def read_history(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def mean_scores(eval_summary: dict[str, dict[str, float]]) -> tuple[float, float]:
-    """Mean PSNR and SSIM over test sets."""
-    if not eval_summary:
+def mean_scores(eval_summary: dict[str, dict[str, float]], of: str = "restored") -> tuple[float, float]:
+    """Mean PSNR and SSIM over test sets, of the restored images or (``of="input"``) the degraded inputs."""
+    prefix = {"restored": "", "input": "input_"}[of]
+    values = [v for v in eval_summary.values() if f"{prefix}psnr" in v]
+    if not values or len(values) != len(eval_summary):
         return float("nan"), float("nan")
     return (
-        statistics.fmean(v["psnr"] for v in eval_summary.values()),
-        statistics.fmean(v["ssim"] for v in eval_summary.values()),
+        statistics.fmean(v[f"{prefix}psnr"] for v in values),
+        statistics.fmean(v[f"{prefix}ssim"] for v in values),
     )
 
 
@@ -132,6 +137,7 @@ class PruningRun:
         should_stop: Callable[[], bool] | None = None,
     ) -> None:
         self.dir = Path(out_dir)
+        self._threads_reason = "--threads"
         self.callbacks = callbacks or RunCallbacks()
         self.should_stop = should_stop
         if is_run_dir(self.dir):
@@ -144,7 +150,11 @@ class PruningRun:
                         f"{self.dir} holds a run with a different configuration ({'; '.join(diff[:4])}); "
                         "use another --out, or the same options to resume"
                     )
-                # Operational settings (device, workers, checkpoint interval) follow the new command.
+                # Operational settings (device, workers, checkpoint interval) follow the new command;
+                # the thread count stays the run's own unless given, so a resumed run is bit-identical.
+                if wanted.threads is None and saved.threads is not None:
+                    wanted.threads = saved.threads
+                    self._threads_reason = "kept from the run's start, so resuming is bit-identical"
                 saved = wanted
             self.config = saved
         else:
@@ -169,6 +179,13 @@ class PruningRun:
         self.train_set = recipe.train_dataset(patch_size=c.patch_size, seed=c.seed, tasks=self.tasks)
         self.test_sets = recipe.test_sets(tasks=self.tasks)
         self.device = ddp.init_from_env(c.device)
+        if c.threads is None:
+            self.threads = auto_threads()
+            c.threads = self.threads.threads  # saved in config.json: a resumed run uses the same count
+        else:
+            self.threads = ThreadChoice(c.threads, self._threads_reason)
+        if self.device.type == "cpu":
+            apply_threads(self.threads)  # before the duration estimate and the first training step
         torch.manual_seed(c.seed)  # the dense initialization is part of the run's identity
         self.model = build_model(c.model, c.size)
         self.model.to(self.device)
@@ -184,6 +201,8 @@ class PruningRun:
                 num_workers=c.num_workers,
                 checkpoint_every=c.checkpoint_every,
                 seed=c.seed,
+                threads=c.threads,
+                loss=c.loss,
                 should_stop=self.should_stop,
             ),
             progress=self._progress,
@@ -243,9 +262,11 @@ class PruningRun:
             result = evaluate(model, self.test_sets, device=self.device, tile=self.config.eval_tile)
             summary = result.summary()
             psnr, ssim = mean_scores(summary)
+            input_psnr, input_ssim = mean_scores(summary, of="input")
             if kind == "ticket":
                 write_samples_figure(model, self.test_sets, rdir / "samples.png", device=self.device)
-            metrics = {"train": train, "eval": summary, "mean_psnr": psnr, "mean_ssim": ssim}
+            metrics = {"train": train, "eval": summary, "mean_psnr": psnr, "mean_ssim": ssim,
+                       "mean_input_psnr": input_psnr, "mean_input_ssim": input_ssim}
         # Every rank keeps rank 0's record (and waits here while rank 0 evaluates).
         return ddp.broadcast_object(metrics)
 
@@ -279,6 +300,8 @@ class PruningRun:
             batch_per_rank=per_rank,
             lr=self.config.lr,
             backend=torch.distributed.get_backend() if ddp.is_distributed() else None,
+            threads=self.threads.threads if self.device.type == "cpu" else None,
+            threads_reason=self.threads.reason,
         )
 
     def _estimate(self, trainings: int, steps: int) -> float:
@@ -379,6 +402,8 @@ class PruningRun:
             "eval": m.get("eval", {}),
             "mean_psnr": m.get("mean_psnr"),
             "mean_ssim": m.get("mean_ssim"),
+            "mean_input_psnr": m.get("mean_input_psnr"),
+            "mean_input_ssim": m.get("mean_input_ssim"),
             "controls": {
                 kind: {"eval": v.get("eval", {}), "mean_psnr": v.get("mean_psnr"), "mean_ssim": v.get("mean_ssim"),
                        "train": v.get("train", {})}
