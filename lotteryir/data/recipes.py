@@ -14,7 +14,7 @@ from .errors import DataError
 from .folders import FAMILIES, FOLDER_RECIPES, FolderRecipe, expand_families
 from .layouts import LAYOUTS
 from .recipe import Recipe, RecipeInfo
-from .sample import SampleRecipe
+from .sample import SPLITS, SampleRecipe
 from .tasks import ALL_TASKS
 
 PathLike = str | Path
@@ -23,13 +23,14 @@ PathLike = str | Path
 def _sample(root: PathLike | None, **options: Any) -> SampleRecipe:
     if root is not None:
         raise DataError(f"the sample recipe is built in and takes no data root (got {root})")
-    unknown = sorted(set(options) - {"max_images", "repeat", "split"})
+    unknown = sorted(set(options) - set(_SAMPLE_OPTIONS))
     if unknown:
-        raise DataError(f"unknown option(s) for the sample recipe: {', '.join(unknown)} (accepted: max_images, repeat, split)")
+        raise DataError(f"unknown option(s) for the sample recipe: {', '.join(unknown)} "
+                        f"(accepted: {', '.join(_SAMPLE_OPTIONS)})")
     return SampleRecipe(**options)
 
 
-_SAMPLE_OPTIONS = ("max_images", "repeat")
+_SAMPLE_OPTIONS = ("max_images", "repeat", "split")
 _FOLDER_CHOICES = {"layout": ("auto", *LAYOUTS), "size_mismatch": ("error", "crop")}
 _FOLDER_FLAGS = ("cache", "skip_bad")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -47,7 +48,12 @@ def normalize_options(name: str, root: PathLike | None, options: Mapping[str, An
         for key, value in options.items():
             if key not in _SAMPLE_OPTIONS:
                 raise DataError(f"unknown option {key!r} for the sample recipe (accepted: {', '.join(_SAMPLE_OPTIONS)})")
-            out[key] = _whole_number(key, value)
+            if key == "split":
+                if str(value) not in SPLITS:
+                    raise DataError(f"split={value!r} is not one of {', '.join(SPLITS)}")
+                out[key] = str(value)
+            else:
+                out[key] = _whole_number(key, value)
         return out
     if name not in FOLDER_RECIPES:
         raise DataError(f"unknown data recipe {name!r}; available: sample, {', '.join(FOLDER_RECIPES)}")

@@ -135,3 +135,17 @@ def test_available_recipes_lists_layouts():
     assert set(infos) == {"sample", "mirl", "denoise", "derain", "dehaze", "web"}
     assert "Rain100L" in infos["mirl"].layout and infos["web"].tasks == ("web",)
     assert infos["sample"].tasks == tuple(ALL_TASKS)
+
+
+def test_sample_validation_split_never_touches_the_test_photographs():
+    from lotteryir.data.sample import SAMPLE_TEST, SAMPLE_TRAIN, SAMPLE_VALIDATION
+
+    val = get_recipe("sample", split="validation")
+    assert set(val.test_names) == set(SAMPLE_VALIDATION) and set(SAMPLE_VALIDATION) <= set(SAMPLE_TRAIN)
+    assert not set(val.train_names) & set(val.test_names)
+    assert not (set(val.train_names) | set(val.test_names)) & set(SAMPLE_TEST)
+    sets = val.test_sets(tasks=["web"])
+    assert list(sets) == ["web/sample-val"] and len(sets["web/sample-val"]) == len(SAMPLE_VALIDATION)
+    assert get_recipe("sample").test_names == list(SAMPLE_TEST)
+    with pytest.raises(DataError, match="split"):
+        get_recipe("sample", split="train")
