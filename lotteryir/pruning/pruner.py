@@ -315,18 +315,23 @@ class IterativeMagnitudePruner:
     @torch.no_grad()
     def rewind(self, model: nn.Module | None = None) -> None:
         """Write the rewind point into the survivors (and, if configured, every other tensor)."""
+        model = model or self.model
+        params = self.params if model is self.model else self._params_of(model)
+        bridge.write_weights(params, self._rewind_point())
+        self._rewind_unpruned(model, params)
+
+    def _rewind_point(self) -> dict[str, torch.Tensor]:
         if self._snapshot is None:
             raise RuntimeError(f"no rewind point recorded (rewind={self.rewind_spec})")
-        model = model or self.model
-        named = self._named_tensors(model)
-        prunable = set(self._by_name)
-        for key, t in named.items():
-            if key in prunable or self.rewind_unpruned:
-                t.copy_(self._snapshot[key])
-        for p in self.params if model is self.model else self._params_of(model):
-            for _, mod, attr in p.owners:
-                if attr + MASK_SUFFIX in mod._buffers:
-                    bridge._refresh(mod, attr)
+        return self._snapshot
+
+    @torch.no_grad()
+    def _rewind_unpruned(self, model: nn.Module, params: Sequence[PrunableParam]) -> None:
+        if self.rewind_unpruned:
+            prunable = {p.name for p in params}
+            for key, t in self._named_tensors(model).items():
+                if key not in prunable:
+                    t.copy_(self._snapshot[key])
 
     # -- pruning -------------------------------------------------------------
     def _targets(self, r: int) -> dict[str, int]:
@@ -348,47 +353,59 @@ class IterativeMagnitudePruner:
         if r < 1:
             raise ValueError("level 0 is the dense model; pruning starts at level 1")
         active = self._active_params()
-        weights = bridge.effective_weights(active)
-        mask = bridge.current_mask(active)
+        # The trainable tensors and the live mask buffers, no copies: the pruner keeps pruned
+        # entries of ``_orig`` at zero, which the strategies exploit (and verify).
+        weights = {p.name: bridge.trainable_tensor(p).detach() for p in active}
+        mask = Mask({p.name: bridge.mask_buffer(p) for p in active})
         targets = self._targets(r)
-        out = dict(mask.items())
+        out: dict[str, torch.Tensor] = {}
 
         def amount(remaining: int, target: int) -> float:
             return (remaining - target) / remaining if remaining else 0.0
 
         singles = [n for n in mask if n in targets]
+        counts = {n: int(torch.count_nonzero(m)) for n, m in mask.items()}
         if self.scope == "layerwise":
-            amounts = {n: amount(int(torch.count_nonzero(mask[n])), targets[n]) for n in singles}
-            out.update(layerwise_magnitude(weights, mask, amounts).items())
-            return Mask(out)
+            amounts = {n: amount(counts[n], targets[n]) for n in singles}
+            return layerwise_magnitude(weights, mask, amounts, pruned_are_zero=True, remaining=counts)
         if singles:
             sub = Mask({n: mask[n] for n in singles})
-            amounts = {n: amount(int(torch.count_nonzero(mask[n])), targets[n]) for n in singles}
-            out.update(layerwise_magnitude(weights, sub, amounts).items())
+            amounts = {n: amount(counts[n], targets[n]) for n in singles}
+            out.update(layerwise_magnitude(weights, sub, amounts, pruned_are_zero=True, remaining=counts).items())
         rest = Mask({n: mask[n] for n in mask if n not in targets})
         if len(rest):
-            a = amount(rest.num_remaining, targets["*"])
+            a = amount(sum(counts[n] for n in rest), targets["*"])
             if self.scope == "random":
                 g = torch.Generator().manual_seed(self.seed * 100_003 + r)
                 out.update(random_pruning(weights, rest, a, generator=g).items())
             else:
-                out.update(global_magnitude(weights, rest, a).items())
-        return Mask(out)
+                out.update(global_magnitude(weights, rest, a, pruned_are_zero=True, remaining=counts).items())
+        return Mask({n: out[n] for n in mask})
 
-    def apply_mask(self, mask: Mask) -> None:
-        """Attach ``mask`` (over the active tensors, or all prunable tensors) in place."""
+    def apply_mask(self, mask: Mask, values: Mapping[str, torch.Tensor] | None = None) -> None:
+        """Attach ``mask`` (over the active tensors, or all prunable tensors) in place.
+
+        ``values`` (name -> tensor) are written into the survivors in the same pass.
+        """
         names = set(mask)
         params = self.params if names == set(self._by_name) else self._active_params()
-        bridge.attach_masks(self.model, params, mask)
+        bridge.attach_masks(self.model, params, mask, values)
 
-    def prune(self) -> Mask:
-        """Compute and attach the next level's mask; returns it. Does not rewind or train.
+    def prune(self, rewind: bool = False) -> Mask:
+        """Compute and attach the next level's mask; returns it. Does not train.
 
-        The first call drops the tensors that received no gradient so far (see module docs).
+        ``rewind=True`` also rewinds the survivors (and, if configured, every other
+        tensor), writing the rewind point and the new zeros in one pass over the
+        weights: what :meth:`run_round` does. The first call drops the tensors that
+        received no gradient so far (see module docs).
         """
+        point = self._rewind_point() if rewind else None
         self._drop_unused()
         mask = self.next_mask()
-        self.apply_mask(mask)
+        self.apply_mask(mask, point)
+        if point is not None:
+            bridge.write_weights([p for p in self.params if p.name not in mask], point)  # unused, unpruned
+            self._rewind_unpruned(self.model, self.params)
         self.level += 1
         # Under torch.distributed every rank prunes its own replica; a disagreement is an error.
         if distributed.active():  # reading every mask back costs a pass; only pay it under DDP
@@ -440,9 +457,7 @@ class IterativeMagnitudePruner:
             raise RuntimeError(f"all {self.rounds} pruning rounds are done")
         start = time.perf_counter()
         if r >= 1:
-            self.prune()
-            if self.rewind_spec.kind != "none":
-                self.rewind()
+            self.prune(rewind=self.rewind_spec.kind != "none")
         mask = self.mask
         ctx = self._context(r, mask.density)
         metrics = dict(train(self.model, ctx) or {})
@@ -492,10 +507,10 @@ class IterativeMagnitudePruner:
             reinitialize(control, seed, self.init_fn)
             bridge.attach_masks(control, [by_name[n] for n in self.active], self.mask)
         else:
-            if self._snapshot is not None:
-                self.rewind(control)
             random = random_mask_like(self.mask, seed=seed)
             bridge.attach_masks(control, [by_name[n] for n in self.active], random)
+            if self._snapshot is not None:  # after the mask: entries the random mask keeps get their values
+                self.rewind(control)
             distributed.verify_masks_agree(random, self.level, what="random_prune control")
         return control
 
