@@ -6,7 +6,14 @@ from .bridge import attach_masks as _attach_params
 from .bridge import current_mask, effective_weights, export_state_dict, remove_masks, write_weights
 from .context import RoundContext, TrainClosure
 from .controls import default_init, reinitialize
-from .distributed import MaskMismatchError, mask_checksum, verify_masks_agree
+from .distributed import (
+    MaskMismatchError,
+    WeightMismatchError,
+    ddp_ignore_masks,
+    mask_checksum,
+    verify_masks_agree,
+    verify_weights_agree,
+)
 from .files import atomic_save_safetensors, atomic_write, atomic_write_text
 from .mask import Mask
 from .pruner import IterativeMagnitudePruner, Rewind, RoundRecord, rounds_for_density
@@ -43,11 +50,13 @@ __all__ = [
     "SparsityReport",
     "TensorSparsity",
     "TrainClosure",
+    "WeightMismatchError",
     "atomic_save_safetensors",
     "atomic_write",
     "atomic_write_text",
     "attach_masks",
     "current_mask",
+    "ddp_ignore_masks",
     "default_init",
     "effective_weights",
     "export_state_dict",
@@ -63,5 +72,6 @@ __all__ = [
     "select_prunable",
     "sparsity_report",
     "verify_masks_agree",
+    "verify_weights_agree",
     "write_weights",
 ]

@@ -221,6 +221,10 @@ class IterativeMagnitudePruner:
             raise ValueError("the model has no prunable parameters (no Conv/ConvTranspose/Linear weights, no include match)")
         self.layer_rates = self._resolve_layer_rates(layer_rates or {})
         bridge.attach_masks(model, self.params)
+        # DDP wrapped around this model later must not broadcast the masks at every forward.
+        distributed.ddp_ignore_masks(model)
+        if distributed.active():  # every rank must start from the same weights: the rewind point is taken now
+            distributed.verify_weights_agree(self._named_tensors())
         self._by_name = {p.name: p for p in self.params}
         self.active: list[str] = [p.name for p in self.params]
         self.excluded_unused: list[str] = []
