@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .models import build_from_state_dict, guess_model, load_weights, read_checkpoint
+from .models.external import refuse_from_file
 from .pruning import Mask, SparsityReport, current_mask, export_state_dict, find_prunable, select_prunable, sparsity_report
 from .pruning.ticket import is_compact, load_compact, save_compact
 
@@ -92,9 +93,13 @@ def load_ticket(path: str | os.PathLike, name: str | None = None, size: str | No
 
     With ``model`` (an instance of your own class) the weights load into it strictly;
     otherwise the registered model named in the ticket (or by ``name``/``size``) is built.
+    A ticket of a model named by import path (``package.module:factory``) needs
+    ``name`` (or ``model``): code named inside a file is never imported.
     """
     path = Path(path)
     state, mask, header = load_compact(path)
+    if name is None and model is None:
+        refuse_from_file(header.get("model"), str(path))  # an import path inside a file is never imported
     if model is not None:
         load_weights(model, state, model_name=name or header.get("model"), size=size or header.get("size"),
                      source=str(path))

@@ -28,6 +28,8 @@ app = typer.Typer(
 out = Console() if sys.stdout.isatty() else Console(width=160)
 err = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=160)
 _DEBUG = False
+_MODEL_HELP = ("Network: a name from `lotteryir models`, or your own as package.module:factory or "
+               "path/to/file.py:factory (called with no arguments).")
 
 
 @app.callback()
@@ -47,7 +49,7 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show full traceback
     )
 )
 def prune(
-    model: str = typer.Option("mirl", help="Network: see `lotteryir models`."),
+    model: str = typer.Option("mirl", help=_MODEL_HELP),
     size: Optional[str] = typer.Option(None, help="Model size (default: tiny on the sample recipe, else full)."),
     recipe: str = typer.Option("sample", help="Data recipe: see `lotteryir recipes`."),
     data: Optional[Path] = typer.Option(None, help="Data root of the recipe (not needed for sample)."),
@@ -76,6 +78,7 @@ def prune(
     Under torchrun each process trains a DistributedDataParallel replica; rank 0 alone writes and draws.
     """
     from .engine.distributed import env_rank
+    from .models.external import label as model_label
     from .runs import PruningRun, RunCallbacks, RunConfig
 
     paths = _parse_paths(data_path)
@@ -87,7 +90,7 @@ def prune(
         controls=["random_reinit", "random_prune"] if controls else [], device=device,
         num_workers=num_workers, checkpoint_every=checkpoint_every, preset=preset,
     ).resolved()
-    target = out_dir or Path("runs") / f"{config.model}-{config.size}-{config.recipe}"
+    target = out_dir or Path("runs") / f"{model_label(config.model)}-{config.size}-{config.recipe}"
     stop = threading.Event()
     main_rank = env_rank() == 0  # the process group starts inside the run; torchrun's RANK says who draws
     drawer = _PruneDrawer()
@@ -141,6 +144,8 @@ class _PruneDrawer:
         expected = f"~{_duration(plan.expected_seconds)}" if plan.expected_seconds is not None else "unknown"
         data = "built-in sample (scikit-image photos)" if plan.recipe == "sample" else plan.recipe
         resumed = f", resuming after round {plan.resumed_from_round}" if plan.resumed_from_round >= 0 else ""
+        if plan.extended_from is not None:
+            resumed += f" (extended from {plan.extended_from} to {plan.rounds} rounds)"
         out.print(
             f"lotteryir prune: recipe {data}, model {plan.model}/{plan.size} ({plan.params / 1e6:.2f}M params), "
             f"device {plan.device}, {plan.trainings} trainings x {plan.steps_per_training} steps{resumed}; "
@@ -219,13 +224,18 @@ def _round_table(history: list[dict], title: str = "") -> Table:
 
 
 # --------------------------------------------------------------------------- sources
-def _load_source(source: Path, round: Optional[int]):
+def _load_source(source: Path, round: Optional[int], model: Optional[str] = None):
     """A run directory (its round's ticket), a compact ticket, or a published checkpoint."""
     from .checkpoints import load_checkpoint
+    from .models.external import refuse_from_file
     from .runs import is_run_dir, read_config, round_ticket_path
 
     if is_run_dir(source):
         config = read_config(source)
+        if model is None:
+            refuse_from_file(config.model, str(source))
+        elif model != config.model:
+            raise ValueError(f"{source} is a run of model {config.model!r}, not {model!r}")
         return load_checkpoint(round_ticket_path(source, round), config.model, config.size), config
     if round is not None:
         raise typer.BadParameter("--round only applies to a run directory")
@@ -233,7 +243,8 @@ def _load_source(source: Path, round: Optional[int]):
         raise FileNotFoundError(f"no such checkpoint or run directory: {source}")
     if source.is_dir():
         raise ValueError(f"{source} is a directory but not a lotteryir run (no config.json)")
-    return load_checkpoint(source), None
+    return load_checkpoint(source, model), None
+
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -257,6 +268,7 @@ def evaluate(
     y_channel: bool = typer.Option(False, "--y-channel", help="Score on the Y channel (BT.601), as Restormer's deraining."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, ..."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    model: Optional[str] = typer.Option(None, help="The network, when it is your own: " + _MODEL_HELP),
 ) -> None:
     """Per-task PSNR/SSIM of a run's round, a ticket, or a published checkpoint."""
     from .data import get_recipe
@@ -264,7 +276,7 @@ def evaluate(
     from .engine import pick_device
     from .runs import mean_scores
 
-    loaded, config = _load_source(source, round)
+    loaded, config = _load_source(source, round, model)
     name = recipe or (config.recipe if config else "sample")
     root = str(data) if data else (config.data if config and not recipe else None)
     paths = _parse_paths(data_path) if data_path else (config.data_paths if config and not recipe else {})
@@ -310,12 +322,13 @@ def restore(
     tile: Optional[int] = typer.Option(None, help="Tile size; default: tiles of 512 for images above 1024x1024."),
     overlap: int = typer.Option(32, help="Tile overlap in pixels."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, ..."),
+    model: Optional[str] = typer.Option(None, help="The network, when it is your own: " + _MODEL_HELP),
 ) -> None:
     """Restore your own images (any size; tiled when large)."""
     from .data import read_image, write_image
     from .engine import pick_device, restore_image
 
-    loaded, _ = _load_source(source, round)
+    loaded, _ = _load_source(source, round, model)
     dev = pick_device(device)
     model = loaded.model.to(dev).eval()
     for path in images:

@@ -43,7 +43,7 @@ class _FixedMask(prune.BasePruningMethod):
 
     def __call__(self, module: nn.Module, inputs) -> None:
         name = self._tensor_name
-        setattr(module, name, module._parameters[name + ORIG_SUFFIX] * module._buffers[name + MASK_SUFFIX])
+        _set(module, name, module._parameters[name + ORIG_SUFFIX] * module._buffers[name + MASK_SUFFIX])
 
 
 class _DetachAfterForward:
@@ -59,7 +59,16 @@ class _DetachAfterForward:
 
     def __call__(self, module: nn.Module, inputs, output) -> None:
         for name in self.names:
-            setattr(module, name, getattr(module, name).detach())
+            _set(module, name, getattr(module, name).detach())
+
+
+def _set(module: nn.Module, name: str, value: torch.Tensor) -> None:
+    # torch.compile traces setattr as a plain side effect (a __dict__ write breaks the graph);
+    # eager mode skips nn.Module.__setattr__'s checks, which add up over every masked module.
+    if torch.compiler.is_compiling():
+        setattr(module, name, value)
+    else:
+        module.__dict__[name] = value
 
 
 def _is_attached(module: nn.Module, attr: str) -> bool:

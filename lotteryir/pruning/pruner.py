@@ -22,13 +22,13 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from . import bridge
+from . import bridge, levels
 from .context import RoundContext, TrainClosure
 from .controls import InitFn, reinitialize
 from . import distributed
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 SCOPES = ("global", "layerwise", "random")
 CONTROLS = ("random_reinit", "random_prune")
 STATE_VERSION = 1
+_GROWABLE = ("rounds", "target_density", "rewind", "rewind_points")  # may differ when a saved run is continued
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ class RoundRecord:
     metrics: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     controls: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rewind: str = ""  # where the survivors were rewound before this round trained ("" for round 0)
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(
@@ -121,6 +123,7 @@ class RoundRecord:
                 "metrics": self.metrics,
                 "seconds": self.seconds,
                 "controls": self.controls,
+                "rewind": self.rewind,
             }
         )
 
@@ -161,8 +164,17 @@ class IterativeMagnitudePruner:
             per-tensor densities, from the rewind point).
         init_fn: how ``random_reinit`` re-draws weights (default: every module's
             ``reset_parameters()``).
-        on_round_end / on_rewind_point: callbacks after each round, and when a
-            late-rewinding snapshot is taken during round 0 (to persist it).
+        rewind_points: further steps of round 0 (0 = init) whose weights are kept,
+            so that :meth:`extend` can switch the rewind to them later.
+        on_round_end / on_rewind_point: callbacks after each round (or iterate
+            :meth:`iter_rounds`), and when a late-rewinding snapshot is taken
+            during round 0 (to persist it).
+
+    A model that already carries pruning masks, or whose prunable weights hold
+    exact zeros, is adopted as level k when its survivor counts are exactly those
+    of level k of this schedule (training then continues at round k + 1, rewinding
+    to the weights as given); masks that match no level are refused. Continue a
+    finished run with :meth:`extend`.
     """
 
     def __init__(
@@ -183,6 +195,7 @@ class IterativeMagnitudePruner:
         controls: Sequence[str] = (),
         init_fn: InitFn | None = None,
         seed: int = 0,
+        rewind_points: Sequence[int] = (),
         on_round_end: Callable[[RoundRecord], None] | None = None,
         on_rewind_point: Callable[[int | None], None] | None = None,
     ) -> None:
@@ -214,6 +227,12 @@ class IterativeMagnitudePruner:
         self.seed = int(seed)
         self.on_round_end = on_round_end
         self.on_rewind_point = on_rewind_point
+        bad_points = [k for k in rewind_points if not isinstance(k, int) or isinstance(k, bool) or k < 0]
+        if bad_points:
+            raise ValueError(f"rewind_points must be optimizer steps of round 0 (integers >= 0), got {bad_points}")
+        self.rewind_points = tuple(sorted(set(rewind_points)))
+        self.extensions: list[dict[str, Any]] = []
+        self.adopted_level: int | None = None
 
         self._selection = (list(include or []), list(exclude or []), module_types)
         self.params: list[PrunableParam] = find_prunable(model, *self._selection)
@@ -233,11 +252,21 @@ class IterativeMagnitudePruner:
         self.history: list[RoundRecord] = []
         self._snapshot: dict[str, torch.Tensor] | None = None
         self._snapshot_step: int | None = None
+        self._points: dict[int, dict[str, torch.Tensor]] = {}  # rewind_points kept besides the active one (CPU)
         self._grad_seen: set[str] = set()
         self._grad_hooks: list[Any] = []
+        adopted = levels.adopt_existing(self)
+        if adopted is not None and self.rewind_spec.kind == "step":
+            raise ValueError(
+                f"the model is already pruned (adopted as level {adopted}), so there is no round 0 to take step "
+                f"{self.rewind_spec.step} from: use rewind='init' (the weights as given) or 'none'"
+            )
         if self.rewind_spec.kind in ("init", "none"):
             self.mark_rewind_point(0)
-        self._watch_gradients()
+        elif 0 in self.rewind_points:
+            self.mark_rewind_point(0)
+        if adopted is None:
+            self._watch_gradients()
 
     # -- configuration -------------------------------------------------------
     def _resolve_layer_rates(self, patterns: Mapping[str, float]) -> dict[str, float]:
@@ -265,6 +294,7 @@ class IterativeMagnitudePruner:
             "controls": list(self.controls),
             "seed": self.seed,
             "prunable": [p.name for p in self.params],
+            "rewind_points": list(self.rewind_points),
         }
 
     # -- views ---------------------------------------------------------------
@@ -308,7 +338,16 @@ class IterativeMagnitudePruner:
     # -- rewind point --------------------------------------------------------
     @torch.no_grad()
     def mark_rewind_point(self, step: int | None = None) -> None:
-        """Snapshot the current weights (all parameters and buffers) as the rewind point."""
+        """Snapshot the current weights (all parameters and buffers) as the rewind point.
+
+        A ``step`` listed in ``rewind_points`` (and not the active rewind's) is kept
+        aside on the CPU for :meth:`extend`.
+        """
+        active_step = self.rewind_spec.step if self.rewind_spec.kind == "step" else 0
+        if step is not None and step != active_step and step in self.rewind_points:
+            self._points[step] = {k: t.detach().to("cpu", copy=True) for k, t in self._named_tensors().items()}
+            log.info("rewind point for later use recorded at step %d", step)
+            return
         self._snapshot = {k: t.detach().clone() for k, t in self._named_tensors().items()}
         self._snapshot_step = step
         log.info("rewind point recorded%s", f" at step {step}" if step else "")
@@ -417,14 +456,18 @@ class IterativeMagnitudePruner:
         return mask
 
     # -- rounds --------------------------------------------------------------
-    def _context(self, r: int, density: float) -> RoundContext:
+    def _context(self, r: int, density: float, kind: str = "ticket") -> RoundContext:
         ctx = RoundContext(
             round=r,
             density=density,
             rewind_step=self.rewind_spec.step if self.rewind_spec.kind == "step" else None,
             seed=self.seed,
+            kind=kind,
+            rewind_steps=tuple(k for k in self.rewind_points if k > 0),
         )
-        ctx._on_mark = self.mark_rewind_point if r == 0 else None
+        if kind != "ticket":
+            ctx.extras["control"] = kind  # the older spelling of ctx.kind
+        ctx._on_mark = self.mark_rewind_point if r == 0 and kind == "ticket" else None
         return ctx
 
     def _watch_gradients(self) -> None:
@@ -462,6 +505,7 @@ class IterativeMagnitudePruner:
         start = time.perf_counter()
         if r >= 1:
             self.prune(rewind=self.rewind_spec.kind != "none")
+        rewound = str(self.rewind_spec) if r >= 1 else ""
         mask = self.mask
         ctx = self._context(r, mask.density)
         metrics = dict(train(self.model, ctx) or {})
@@ -472,13 +516,15 @@ class IterativeMagnitudePruner:
                     f"{ctx.steps_done} optimizer steps through ctx.step(k); train longer or rewind earlier"
                 )
             self._drop_unused()
+            missing = [k for k in self.rewind_points if k > 0 and k not in self._points and k != self._snapshot_step]
+            if missing:
+                log.warning("round 0 never reported step(s) %s: those rewind points were not recorded", missing)
             mask = self.mask
-        record = RoundRecord(r, mask.density, mask.num_remaining, mask.num_total, _jsonable(metrics))
+        record = RoundRecord(r, mask.density, mask.num_remaining, mask.num_total, _jsonable(metrics), rewind=rewound)
         if r >= 1:
             for kind in self.controls:
                 control = self.make_control(kind, seed=self.seed + 7919 * r)
-                cctx = self._context(r, mask.density)
-                cctx.extras["control"] = kind
+                cctx = self._context(r, mask.density, kind)
                 record.controls[kind] = _jsonable(dict(train(control, cctx) or {}))
         record.seconds = time.perf_counter() - start
         self.round = r
@@ -488,12 +534,83 @@ class IterativeMagnitudePruner:
         return record
 
     def run(self, train: TrainClosure | None = None) -> list[RoundRecord]:
-        """Run every remaining round (round 0 included if not yet trained)."""
+        """Run every remaining round (round 0 included if not yet trained); returns the history."""
+        for _ in self.iter_rounds(train):
+            pass
+        return self.history
+
+    def iter_rounds(self, train: TrainClosure | None = None) -> Iterator[RoundRecord]:
+        """Run the remaining rounds one by one, yielding each round's record as soon as it is done."""
         if self.rounds is None:
             raise ValueError("give rounds or target_density to run(); or call run_round() yourself")
         while not self.finished:
-            self.run_round(train)
-        return self.history
+            yield self.run_round(train)
+
+    def extend(
+        self,
+        rounds: int | None = None,
+        *,
+        target_density: float | None = None,
+        rewind: str | int | Rewind | None = None,
+    ) -> None:
+        """Continue the run: ``rounds`` more pruning rounds (or until ``target_density``),
+        optionally rewinding somewhere else from the next round on.
+
+        ``rewind`` may be ``"none"``, or ``"init"``/``"step:K"`` when that point's
+        weights were kept (the active rewind's, or one of ``rewind_points``).
+        The change is recorded in :attr:`extensions`, and every round's record
+        says which rewind it started from. Then call :meth:`run` again.
+        """
+        if rounds is not None and target_density is not None:
+            raise ValueError("give either rounds or target_density, not both")
+        old_rounds, old_rewind = self.rounds, str(self.rewind_spec)
+        new_rounds = old_rounds
+        if rounds is not None:
+            if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
+                raise ValueError(f"rounds must be a positive number of further rounds, got {rounds!r}")
+            new_rounds = (old_rounds if old_rounds is not None else max(self.round, 0)) + rounds
+        elif target_density is not None:
+            new_rounds = rounds_for_density(target_density, self.rate)
+            if old_rounds is not None and new_rounds <= old_rounds:
+                raise ValueError(
+                    f"target density {target_density} needs {new_rounds} rounds at rate {self.rate}; "
+                    f"this run already has {old_rounds} (density {(1 - self.rate) ** old_rounds:.4f})"
+                )
+        if rewind is not None:
+            self._switch_rewind(Rewind.parse(rewind))
+        if new_rounds == old_rounds and str(self.rewind_spec) == old_rewind:
+            raise ValueError("extend() needs rounds, target_density or a different rewind")
+        self.rounds = new_rounds
+        self.target_density = target_density if target_density is not None else None
+        self.extensions.append({"after_round": self.round, "rounds": [old_rounds, new_rounds],
+                                "rewind": [old_rewind, str(self.rewind_spec)]})
+        log.info("run extended after round %d: rounds %s -> %s, rewind %s -> %s", self.round, old_rounds,
+                 new_rounds, old_rewind, self.rewind_spec)
+
+    def _switch_rewind(self, spec: Rewind) -> None:
+        """Make ``spec`` the active rewind; its weights must have been kept."""
+        if spec == self.rewind_spec:
+            return
+        if spec.kind == "none":
+            self.rewind_spec = spec  # keeps the snapshot: random_prune still starts from it
+            return
+        wanted = spec.step if spec.kind == "step" else 0
+        if wanted == self._snapshot_step or (wanted == 0 and self._snapshot_step is None and self._snapshot is not None):
+            self.rewind_spec = spec
+            return
+        if wanted not in self._points:
+            kept = sorted({*self._points, *([self._snapshot_step or 0] if self._snapshot is not None else [])})
+            raise ValueError(
+                f"rewind {spec} needs the weights of step {wanted} of round 0, which this run did not keep "
+                f"(kept: {', '.join('init' if k == 0 else f'step:{k}' for k in kept) or 'none'}). Create the "
+                f"pruner with rewind_points=[{wanted}] to keep them, or extend with rewind='none'"
+            )
+        device = next(iter(self._snapshot.values())).device if self._snapshot else torch.device("cpu")
+        if self._snapshot is not None:
+            self._points[self._snapshot_step or 0] = {k: t.to("cpu") for k, t in self._snapshot.items()}
+        self._snapshot = {k: t.to(device) for k, t in self._points.pop(wanted).items()}
+        self._snapshot_step = wanted
+        self.rewind_spec = spec
 
     # -- controls ------------------------------------------------------------
     def make_control(self, kind: str, seed: int = 0) -> nn.Module:
@@ -535,6 +652,8 @@ class IterativeMagnitudePruner:
         self.full_mask.save(d / "mask.safetensors")
         if self._snapshot is not None:
             atomic_save_safetensors(self._snapshot, d / "rewind.safetensors")
+        for step, weights in self._points.items():
+            atomic_save_safetensors(weights, d / f"rewind_step{step}.safetensors")
         if include_model:
             atomic_save_safetensors(self.model.state_dict(), d / "model.safetensors")
         state = {
@@ -547,6 +666,9 @@ class IterativeMagnitudePruner:
             "has_rewind_point": self._snapshot is not None,
             "config": self.config(),
             "history": [h.to_dict() for h in self.history],
+            "extensions": self.extensions,
+            "kept_rewind_points": sorted(self._points),
+            "adopted_level": self.adopted_level,
         }
         atomic_write_text(d / "pruner.json", json.dumps(state, indent=2))
 
@@ -560,10 +682,16 @@ class IterativeMagnitudePruner:
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"{path}: unsupported pruner state version {state.get('version')!r}")
         saved, mine = state["config"], self.config()
-        diff = [k for k in mine if saved.get(k) != _jsonable(mine[k])]
+        # A run may have grown (extend()): its length and rewind come from the state.
+        diff = [k for k in mine if k not in _GROWABLE and saved.get(k) != _jsonable(mine[k])]
+        extensions = list(state.get("extensions", []))
+        rewinds = [e["rewind"][0] for e in extensions] + [saved["rewind"]]
+        if str(self.rewind_spec) not in rewinds:
+            diff.append("rewind")
         if diff:
             details = "; ".join(f"{k}: saved {saved.get(k)!r}, now {mine[k]!r}" for k in diff[:4])
-            raise ValueError(f"pruner state in {d} was made with a different configuration ({details})")
+            raise ValueError(f"pruner state in {d} was made with a different configuration ({details}); "
+                             "to change the rewind of a saved run, load it as it was made and call extend(rewind=...)")
         if (d / "model.safetensors").is_file():
             weights = load_file(str(d / "model.safetensors"))
             missing, unexpected = self.model.load_state_dict(weights, strict=False)
@@ -581,6 +709,18 @@ class IterativeMagnitudePruner:
         self.active = list(state["active"])
         self.excluded_unused = list(state["excluded_unused"])
         self.history = [RoundRecord(**h) for h in state["history"]]
+        self.extensions = extensions
+        self.adopted_level = state.get("adopted_level")
+        self.rewind_spec = Rewind.parse(saved["rewind"])
+        for step in state.get("kept_rewind_points", []):
+            self._points[int(step)] = load_file(str(d / f"rewind_step{step}.safetensors"))
+        self.rewind_points = tuple(sorted({*self.rewind_points, *saved.get("rewind_points", [])}))
+        asked, self.rounds = self.rounds, saved["rounds"]
+        self.target_density = saved.get("target_density")
+        if asked is not None and self.rounds is None:
+            self.rounds = asked
+        elif asked is not None and asked > self.rounds:  # created with more rounds than saved: the run grows
+            self.extend(asked - self.rounds)
         if self.round >= 0:
             # Round 0 already decided which tensors are prunable (``active`` above).
             for h in self._grad_hooks:

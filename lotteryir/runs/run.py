@@ -69,6 +69,7 @@ class RunPlan:
     steps_per_training: int
     expected_seconds: float | None
     resumed_from_round: int
+    extended_from: int | None = None  # the run had this many rounds; this command continues it
     world_size: int = 1  # processes (DistributedDataParallel ranks)
     batch_size: int = 8  # the global batch
     batch_per_rank: int = 8
@@ -134,16 +135,20 @@ class PruningRun:
         self.dir = Path(out_dir)
         self.callbacks = callbacks or RunCallbacks()
         self.should_stop = should_stop
+        self.extended_from: int | None = None  # rounds of the run before this command asked for more
         if is_run_dir(self.dir):
             saved = read_config(self.dir)
             if config is not None:
                 wanted = config.resolved()
-                diff = saved.differences(wanted)
+                diff = saved.differences(wanted, allow_growth=True)
                 if diff:
                     raise RunError(
                         f"{self.dir} holds a run with a different configuration ({'; '.join(diff[:4])}); "
-                        "use another --out, or the same options to resume"
+                        "use another --out, the same options to resume, or a larger --rounds (smaller "
+                        "--target-density) to continue it"
                     )
+                if wanted.rounds > saved.rounds:
+                    self.extended_from = saved.rounds
                 # Operational settings (device, workers, checkpoint interval) follow the new command.
                 saved = wanted
             self.config = saved
@@ -274,6 +279,7 @@ class PruningRun:
             steps_per_training=per_training,
             expected_seconds=seconds,
             resumed_from_round=self.pruner.round,
+            extended_from=self.extended_from,
             world_size=world,
             batch_size=self.config.batch_size,
             batch_per_rank=per_rank,
@@ -318,7 +324,7 @@ class PruningRun:
             ddp.barrier()
             if ddp.is_main():
                 self.dir.mkdir(parents=True, exist_ok=True)
-                if not (self.dir / CONFIG_FILE).is_file():
+                if not (self.dir / CONFIG_FILE).is_file() or self.extended_from is not None:
                     atomic_write_text(self.dir / CONFIG_FILE, json.dumps(self.config.to_dict(), indent=2))
             while not self.pruner.finished:
                 record = self.pruner.run_round()
