@@ -28,6 +28,7 @@ import copy
 import json
 import statistics
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -35,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from lotteryir.models import build_model
-from lotteryir.pruning import IterativeMagnitudePruner
+from lotteryir.pruning import IterativeMagnitudePruner, PruningWarning
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"eager": 1.02, "compiled": 1.05}
@@ -45,8 +46,10 @@ def pruned_copy(model: torch.nn.Module, levels: int = 10, rate: float = 0.2) -> 
     """A copy of ``model`` pruned ``levels`` times at ``rate`` by the public pruner (no training)."""
     pruned = copy.deepcopy(model)
     pruner = IterativeMagnitudePruner(pruned, rate=rate)
-    for _ in range(levels):
-        pruner.prune()
+    with warnings.catch_warnings():  # pruning an untrained network empties some layers: expected here
+        warnings.simplefilter("ignore", PruningWarning)
+        for _ in range(levels):
+            pruner.prune()
     return pruned, pruner
 
 

@@ -409,6 +409,24 @@ def recipes() -> None:
 
 
 # --------------------------------------------------------------------------- entry point
+def _show_pruning_warnings() -> None:
+    """Pruning warnings (layer collapse, ...) as one line each, from rank 0 only; others as Python prints them."""
+    import warnings
+
+    from .engine.distributed import env_rank
+    from .pruning import PruningWarning
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, PruningWarning):
+            return default(message, category, filename, lineno, file, line)
+        if env_rank() == 0:  # every rank prunes the same way: one report is enough
+            err.print(f"warning: {message}", highlight=False, markup=False, soft_wrap=True)
+
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one clear error line and a non-zero exit instead of a traceback."""
     global _DEBUG
@@ -416,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     _DEBUG = "--debug" in args
     args = [a for a in args if a != "--debug"]
     logging.basicConfig(level=logging.DEBUG if _DEBUG else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _show_pruning_warnings()
     try:
         # typer's standalone mode turns usage errors into its own short message and exit code 2.
         app(args=args, prog_name="lotteryir")

@@ -202,3 +202,18 @@ def test_checkpoint_of_another_model(capsys, tmp_path):
     line = _one_error_line(capsys, ["restore", str(tmp_path / "restormer.pt"), str(tmp_path / "missing.png"), "-o",
                                     str(tmp_path)], "missing.png")
     assert "Traceback" not in line
+
+
+def test_pruning_warnings_are_one_line_each(capsys, monkeypatch):
+    import warnings
+
+    from lotteryir.cli import _show_pruning_warnings
+    from lotteryir.pruning import PruningWarning
+
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # restored afterwards
+    _show_pruning_warnings()
+    warnings.showwarning(PruningWarning("level 4: global pruning left 1 tensor(s) ..."), PruningWarning, "x.py", 1)
+    assert capsys.readouterr().err.splitlines() == ["warning: level 4: global pruning left 1 tensor(s) ..."]
+    monkeypatch.setenv("RANK", "1")  # under torchrun, rank 0 alone reports
+    warnings.showwarning(PruningWarning("again"), PruningWarning, "x.py", 1)
+    assert capsys.readouterr().err == ""

@@ -3,6 +3,7 @@
 Imports torch and nothing else of lotteryir: it never learns what an image is.
 """
 from .bridge import attach_masks as _attach_params
+from .checks import PruningWarning
 from .bridge import current_mask, effective_weights, export_state_dict, remove_masks, write_weights
 from .context import RoundContext, TrainClosure
 from .controls import default_init, reinitialize
@@ -43,6 +44,7 @@ __all__ = [
     "Mask",
     "MaskMismatchError",
     "PrunableParam",
+    "PruningWarning",
     "Rewind",
     "RoundContext",
     "RoundRecord",

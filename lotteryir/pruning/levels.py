@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _MAX_LEVEL = 1000
+_STRAY_ZEROS = 1e-3  # fewer exact zeros than this fraction happen in dense weights: no warning
 
 
 def _matches(pruner: IterativeMagnitudePruner, counts: Mapping[str, int], level: int) -> bool:
@@ -95,7 +96,8 @@ def adopt_existing(pruner: IterativeMagnitudePruner) -> int | None:
                 "pruner.extend(); to start over from these weights as a dense model, remove the masks first "
                 "(lotteryir.pruning.remove_masks or torch.nn.utils.prune.remove)"
             )
-        log.warning("%s; treating them as ordinary weights: round 0 trains the model dense", message)
+        if mask.num_remaining < (1.0 - _STRAY_ZEROS) * mask.num_total:  # a stray exact zero is no news
+            log.warning("%s; treating them as ordinary weights: round 0 trains the model dense", message)
         return None
     if not from_masks:
         pruner.apply_mask(mask)

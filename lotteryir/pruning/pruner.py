@@ -28,7 +28,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from . import bridge, levels
+from . import bridge, checks, levels
 from .context import RoundContext, TrainClosure
 from .controls import InitFn, reinitialize
 from . import distributed
@@ -233,6 +233,9 @@ class IterativeMagnitudePruner:
         self.rewind_points = tuple(sorted(set(rewind_points)))
         self.extensions: list[dict[str, Any]] = []
         self.adopted_level: int | None = None
+        self._scale_warned = False
+        self._counts_before: dict[str, int] = {}
+        self._count_cache: dict[str, tuple[int, int]] = {}  # name -> (mask buffer version, survivors)
 
         self._selection = (list(include or []), list(exclude or []), module_types)
         self.params: list[PrunableParam] = find_prunable(model, *self._selection)
@@ -407,7 +410,8 @@ class IterativeMagnitudePruner:
             return (remaining - target) / remaining if remaining else 0.0
 
         singles = [n for n in mask if n in targets]
-        counts = {n: int(torch.count_nonzero(m)) for n, m in mask.items()}
+        counts = self._survivors(active)
+        self._counts_before = counts
         if self.scope == "layerwise":
             amounts = {n: amount(counts[n], targets[n]) for n in singles}
             return layerwise_magnitude(weights, mask, amounts, pruned_are_zero=True, remaining=counts)
@@ -445,7 +449,11 @@ class IterativeMagnitudePruner:
         point = self._rewind_point() if rewind else None
         self._drop_unused()
         mask = self.next_mask()
+        after = mask.remaining()
+        if self.scope == "global":
+            self._check_round(mask, after)
         self.apply_mask(mask, point)
+        self._count_cache = {n: (bridge.mask_buffer(self._by_name[n])._version, c) for n, c in after.items()}
         if point is not None:
             bridge.write_weights([p for p in self.params if p.name not in mask], point)  # unused, unpruned
             self._rewind_unpruned(self.model, self.params)
@@ -454,6 +462,29 @@ class IterativeMagnitudePruner:
         if distributed.active():  # reading every mask back costs a pass; only pay it under DDP
             distributed.verify_masks_agree(self.full_mask, self.level)
         return mask
+
+    def _survivors(self, params: Sequence[PrunableParam]) -> dict[str, int]:
+        """Survivors per tensor; counts of the pruner's own last write are reused while the mask is untouched."""
+        out = {}
+        for p in params:
+            buf = bridge.mask_buffer(p)
+            known = self._count_cache.get(p.name)
+            if known is not None and buf is not None and known[0] == buf._version:
+                out[p.name] = known[1]
+            else:
+                out[p.name] = int(torch.count_nonzero(buf)) if buf is not None else bridge.trainable_tensor(p).numel()
+        return out
+
+    def _check_round(self, mask: Mask, after: Mapping[str, int]) -> None:
+        """Warn about layer collapse and about included tensors on another magnitude scale."""
+        before = self._counts_before
+        shared = [n for n in mask if n not in self.layer_rates]
+        if self._selection[0] and not self._scale_warned:
+            included = [n for n in shared if any(fnmatch.fnmatchcase(n, g) for g in self._selection[0])]
+            weights = {n: bridge.trainable_tensor(self._by_name[n]) for n in shared}
+            self._scale_warned = checks.warn_scale_mismatch(weights, before, included)
+        checks.warn_collapse(before, {n: after[n] for n in shared}, {n: mask[n].numel() for n in shared},
+                             self.level + 1)
 
     # -- rounds --------------------------------------------------------------
     def _context(self, r: int, density: float, kind: str = "ticket") -> RoundContext:

@@ -83,6 +83,23 @@ def _join(tensors: Sequence[torch.Tensor], runs: list[tuple[int, int]]) -> list[
             for a, b in runs]
 
 
+def _joined_keys(weights: Sequence[torch.Tensor], runs: list[tuple[int, int]]) -> list[torch.Tensor]:
+    """:func:`_magnitude_key` of each run, written straight into one flat tensor per run."""
+    out = []
+    for a, b in runs:
+        if b - a == 1:
+            out.append(_magnitude_key(weights[a]).reshape(-1))
+            continue
+        flat = torch.empty(sum(w.numel() for w in weights[a:b]), dtype=torch.int32, device=weights[a].device)
+        at = 0
+        for w in weights[a:b]:
+            bits = w.detach().to(torch.float32).contiguous().view(torch.int32).reshape(-1)
+            torch.bitwise_and(bits, 0x7FFFFFFF, out=flat[at:at + bits.numel()])
+            at += bits.numel()
+        out.append(flat)
+    return out
+
+
 def _split(flat: list[torch.Tensor], runs: list[tuple[int, int]], shapes: Sequence[torch.Size]) -> list[torch.Tensor]:
     """Undo :func:`_join`; pieces of joined runs are copied (a Mask must not share storage)."""
     out: list[torch.Tensor] = []
@@ -208,22 +225,22 @@ def _remove_smallest(
 
 
 def _remove_smallest_zeros_pruned(
-    keys: Mapping[str, torch.Tensor], alive: Mask, n_remove: int, counts: Mapping[str, int]
+    weights: Mapping[str, torch.Tensor], alive: Mask, n_remove: int, counts: Mapping[str, int]
 ) -> Mask | None:
-    """:func:`_remove_smallest` for keys whose pruned entries are exact zeros: no masking pass.
+    """Magnitude pruning for weights whose pruned entries are exact zeros: no masking pass.
 
     The pruned entries are then the smallest keys, so the threshold is the
     (pruned + n_remove)-th smallest key overall. Returns None when that does not
     hold (a pruned entry is not zero, the threshold is zero, or a key is not
     finite); the caller then takes the masked path.
     """
-    names = list(keys)
+    names = list(alive)
     n_alive = sum(counts[n] for n in names)
     if n_remove <= 0 or n_remove > n_alive:
         return None
-    shapes = [keys[n].shape for n in names]
-    runs = _layout([keys[n].numel() for n in names])
-    flat = _join([keys[n] for n in names], runs)
+    shapes = [alive[n].shape for n in names]
+    runs = _layout([alive[n].numel() for n in names])
+    flat = _joined_keys([weights[n] for n in names], runs)
     if int(torch.stack([t.max() for t in flat]).max()) >= 0x7F800000:
         return None  # inf or nan: the general path says where
     n_dead = sum(t.numel() for t in flat) - n_alive
@@ -233,7 +250,7 @@ def _remove_smallest_zeros_pruned(
     kept = _keep_above(flat, threshold, n_dead + n_remove - n_below, n_equal)
     # If every pruned entry is zero, exactly n_alive - n_remove entries survive, all of them alive.
     # Dropping any pruned survivor and counting checks both: a non-zero pruned entry shifts the count.
-    partial = [any(counts[names[i]] < keys[names[i]].numel() for i in range(a, b)) for a, b in runs]
+    partial = [any(counts[names[i]] < alive[names[i]].numel() for i in range(a, b)) for a, b in runs]
     for keep, m, p in zip(kept, _join([alive[n] for n in names], runs), partial):
         if p:
             keep &= m
@@ -266,12 +283,11 @@ def global_magnitude(
     _check_inputs(weights, mask)
     counts = _known_counts(mask, remaining)
     n_remove = _n_remove(amount, sum(counts.values()))
-    keys = {n: _magnitude_key(weights[n]) for n in mask}
     if pruned_are_zero:
-        out = _remove_smallest_zeros_pruned(keys, mask, n_remove, counts)
+        out = _remove_smallest_zeros_pruned(weights, mask, n_remove, counts)
         if out is not None:
             return out
-    return _remove_smallest(keys, mask, n_remove, counts)
+    return _remove_smallest({n: _magnitude_key(weights[n]) for n in mask}, mask, n_remove, counts)
 
 
 def layerwise_magnitude(
@@ -293,10 +309,10 @@ def layerwise_magnitude(
     for n, m in mask.items():
         a = amount[n] if isinstance(amount, Mapping) else amount
         n_remove = _n_remove(a, counts[n])
-        one, key = Mask({n: m}), {n: _magnitude_key(weights[n])}
-        picked = _remove_smallest_zeros_pruned(key, one, n_remove, {n: counts[n]}) if pruned_are_zero else None
+        one = Mask({n: m})
+        picked = _remove_smallest_zeros_pruned(weights, one, n_remove, {n: counts[n]}) if pruned_are_zero else None
         if picked is None:
-            picked = _remove_smallest(key, one, n_remove, {n: counts[n]})
+            picked = _remove_smallest({n: _magnitude_key(weights[n])}, one, n_remove, {n: counts[n]})
         out[n] = picked[n]
     return Mask(out)
 

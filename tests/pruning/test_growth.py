@@ -120,7 +120,7 @@ def test_dense_models_with_zero_initialised_tensors_start_dense(caplog):
     model = Awkward()
     with torch.no_grad():
         model.head.weight.zero_()  # a zero-initialised output layer is not pruning
-        model.stem.weight[0, 0, 0, 0] = 0.0  # one stray zero matches no level
+        model.stem.weight[0, :, :2] = 0.0  # 18 zeros: no level, but more than stray ones
     pruner = IterativeMagnitudePruner(model, make_closure(), rounds=1)
     assert pruner.adopted_level is None and pruner.round == -1
     assert "treating them as ordinary weights" in caplog.text
@@ -148,3 +148,40 @@ def test_iter_rounds_yields_each_round_as_it_finishes_and_ctx_names_what_trains(
     assert done == [(0, 1), (1, 4), (2, 7)]
     assert kinds[:4] == [(0, "ticket", False, None), (1, "ticket", False, None),
                          (1, "random_reinit", True, "random_reinit"), (1, "random_prune", True, "random_prune")]
+
+
+def _gated() -> torch.nn.Module:
+    """A small restorer with NAFNet-style per-channel gains (1, C, 1, 1) initialised small."""
+    class Gated(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Conv2d(3, 8, 3, padding=1)
+            self.b = torch.nn.Conv2d(8, 3, 3, padding=1)
+            self.beta = torch.nn.Parameter(torch.full((1, 8, 1, 1), 1e-3))
+
+        def forward(self, x):
+            return x + self.b(torch.relu(self.a(x)) * (1 + self.beta))
+
+    torch.manual_seed(0)
+    return Gated()
+
+
+def test_included_tensors_on_another_scale_and_layer_collapse_warn():
+    from lotteryir.pruning import PruningWarning
+
+    model = _gated()
+    pruner = IterativeMagnitudePruner(model, include=["beta"], rate=0.5)
+    with pytest.warns(PruningWarning) as caught:
+        pruner.prune()
+    messages = [str(w.message) for w in caught]
+    assert any("include= (beta)" in m and "apart" in m for m in messages), messages
+    assert any("layer collapse" in m and "beta 1.000 -> 0.000" in m for m in messages), messages
+    # Its own rate: no collapse, and the scale warning is given once only.
+    model = _gated()
+    pruner = IterativeMagnitudePruner(model, include=["beta"], layer_rates={"beta": 0.1}, rate=0.5)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PruningWarning)
+        pruner.prune()
+        pruner.prune()
