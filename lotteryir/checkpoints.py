@@ -12,10 +12,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .models import build_from_state_dict, guess_model, load_weights, read_checkpoint
+from .models import CheckpointError, build_from_state_dict, check_weights, guess_model, load_weights, read_checkpoint
 from .models.external import refuse_from_file
 from .pruning import Mask, SparsityReport, current_mask, export_state_dict, find_prunable, select_prunable, sparsity_report
-from .pruning.ticket import is_compact, load_compact, save_compact
+from .pruning.ticket import compact_shapes, is_compact, load_compact, read_compact_metadata, save_compact
+
+
+class NonFiniteWeightsError(CheckpointError):
+    """A checkpoint whose weights hold NaN or infinity (it would restore to garbage)."""
 
 
 @dataclass
@@ -32,17 +36,20 @@ class LoadedCheckpoint:
 
 
 def load_checkpoint(path: str | os.PathLike, name: str | None = None, size: str | None = None,
-                    device: str | torch.device = "cpu") -> LoadedCheckpoint:
+                    device: str | torch.device = "cpu", *, allow_nonfinite: bool = False) -> LoadedCheckpoint:
     """Read a checkpoint, build the registered model it belongs to, load it strictly.
 
     `name` and `size` are found from the file's keys and shapes when not given. A
     released MIR-L checkpoint stores pruned weights as exact zeros, so the returned
-    mask is that ticket's mask.
+    mask is that ticket's mask. Weights holding NaN or infinity raise
+    NonFiniteWeightsError unless ``allow_nonfinite``.
     """
     path = Path(path)
-    if path.suffix == ".safetensors" and path.is_file() and is_compact(path):
-        return load_ticket(path, name, size, device)
+    if path.is_file() and is_compact(path):
+        return load_ticket(path, name, size, device, allow_nonfinite=allow_nonfinite)
     state_dict, fmt = read_checkpoint(path)
+    if not allow_nonfinite:
+        check_finite(state_dict, path)
     model, name, size = build_from_state_dict(state_dict, name, size, source=str(path))
     # From the loaded model, not the file: the keys are the model's own after unwrapping.
     mask = Mask.from_zeros(model.state_dict(), names=select_prunable(model))
@@ -88,23 +95,43 @@ def read_ticket(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], Mask,
 
 
 def load_ticket(path: str | os.PathLike, name: str | None = None, size: str | None = None,
-                device: str | torch.device = "cpu", model: nn.Module | None = None) -> LoadedCheckpoint:
+                device: str | torch.device = "cpu", model: nn.Module | None = None, *,
+                allow_nonfinite: bool = False) -> LoadedCheckpoint:
     """Read a compact ticket into a model with the exact weights.
 
     With ``model`` (an instance of your own class) the weights load into it strictly;
     otherwise the registered model named in the ticket (or by ``name``/``size``) is built.
+    The ticket's declared shapes are checked against the model before its data is read.
     A ticket of a model named by import path (``package.module:factory``) needs
     ``name`` (or ``model``): code named inside a file is never imported.
     """
     path = Path(path)
-    state, mask, header = load_compact(path)
+    header = read_compact_metadata(path)
     if name is None and model is None:
         refuse_from_file(header.get("model"), str(path))  # an import path inside a file is never imported
+    name, size = name or header.get("model"), size or header.get("size")
+    # Shapes only (meta tensors): a hostile header is caught before anything is allocated.
+    declared = {k: torch.empty(s, device="meta") for k, s in compact_shapes(path).items()}
     if model is not None:
-        load_weights(model, state, model_name=name or header.get("model"), size=size or header.get("size"),
-                     source=str(path))
-        name, size = name or header.get("model") or type(model).__name__, size or header.get("size") or ""
+        check_weights(model, declared, model_name=name, size=size, source=str(path))
+        name, size = name or type(model).__name__, size or ""
     else:
-        model, name, size = build_from_state_dict(state, name or header.get("model"), size or header.get("size"),
-                                                  source=str(path))
+        model, name, size = build_from_state_dict(declared, name, size, source=str(path), load=False)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    state, mask, header = load_compact(path, expected_shapes=expected)
+    if not allow_nonfinite:
+        check_finite(state, path)
+    load_weights(model, state, model_name=name, size=size, source=str(path))
     return LoadedCheckpoint(model.to(device), name, size, "ticket", mask, sparsity_report(mask), path)
+
+
+def check_finite(state_dict: dict[str, torch.Tensor], source: str | os.PathLike) -> None:
+    """Raise NonFiniteWeightsError naming the tensors of ``state_dict`` that hold NaN or infinity."""
+    bad = [k for k, v in state_dict.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        more = f", ... ({len(bad)} in all)" if len(bad) > 3 else ""
+        raise NonFiniteWeightsError(
+            f"{source}: {len(bad)} weight tensor(s) hold NaN or infinite values ({', '.join(bad[:3])}{more}); "
+            "they would restore to garbage. To use the file anyway pass --allow-nonfinite "
+            "(allow_nonfinite=True in Python)"
+        )

@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import signal
+import statistics
 import sys
 import threading
 from pathlib import Path
@@ -64,7 +65,8 @@ def prune(
     steps: Optional[int] = typer.Option(None, help="Optimizer steps per round (default on sample data: 300)."),
     batch_size: int = typer.Option(8, help="Global batch size (under torchrun split evenly across the processes)."),
     patch_size: Optional[int] = typer.Option(None, help="Training patch size (default 64; 48 on sample data)."),
-    lr: float = typer.Option(2e-4, help="AdamW learning rate."),
+    lr: Optional[float] = typer.Option(None, help="AdamW learning rate (default 2e-4; on sample data the tuned default)."),
+    loss: Optional[str] = typer.Option(None, help="Training loss: l1 (the paper's) or psnr (default on sample data)."),
     seed: int = typer.Option(0, help="Seed for initialization, data order and controls."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA when present)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/<model>-<size>-<recipe>)."),
@@ -72,6 +74,7 @@ def prune(
     preset: Optional[str] = typer.Option(None, help="'paper': the MIR-L paper's settings (needs --data)."),
     checkpoint_every: int = typer.Option(50, help="Optimizer steps between mid-round checkpoints."),
     num_workers: int = typer.Option(0, help="DataLoader worker processes."),
+    threads: str = typer.Option("auto", help="CPU threads: auto (the cores idle at the start; a resumed run keeps its count) or N."),
 ) -> None:
     """Run (or resume) an iterative-magnitude-pruning search and save every round.
 
@@ -86,14 +89,15 @@ def prune(
         model=model, size=size, recipe=recipe, data=str(data) if data else None, data_paths=paths,
         tasks=[t.strip() for t in tasks.split(",") if t.strip()] if tasks else None,
         rounds=rounds, target_density=target_density, rate=rate, scope=scope, rewind=rewind,
-        epochs=epochs, steps=steps, batch_size=batch_size, patch_size=patch_size, lr=lr, seed=seed,
+        epochs=epochs, steps=steps, batch_size=batch_size, patch_size=patch_size, lr=lr, loss=loss, seed=seed,
         controls=["random_reinit", "random_prune"] if controls else [], device=device,
-        num_workers=num_workers, checkpoint_every=checkpoint_every, preset=preset,
+        num_workers=num_workers, checkpoint_every=checkpoint_every, preset=preset, threads=_threads_option(threads),
     ).resolved()
     target = out_dir or Path("runs") / f"{model_label(config.model)}-{config.size}-{config.recipe}"
     stop = threading.Event()
     main_rank = env_rank() == 0  # the process group starts inside the run; torchrun's RANK says who draws
     drawer = _PruneDrawer()
+    # The run holds the directory's lock from here until run() returns (or this process dies).
     run = PruningRun(target, config, drawer.callbacks() if main_rank else RunCallbacks(), should_stop=stop.is_set)
     plan = run.plan(estimate=main_rank)
     if main_rank:
@@ -116,6 +120,23 @@ def prune(
         return
     out.print(_round_table(history, title=f"{target}: finished"))
     out.print(f"report figure: {target / 'report.png'}   export: lotteryir export {target} --round N -o ticket.safetensors")
+
+
+def _threads_option(value: str) -> int | None:
+    """--threads: 'auto' -> None (decided by the run), else a positive integer."""
+    if value.strip().lower() == "auto":
+        return None
+    if not value.strip().isdigit() or int(value) < 1:
+        raise typer.BadParameter(f"--threads takes 'auto' or a positive integer, got {value!r}")
+    return int(value)
+
+
+def _use_threads(value: str) -> None:
+    """Apply --threads for evaluate/restore."""
+    from .engine.threads import apply_threads, resolve_threads
+
+    count = _threads_option(value)
+    apply_threads(resolve_threads("auto" if count is None else count))
 
 
 def _parse_paths(items: List[str]) -> dict[str, Any]:
@@ -142,13 +163,14 @@ class _PruneDrawer:
 
     def first_line(self, plan, target: Path) -> None:
         expected = f"~{_duration(plan.expected_seconds)}" if plan.expected_seconds is not None else "unknown"
-        data = "built-in sample (scikit-image photos)" if plan.recipe == "sample" else plan.recipe
+        data = "built-in sample (scikit-image photos)" if plan.recipe == "sample" else f"{plan.recipe} at {plan.data}"
         resumed = f", resuming after round {plan.resumed_from_round}" if plan.resumed_from_round >= 0 else ""
         if plan.extended_from is not None:
             resumed += f" (extended from {plan.extended_from} to {plan.rounds} rounds)"
+        threads = f" ({plan.threads} thread{'s' if plan.threads != 1 else ''}: {plan.threads_reason})" if plan.threads else ""
         out.print(
             f"lotteryir prune: recipe {data}, model {plan.model}/{plan.size} ({plan.params / 1e6:.2f}M params), "
-            f"device {plan.device}, {plan.trainings} trainings x {plan.steps_per_training} steps{resumed}; "
+            f"device {plan.device}{threads}, {plan.trainings} trainings x {plan.steps_per_training} steps{resumed}; "
             f"expected duration {expected}; run directory {target}",
             highlight=False, soft_wrap=True,
         )
@@ -202,21 +224,71 @@ def _short(label: str) -> str:
     return name if dataset in ("", "sample") else f"{name} {dataset}"
 
 
+def _input_row(history: list[dict]) -> dict[str, dict[str, float]]:
+    """Per-set scores of the degraded inputs (the same in every round; the latest round's are used)."""
+    for h in reversed(history):
+        ev = h.get("eval", {})
+        if ev and all("input_psnr" in v for v in ev.values()):
+            return {label: {"psnr": v["input_psnr"], "ssim": v["input_ssim"]} for label, v in ev.items()}
+    return {}
+
+
+def _worse_than_input(ev: dict[str, dict[str, float]]) -> list[str]:
+    """Test sets on which the restorer scores below its own degraded input."""
+    return [label for label, v in ev.items() if "input_psnr" in v and v["psnr"] < v["input_psnr"]]
+
+
+def _evaluate_caption(summary: dict[str, dict[str, float]]) -> str:
+    worse = _worse_than_input(summary)
+    if not worse:
+        return "input = the degraded images themselves; the restorer beats them on every test set"
+    return "input = the degraded images themselves; WORSE than the input on " + ", ".join(worse)
+
+
 def _round_table(history: list[dict], title: str = "") -> Table:
-    """Rounds as rows: density, weights left, PSNR per test set, mean PSNR/SSIM, controls, time."""
+    """Rounds as rows under an "input" row: density, weights left, PSNR per test set, mean PSNR, gain, SSIM, controls, time.
+
+    A PSNR below the degraded input's is red, and a line under the table names those sets.
+    """
     labels = sorted({label for h in history for label in h.get("eval", {})})
     kinds = sorted({k for h in history for k in h.get("controls", {})})
-    table = Table(title=title, caption="PSNR in dB per test set; `report --json` has SSIM per set", pad_edge=False)
-    for col in ["round", "density", "left", *map(_short, labels), "mean PSNR", "SSIM",
+    inputs = _input_row(history)
+    notes = []
+    for h in history:
+        worse = _worse_than_input(h.get("eval", {}))
+        if worse:
+            notes.append(f"round {h['round']} is worse than its input on " + ", ".join(
+                f"{_short(l)} ({h['eval'][l]['psnr'] - h['eval'][l]['input_psnr']:+.2f} dB)" for l in worse))
+    caption = "PSNR in dB per test set; gain = mean PSNR minus the degraded input's; `report --json` has SSIM per set"
+    if inputs and not notes:
+        caption += "\nevery round beats the degraded input on every test set"
+    table = Table(title=title, caption="\n".join([caption, *notes]), pad_edge=False)
+    for col in ["round", "density", "left", *map(_short, labels), "mean PSNR", "gain", "SSIM",
                 *[k.replace("random_", "") for k in kinds], "time"]:
         table.add_column(col, justify="right", no_wrap=True)
+    if inputs:
+        mean_in = statistics.fmean(v["psnr"] for v in inputs.values())
+        table.add_row(
+            "input", "", "", *[f"{inputs[l]['psnr']:.2f}" if l in inputs else "-" for l in labels],
+            f"{mean_in:.2f}", "", f"{statistics.fmean(v['ssim'] for v in inputs.values()):.4f}",
+            *["" for _ in kinds], "", style="dim", end_section=True,
+        )
     for h in history:
         ev = h.get("eval", {})
-        cells = [f"{ev[l]['psnr']:.2f}" if l in ev else "-" for l in labels]
+        cells = []
+        for l in labels:
+            if l not in ev:
+                cells.append("-")
+            elif "input_psnr" in ev[l] and ev[l]["psnr"] < ev[l]["input_psnr"]:
+                cells.append(f"[red]{ev[l]['psnr']:.2f}[/]")
+            else:
+                cells.append(f"{ev[l]['psnr']:.2f}")
+        gain = (h["mean_psnr"] - h["mean_input_psnr"]) if h.get("mean_psnr") is not None and h.get("mean_input_psnr") is not None else None
         ctrl = [f"{h['controls'][k]['mean_psnr']:.2f}" if k in h.get("controls", {}) else "-" for k in kinds]
         table.add_row(
             str(h["round"]), f"{h['density']:.4f}", f"{h['remaining']:,}", *cells,
             f"{h['mean_psnr']:.2f}" if h.get("mean_psnr") is not None else "-",
+            "-" if gain is None else (f"[red]{gain:+.2f}[/]" if gain < 0 else f"{gain:+.2f}"),
             f"{h['mean_ssim']:.4f}" if h.get("mean_ssim") is not None else "-",
             *ctrl, _duration(h.get("seconds")),
         )
@@ -224,7 +296,7 @@ def _round_table(history: list[dict], title: str = "") -> Table:
 
 
 # --------------------------------------------------------------------------- sources
-def _load_source(source: Path, round: Optional[int], model: Optional[str] = None):
+def _load_source(source: Path, round: Optional[int], allow_nonfinite: bool = False, model: Optional[str] = None):
     """A run directory (its round's ticket), a compact ticket, or a published checkpoint."""
     from .checkpoints import load_checkpoint
     from .models.external import refuse_from_file
@@ -236,15 +308,32 @@ def _load_source(source: Path, round: Optional[int], model: Optional[str] = None
             refuse_from_file(config.model, str(source))
         elif model != config.model:
             raise ValueError(f"{source} is a run of model {config.model!r}, not {model!r}")
-        return load_checkpoint(round_ticket_path(source, round), config.model, config.size), config
+        ticket = round_ticket_path(source, round)
+        return load_checkpoint(ticket, config.model, config.size, allow_nonfinite=allow_nonfinite), config
     if round is not None:
         raise typer.BadParameter("--round only applies to a run directory")
     if not source.exists():
         raise FileNotFoundError(f"no such checkpoint or run directory: {source}")
     if source.is_dir():
         raise ValueError(f"{source} is a directory but not a lotteryir run (no config.json)")
-    return load_checkpoint(source, model), None
+    return load_checkpoint(source, model, allow_nonfinite=allow_nonfinite), None
 
+
+_ALLOW_NONFINITE = typer.Option(False, "--allow-nonfinite", help="Use weights that hold NaN or infinity (refused by default).")
+
+
+def _json(payload: Any) -> str:
+    """JSON with NaN and infinity (which JSON does not have) written as null."""
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        return value
+
+    return json.dumps(clean(payload), indent=2, allow_nan=False)
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -267,40 +356,59 @@ def evaluate(
     tile: Optional[int] = typer.Option(None, help="Restore in tiles of this size (large images)."),
     y_channel: bool = typer.Option(False, "--y-channel", help="Score on the Y channel (BT.601), as Restormer's deraining."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, ..."),
-    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON (NaN as null)."),
+    threads: str = typer.Option("auto", help="CPU threads: auto (the cores idle now) or N."),
+    allow_nonfinite: bool = _ALLOW_NONFINITE,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Write --save-images into a folder that is not empty."),
     model: Optional[str] = typer.Option(None, help="The network, when it is your own: " + _MODEL_HELP),
 ) -> None:
-    """Per-task PSNR/SSIM of a run's round, a ticket, or a published checkpoint."""
+    """Per-task PSNR/SSIM of a run's round, a ticket, or a published checkpoint, beside the degraded input's."""
     from .data import get_recipe
+    from .data.recipes import normalize_options
     from .engine import evaluate as run_eval
     from .engine import pick_device
-    from .runs import mean_scores
+    from .runs import check_output_dir, mean_scores
 
-    loaded, config = _load_source(source, round, model)
+    if save_images is not None:
+        check_output_dir(save_images, overwrite, "--save-images")
+    loaded, config = _load_source(source, round, allow_nonfinite, model)
     name = recipe or (config.recipe if config else "sample")
     root = str(data) if data else (config.data if config and not recipe else None)
     paths = _parse_paths(data_path) if data_path else (config.data_paths if config and not recipe else {})
+    try:
+        paths = normalize_options(name, root, paths)
+    except ValueError as e:
+        raise ValueError(f"--data-path: {e}") from e
     rec = get_recipe(name, root=root, **paths)
     problems = rec.check()
     if problems:
         raise ValueError(f"recipe {name!r} cannot run: " + "; ".join(problems[:5]))
     selected = [t.strip() for t in tasks.split(",")] if tasks else (config.tasks if config and config.tasks and not recipe else None)
     dev = pick_device(device)
+    if dev.type == "cpu":
+        _use_threads(threads)
     result = run_eval(loaded.model.to(dev), rec.test_sets(tasks=selected), tile=tile, y_channel=y_channel,
                       save_dir=save_images, device=dev)
     summary = result.summary()
     psnr, ssim = mean_scores(summary)
+    input_psnr, input_ssim = mean_scores(summary, of="input")
     payload = {"source": str(source), "model": loaded.name, "size": loaded.size, "density": loaded.mask.density,
-               "recipe": name, "sets": summary, "mean_psnr": psnr, "mean_ssim": ssim}
+               "recipe": name, "sets": summary, "mean_psnr": psnr, "mean_ssim": ssim,
+               "mean_input_psnr": input_psnr, "mean_input_ssim": input_ssim, "mean_gain": psnr - input_psnr,
+               "worse_than_input": _worse_than_input(summary)}
     if as_json:
-        print(json.dumps(payload, indent=2))
+        print(_json(payload))
         return
-    table = Table(title=f"{source} ({loaded.name}/{loaded.size}, density {loaded.mask.density:.4f})")
-    for col in ("test set", "PSNR (dB)", "SSIM"):
+    table = Table(title=f"{source} ({loaded.name}/{loaded.size}, density {loaded.mask.density:.4f})",
+                  caption=_evaluate_caption(summary))
+    for col in ("test set", "input PSNR", "PSNR (dB)", "gain", "input SSIM", "SSIM"):
         table.add_column(col, justify="right")
     for label, s in summary.items():
-        table.add_row(label, f"{s['psnr']:.2f}", f"{s['ssim']:.4f}")
-    table.add_row("mean", f"{psnr:.2f}", f"{ssim:.4f}")
+        gain = s["psnr"] - s["input_psnr"]
+        table.add_row(label, f"{s['input_psnr']:.2f}", f"{s['psnr']:.2f}", f"[red]{gain:+.2f}[/]" if gain < 0 else f"{gain:+.2f}",
+                      f"{s['input_ssim']:.4f}", f"{s['ssim']:.4f}")
+    table.add_row("mean", f"{input_psnr:.2f}", f"{psnr:.2f}", f"{psnr - input_psnr:+.2f}", f"{input_ssim:.4f}", f"{ssim:.4f}",
+                  end_section=False)
     out.print(table)
     if save_images:
         out.print(f"restored images: {save_images}")
@@ -322,46 +430,83 @@ def restore(
     tile: Optional[int] = typer.Option(None, help="Tile size; default: tiles of 512 for images above 1024x1024."),
     overlap: int = typer.Option(32, help="Tile overlap in pixels."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, ..."),
+    threads: str = typer.Option("auto", help="CPU threads: auto (the cores idle now) or N."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace restored images from an earlier call."),
+    allow_nonfinite: bool = _ALLOW_NONFINITE,
     model: Optional[str] = typer.Option(None, help="The network, when it is your own: " + _MODEL_HELP),
 ) -> None:
-    """Restore your own images (any size; tiled when large)."""
+    """Restore your own images (any size; tiled when large) to <output>/<name>.png.
+
+    Nothing is written over an input, an earlier output of the same call, or (without --overwrite)
+    an existing file. A bad image is reported and skipped; the exit code is 1 if any failed.
+    """
     from .data import read_image, write_image
     from .engine import pick_device, restore_image
+    from .runs import restore_targets
 
-    loaded, _ = _load_source(source, round, model)
+    pairs = restore_targets(images, output, overwrite)
+    loaded, _ = _load_source(source, round, allow_nonfinite, model)
     dev = pick_device(device)
+    if dev.type == "cpu":
+        _use_threads(threads)
     model = loaded.model.to(dev).eval()
-    for path in images:
-        img = read_image(path)
-        use_tile = tile if tile is not None else (512 if img.shape[1] * img.shape[2] > 1024 * 1024 else None)
-        restored = restore_image(model, img, tile=use_tile, overlap=overlap, device=dev).clamp(0, 1)
-        target = output / f"{path.stem}.png"
-        write_image(restored.cpu(), target)
+    failed = 0
+    for path, target in pairs:
+        try:
+            img = read_image(path)
+            use_tile = tile if tile is not None else (512 if img.shape[1] * img.shape[2] > 1024 * 1024 else None)
+            restored = restore_image(model, img, tile=use_tile, overlap=overlap, device=dev).clamp(0, 1)
+            write_image(restored.cpu(), target)
+        except Exception as e:  # noqa: BLE001 - one bad image must not cost the others
+            failed += 1
+            message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            err.print(f"error: {message if str(path) in message else f'{path}: {message}'}", highlight=False,
+                      markup=False, soft_wrap=True)
+            continue
         out.print(f"{path} -> {target}" + (f" (tiles of {use_tile})" if use_tile else ""), highlight=False)
+    if failed:
+        if len(pairs) > 1:
+            err.print(f"error: {failed} of {len(pairs)} images failed (listed above); the others were restored",
+                      highlight=False, markup=False)
+        raise typer.Exit(1)
 
 
 # --------------------------------------------------------------------------- report
 @app.command(epilog="Example:\n\n  lotteryir report runs/mirl-tiny-sample --json")
 def report(
     run_dir: Path = typer.Argument(..., help="Run directory."),
-    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON (NaN as null)."),
+    figure: Optional[Path] = typer.Option(None, "--figure", help="Also draw the figure to this PNG file (outside the run)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --figure file."),
 ) -> None:
-    """The round table (density, parameters left, per-task PSNR/SSIM, controls, time) and the figure."""
-    from .runs import read_config, read_history
+    """The round table (density, parameters left, per-task PSNR/SSIM, controls, time) and the figure.
+
+    Reads the run without writing into it, so it works while `prune` runs and on a read-only copy;
+    `prune` keeps the run's own report.png up to date.
+    """
+    from .runs import check_output, read_config, read_history
     from .runs.figures import write_report_figure
 
     config = read_config(run_dir)
     history = read_history(run_dir)
-    if history:
-        write_report_figure(history, run_dir / "report.png", title=f"{config.model}/{config.size}")
+    if figure is not None:
+        check_output(figure, overwrite, "--figure")
+        if history:
+            write_report_figure(history, figure, title=f"{config.model}/{config.size}")
     if as_json:
-        print(json.dumps({"run": str(run_dir), "config": config.to_dict(), "rounds": history}, indent=2))
+        print(_json({"run": str(run_dir), "config": config.to_dict(), "rounds": history}))
         return
     if not history:
         out.print(f"{run_dir}: no finished round yet")
         return
     out.print(_round_table(history, title=f"{run_dir} ({config.model}/{config.size}, {config.recipe})"))
-    out.print(f"figure: {run_dir / 'report.png'}")
+    own = run_dir / "report.png"
+    if figure is not None:
+        out.print(f"figure: {figure}", highlight=False)
+    elif own.is_file():
+        out.print(f"figure: {own}", highlight=False)
+    else:
+        out.print(f"{run_dir} has no report.png yet; --figure PATH draws one elsewhere", highlight=False)
 
 
 # --------------------------------------------------------------------------- export
@@ -371,11 +516,12 @@ def export(
     round: Optional[int] = typer.Option(None, help="Round to export (default: the last finished)."),
     output: Path = typer.Option(..., "-o", "--output", help="Ticket file to write (.safetensors)."),
     dtype: str = typer.Option("fp32", help="Surviving values as fp32 (exact) or fp16/bf16."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file (never one inside a run)."),
 ) -> None:
     """Write a round's compact ticket: entropy-coded mask + surviving values."""
     from .runs import export_run
 
-    meta = export_run(run_dir, output, round=round, dtype=dtype)
+    meta = export_run(run_dir, output, round=round, dtype=dtype, overwrite=overwrite)
     size = output.stat().st_size
     out.print(f"wrote {output} ({size / 1e6:.2f} MB; {meta['model']}/{meta['size']}, round {meta['round']}, "
               f"density {meta['density']:.4f}, values {dtype})", highlight=False)

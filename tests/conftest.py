@@ -5,7 +5,12 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
+
+# One intra-op thread everywhere, subprocesses included: lotteryir's "auto" thread count honours
+# OMP_NUM_THREADS, and runs compared bit for bit must use the same count.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The published networks' keys, shapes and reference outputs ship with the repository

@@ -5,11 +5,14 @@
 """
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from .errors import DataError
-from .folders import FOLDER_RECIPES, FolderRecipe, expand_families
+from .folders import FAMILIES, FOLDER_RECIPES, FolderRecipe, expand_families
+from .layouts import LAYOUTS
 from .recipe import Recipe, RecipeInfo
 from .sample import SampleRecipe
 from .tasks import ALL_TASKS
@@ -20,10 +23,80 @@ PathLike = str | Path
 def _sample(root: PathLike | None, **options: Any) -> SampleRecipe:
     if root is not None:
         raise DataError(f"the sample recipe is built in and takes no data root (got {root})")
-    unknown = sorted(set(options) - {"max_images", "repeat"})
+    unknown = sorted(set(options) - {"max_images", "repeat", "split"})
     if unknown:
-        raise DataError(f"unknown option(s) for the sample recipe: {', '.join(unknown)} (accepted: max_images, repeat)")
+        raise DataError(f"unknown option(s) for the sample recipe: {', '.join(unknown)} (accepted: max_images, repeat, split)")
     return SampleRecipe(**options)
+
+
+_SAMPLE_OPTIONS = ("max_images", "repeat")
+_FOLDER_CHOICES = {"layout": ("auto", *LAYOUTS), "size_mismatch": ("error", "crop")}
+_FOLDER_FLAGS = ("cache", "skip_bad")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def normalize_options(name: str, root: PathLike | None, options: Mapping[str, Any]) -> dict[str, Any]:
+    """A recipe's options checked and typed, with every folder made absolute.
+
+    Values may be strings (as typed on a command line). A relative folder lies under ``root`` when
+    one is given, as the recipe reads it, else under the current directory; either way the result
+    means the same data from any working directory. Raises DataError naming the option at fault.
+    """
+    out: dict[str, Any] = {}
+    if name == "sample":
+        for key, value in options.items():
+            if key not in _SAMPLE_OPTIONS:
+                raise DataError(f"unknown option {key!r} for the sample recipe (accepted: {', '.join(_SAMPLE_OPTIONS)})")
+            out[key] = _whole_number(key, value)
+        return out
+    if name not in FOLDER_RECIPES:
+        raise DataError(f"unknown data recipe {name!r}; available: sample, {', '.join(FOLDER_RECIPES)}")
+    folders = [f"{f}_{kind}" for f in FAMILIES for kind in ("train", "test")]
+    for key, value in options.items():
+        if key in folders:
+            out[key] = _absolute_folders(key, value, root)
+        elif key in _FOLDER_CHOICES:
+            if str(value) not in _FOLDER_CHOICES[key]:
+                raise DataError(f"{key}={value!r} is not one of {', '.join(_FOLDER_CHOICES[key])}")
+            out[key] = str(value)
+        elif key in _FOLDER_FLAGS:
+            out[key] = _flag(key, value)
+        else:
+            accepted = ", ".join([*folders, *_FOLDER_CHOICES, *_FOLDER_FLAGS])
+            raise DataError(f"unknown option {key!r} for the {name} recipe (accepted: {accepted})")
+    return out
+
+
+def _whole_number(key: str, value: Any) -> int:
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
+        raise DataError(f"{key} must be a whole number >= 1, got {value!r}")
+    return int(text)
+
+
+def _flag(key: str, value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise DataError(f"{key} must be true or false, got {value!r}")
+
+
+def _absolute_folders(key: str, value: Any, root: PathLike | None) -> Any:
+    def one(p: Any) -> str:
+        if not isinstance(p, (str, Path)) or not str(p).strip():
+            raise DataError(f"{key} must be a folder path, got {p!r}")
+        path = Path(p).expanduser()
+        if not path.is_absolute():
+            path = Path(root).expanduser() / path if root is not None else path
+        return os.path.abspath(path)
+
+    if isinstance(value, Mapping):
+        return {str(label): one(p) for label, p in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [one(p) for p in value]
+    return one(value)
 
 
 def get_recipe(name: str, root: PathLike | None = None, **paths: Any) -> Recipe:

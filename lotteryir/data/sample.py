@@ -29,6 +29,10 @@ SAMPLE_TRAIN: tuple[str, ...] = (
     "colorwheel", "brick", "grass", "camera", "cell", "page",
 )
 SAMPLE_TEST: tuple[str, ...] = ("chelsea", "motorcycle", "gravel", "moon", "coins")
+# split="validation" holds these training photographs out and scores on them instead of the test
+# photographs: defaults (learning rate, steps, task mix) are chosen there, never on the test set.
+SAMPLE_VALIDATION: tuple[str, ...] = ("coffee", "grass", "camera")
+SPLITS: tuple[str, ...] = ("test", "validation")
 TRAIN_MAX_SIDE = 512
 TEST_MAX_SIDE = 256
 
@@ -73,11 +77,18 @@ class SampleRecipe(Recipe):
     name = "sample"
     description = "built-in photographs from scikit-image, all four degradations synthesized (no download)"
 
-    def __init__(self, max_images: int | None = None, repeat: int = 8) -> None:
+    def __init__(self, max_images: int | None = None, repeat: int = 8, split: str = "test") -> None:
         if max_images is not None and max_images < 1:
             raise DataError(f"max_images must be at least 1, got {max_images}")
-        self.train_names = list(SAMPLE_TRAIN[:max_images])
-        self.test_names = list(SAMPLE_TEST[:max_images])
+        if split not in SPLITS:
+            raise DataError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        self.split = split
+        if split == "validation":
+            train = [n for n in SAMPLE_TRAIN if n not in SAMPLE_VALIDATION]
+            self.train_names, self.test_names = train[:max_images], list(SAMPLE_VALIDATION[:max_images])
+        else:
+            self.train_names = list(SAMPLE_TRAIN[:max_images])
+            self.test_names = list(SAMPLE_TEST[:max_images])
         self.tasks = list(ALL_TASKS)
         self.default_repeats = {t: repeat for t in self.tasks}
 
@@ -90,10 +101,12 @@ class SampleRecipe(Recipe):
     def test_sets(self, tasks: list[str] | None = None) -> dict[str, Dataset]:
         selected = check_tasks(tasks if tasks is not None else self.tasks, self.tasks)
         source = ImageSource.from_tensors([(n, load_sample_image(n, TEST_MAX_SIDE)) for n in self.test_names])
-        return {f"{t}/sample": ImageDataset(source, t) for t in selected}
+        dataset = "sample" if self.split == "test" else "sample-val"
+        return {f"{t}/{dataset}": ImageDataset(source, t) for t in selected}
 
     def describe(self) -> str:
         return ("No folders: images come from skimage.data (offline).\n"
                 f"  train ({len(self.train_names)}): {', '.join(self.train_names)} (long side <= {TRAIN_MAX_SIDE} px)\n"
-                f"  test ({len(self.test_names)}): {', '.join(self.test_names)} (long side <= {TEST_MAX_SIDE} px), "
-                "degraded with fixed per-image seeds")
+                f"  {self.split} ({len(self.test_names)}): {', '.join(self.test_names)} (long side <= {TEST_MAX_SIDE} px), "
+                "degraded with fixed per-image seeds\n"
+                f"  split=validation trains without {', '.join(SAMPLE_VALIDATION)} and scores on them instead")

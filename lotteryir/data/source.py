@@ -112,6 +112,23 @@ class ImageSource:
             return self._memory[path]
         return load_image(path)
 
+    def largest_short_side(self, at_least: int | None = None) -> int:
+        """The largest short side (min of height, width) among the targets, in pixels.
+
+        Stops at the first image reaching ``at_least``; files are measured from their headers
+        (Pillow reads only those), so this is quick even for large streamed folders.
+        """
+        largest = 0
+        for _, _, path in self._items:
+            if self._memory is not None and path in self._memory:
+                side = min(self._memory[path].shape[-2:])
+            else:
+                side = _short_side_on_disk(path)
+            largest = max(largest, side)
+            if at_least is not None and largest >= at_least:
+                break
+        return largest
+
     def _disk_bytes(self) -> int:
         paths = {p for _, i, t in self._items for p in (i, t) if p is not None}
         return sum(p.stat().st_size for p in paths if p.exists())
@@ -151,3 +168,13 @@ def _centre_crop(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.
 
 def _size(image: torch.Tensor) -> str:
     return f"{image.shape[-1]}x{image.shape[-2]}"
+
+
+def _short_side_on_disk(path: Path) -> int:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return min(img.size)
+    except Exception:  # noqa: BLE001 - unreadable files are reported where they are loaded
+        return 0

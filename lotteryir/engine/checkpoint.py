@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,8 @@ class TrainState:
     seconds: float
     fingerprint: dict[str, Any]
     last_loss: float = 0.0
+    # The pruner's bookkeeping for the round (RoundContext.state_dict()); None in older checkpoints.
+    round_state: dict[str, Any] | None = field(default=None)
 
 
 def capture_rng() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -95,6 +97,7 @@ def save_checkpoint(
         "seconds": state.seconds,
         "last_loss": state.last_loss,
         "fingerprint": state.fingerprint,
+        "round_state": state.round_state,
         "model_file": model_name,
         "optim_file": optim_name,
         "rng": rng_scalars,
@@ -137,6 +140,7 @@ def load_checkpoint(
         seconds=record["seconds"],
         fingerprint=record["fingerprint"],
         last_loss=record.get("last_loss", 0.0),
+        round_state=record.get("round_state"),
     )
     return state, optim_state
 

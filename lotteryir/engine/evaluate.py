@@ -23,11 +23,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ImageScore:
-    """One test image's scores."""
+    """One test image's scores, and those of its degraded input (the reference every result needs)."""
 
     name: str
     psnr: float
     ssim: float
+    input_psnr: float | None = None
+    input_ssim: float | None = None
 
 
 @dataclass
@@ -40,6 +42,13 @@ class SetScore:
     psnr: float
     ssim: float
     images: list[ImageScore] = field(default_factory=list)
+    input_psnr: float | None = None  # the degraded inputs' own scores, same images, same metric
+    input_ssim: float | None = None
+
+    @property
+    def gain(self) -> float | None:
+        """PSNR gained over the degraded input (dB); negative means the restorer made it worse."""
+        return None if self.input_psnr is None else self.psnr - self.input_psnr
 
 
 @dataclass
@@ -68,8 +77,13 @@ class EvalResult:
         return cls(sets=sets, y_channel=data.get("y_channel", False), tile=data.get("tile"))
 
     def summary(self) -> dict[str, dict[str, float]]:
-        """Label -> {"psnr", "ssim"} means, the table a report shows."""
-        return {label: {"psnr": s.psnr, "ssim": s.ssim} for label, s in self.sets.items()}
+        """Label -> {"psnr", "ssim", "input_psnr", "input_ssim"} means, the table a report shows."""
+        out: dict[str, dict[str, float]] = {}
+        for label, s in self.sets.items():
+            out[label] = {"psnr": s.psnr, "ssim": s.ssim}
+            if s.input_psnr is not None and s.input_ssim is not None:
+                out[label].update(input_psnr=s.input_psnr, input_ssim=s.input_ssim)
+        return out
 
 
 def evaluate(
@@ -87,7 +101,8 @@ def evaluate(
 
     Each item is restored whole (padded, or tiled with ``tile``), clipped to
     [0, 1] as the PromptIR evaluation does, and scored with :func:`psnr` and
-    :func:`ssim`. Items are loaded under a torch RNG seeded from (label,
+    :func:`ssim`; its degraded input, clipped the same way, is scored beside it
+    (``input_psnr``/``input_ssim``), so every result carries its reference. Items are loaded under a torch RNG seeded from (label,
     index), so even a dataset that draws its degradation from the global RNG
     gives the same inputs on every call; the caller's RNG state is untouched.
     With ``save_dir``, restored images go to ``save_dir/<label>/<name>.png``.
@@ -107,10 +122,13 @@ def evaluate(
             item = _load(dataset, label, index)
             restored = restore_image(model, item["input"], tile=tile, overlap=overlap).clamp_(0.0, 1.0)
             target = item["target"].to(restored.device)
+            degraded = item["input"].to(device=restored.device, dtype=restored.dtype).clamp(0.0, 1.0)
             score = ImageScore(
                 name=str(item.get("name", index)),
                 psnr=float(psnr(restored, target, y_channel=y_channel)[0]),
                 ssim=float(ssim(restored, target, y_channel=y_channel)[0]),
+                input_psnr=float(psnr(degraded, target, y_channel=y_channel)[0]),
+                input_ssim=float(ssim(degraded, target, y_channel=y_channel)[0]),
             )
             scores.append(score)
             if save_dir is not None:
@@ -125,6 +143,8 @@ def evaluate(
             psnr=_mean([s.psnr for s in scores]),
             ssim=_mean([s.ssim for s in scores]),
             images=scores,
+            input_psnr=_mean([s.input_psnr for s in scores]),
+            input_ssim=_mean([s.input_ssim for s in scores]),
         )
         log.info("%s: PSNR %.2f dB, SSIM %.4f over %d images", label, results[label].psnr, results[label].ssim, count)
     return EvalResult(sets=results, y_channel=y_channel, tile=tile)

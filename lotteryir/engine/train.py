@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from lotteryir.engine import distributed as ddp
 from lotteryir.engine.checkpoint import TrainState, capture_rng, load_checkpoint, peek_state, restore_rng, save_checkpoint
 from lotteryir.engine.device import pick_device
+from lotteryir.engine.threads import ThreadChoice, apply_threads, resolve_threads
 
 if TYPE_CHECKING:  # the closure boundary is the only contact with the pruner, and only as a type
     from lotteryir.pruning.context import RoundContext
@@ -57,9 +58,16 @@ class TrainConfig:
     # epochs of a 150-epoch LinearWarmupCosineAnnealingLR, i.e. 1.25, ending near lr/9, not 0.
     schedule_horizon: float = 1.0
     grad_accum: int = 1
+    # "l1": the paper's loss. "psnr": the mean over images of -PSNR(restored, target) (NAFNet's PSNR
+    # loss), which weighs every image by its own error, so mild degradations (JPEG, light rain) are
+    # not drowned out by heavy ones (haze) when tasks are mixed in one batch.
+    loss: str = "l1"
     clip_grad: float | None = None
     amp: str | None = None  # None, "bf16" or "fp16"; CUDA only, ignored with a warning on CPU
     device: str | torch.device | None = None  # None: CUDA when present, else CPU
+    # Intra-op CPU threads: "auto" uses the cores that are idle when the first round starts
+    # (OMP_NUM_THREADS wins if set), an int fixes the count, None leaves torch's setting alone.
+    threads: int | str | None = "auto"
     num_workers: int = 0
     # DistributedDataParallel only: look for parameters without a gradient after each backward. The
     # published PromptIR (MIR-L) has six such layers and trains with it on; False is a little faster.
@@ -78,6 +86,12 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"TrainConfig.{name} must be at least 1; got {value}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"TrainConfig.lr must be a finite number > 0; got {self.lr}")
+        if self.threads is not None and not (self.threads == "auto" or (type(self.threads) is int and self.threads >= 1)):
+            raise ValueError(f"TrainConfig.threads must be 'auto', a positive int or None; got {self.threads!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"TrainConfig.loss must be one of {', '.join(LOSSES)}; got {self.loss!r}")
         if self.amp not in (None, "bf16", "fp16"):
             raise ValueError(f"TrainConfig.amp must be None, 'bf16' or 'fp16'; got {self.amp!r}")
         if not 0 <= self.warmup_fraction < 1:
@@ -126,6 +140,19 @@ class TrainingStopped(RuntimeError):
         super().__init__(f"training stopped on request after step {step}; {saved}")
 
 
+def psnr_loss(restored: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of -PSNR in dB (pixel range 1), a differentiable training loss.
+
+    The floor of 1e-5 on each image's mean squared error (50 dB) keeps flat patches, whose
+    error can approach 0, from taking unbounded weight.
+    """
+    mse = (restored - target).pow(2).flatten(1).mean(dim=1)
+    return (10.0 / math.log(10.0)) * torch.log(mse + 1e-5).mean()
+
+
+LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {"l1": F.l1_loss, "psnr": psnr_loss}
+
+
 def lr_at(step: int, total: int, warmup: int, base: float) -> float:
     """Learning rate for 0-based optimizer step ``step``: linear warm-up to ``base``, then cosine to 0 at ``total``.
 
@@ -170,6 +197,15 @@ class RestorationTrainer:
         self.dataset = dataset
         self.config = config or TrainConfig()
         self.progress = progress
+        self._threads: ThreadChoice | None = None
+
+    @property
+    def threads(self) -> ThreadChoice | None:
+        """The intra-op thread count this trainer uses (chosen once, at first use), None if torch's own."""
+        if self._threads is None and self.config.threads is not None:
+            # Decided once and kept: a different count changes results in the last bits.
+            self._threads = resolve_threads(self.config.threads)
+        return self._threads
 
     def plan(self) -> tuple[int, int, int]:
         """(optimizer steps per epoch, total steps, warm-up steps) for this dataset and config."""
@@ -206,6 +242,7 @@ class RestorationTrainer:
         world, _ = self.batch_split()
         main = ddp.is_main()
         horizon = max(total, round(cfg.schedule_horizon * total))
+        loss_fn = LOSSES[cfg.loss]
         device = pick_device(cfg.device)
         amp_dtype = self._amp_dtype(device)
         base_seed = cfg.seed if cfg.seed is not None else ctx.seed
@@ -222,7 +259,11 @@ class RestorationTrainer:
             "lr": cfg.lr,
             "dataset_len": len(self.dataset),  # type: ignore[arg-type]
         }
+        if cfg.loss != "l1":  # absent in checkpoints written before the option existed
+            fingerprint["loss"] = cfg.loss
 
+        if device.type == "cpu":
+            apply_threads(self.threads)
         model.to(device)
         model.train()
         net = ddp.ddp_wrap(model, device, find_unused_parameters=cfg.find_unused_parameters)
@@ -238,6 +279,8 @@ class RestorationTrainer:
         if resumed is not None:
             state = resumed
             ctx.steps_done = max(ctx.steps_done, state.step)
+            if state.round_state is not None:
+                ctx.load_state_dict(state.round_state)
             if ctx.round == 0 and ctx.rewind_step is not None and state.step >= ctx.rewind_step and not ctx.rewind_marked:
                 # The snapshot was taken before the interruption; only the caller can have kept it.
                 log.warning(
@@ -275,7 +318,7 @@ class RestorationTrainer:
                     with sync:
                         with autocast:
                             restored = net(inputs)
-                        loss = F.l1_loss(restored.float(), targets.float())
+                        loss = loss_fn(restored.float(), targets.float())
                         # The mean over ranks: the loss of the global batch, and one verdict on finiteness.
                         value = (ddp.all_reduce_sum(loss.detach().float()) / world).item() if world > 1 else loss.item()
                         if not math.isfinite(value):
@@ -313,6 +356,7 @@ class RestorationTrainer:
                 due = cfg.checkpoint_every is not None and state.step % cfg.checkpoint_every == 0
                 if ckpt_dir is not None and (due or stop or state.step == total):
                     state.seconds = prior_seconds + time.perf_counter() - start_time
+                    state.round_state = ctx.state_dict()
                     optim_state = self._optim_state(optimizer, scaler)
                     if world > 1:
                         optim_state["rng_ranks"] = ddp.all_gather_object(capture_rng())

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import struct
+import warnings
 from pathlib import Path
 from typing import Mapping
 
@@ -50,23 +52,34 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], s
     """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+        raise CheckpointError(f"checkpoint not found: {path}" if not path.exists() else f"{path} is not a file")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from e
     if _looks_like_safetensors(path):
         try:
             return _fold_pruning_reparam(load_file(str(path))), "safetensors"
         except Exception as e:  # safetensors raises its own error types
             raise CheckpointError(f"{path}: corrupt safetensors file ({e})") from e
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols on its way to refusing them
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        if "weights only" in str(e).lower():
+        wanted = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if wanted:
             raise CheckpointError(
-                f"{path}: refused to unpickle: the file holds Python objects other than tensors and "
-                "plain containers, which could run code on load. If you trust it, re-save its weights: "
-                "torch.save(torch.load(path, weights_only=False)['state_dict'], 'weights.pt'). "
-                f"({_unpickler_reason(e)})"
+                f"{path}: refused to load: rebuilding it needs the Python object {wanted.group(1)}, and unpickling "
+                "such a file can run arbitrary code, so nothing in it was executed. If you trust the file and its "
+                "source, convert it once in a separate Python session: allow just that object with "
+                "torch.serialization.add_safe_globals, read it with torch.load(path, weights_only=True), save its "
+                "tensors with safetensors.torch.save_file, and pass the .safetensors file instead"
             ) from e
-        raise CheckpointError(f"{path}: not a PyTorch or safetensors checkpoint ({e})") from e
+        raise CheckpointError(
+            f"{path}: not a PyTorch or safetensors checkpoint ({_unpickler_reason(e)}); nothing in it was executed"
+        ) from e
     except Exception as e:  # torch reports corrupt archives as RuntimeError, EOFError, ...
         raise CheckpointError(f"{path}: not a PyTorch or safetensors checkpoint ({type(e).__name__}: {e})") from e
     state_dict, fmt = _unwrap(obj, path)
@@ -74,11 +87,11 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], s
 
 
 def _unpickler_reason(e: Exception) -> str:
-    # torch's message is a page of advice; the line naming the refused global is the useful one.
-    for line in str(e).splitlines():
-        if "Unsupported global" in line or "WeightsUnpickler error" in line:
-            return line.strip().split(". Please use")[0]
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    # torch's message is a page of advice (including unsafe loading); keep only what it found.
+    found = re.search(r"Unsupported (operand|opcode|class|type)[^\n.]*", str(e))
+    if found:
+        return f"the safe unpickler met {found.group(0).strip().lower()}"
+    return "the safe unpickler could not read it"
 
 
 def _looks_like_safetensors(path: Path) -> bool:
@@ -164,6 +177,16 @@ def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, mo
     registered model/size the weights probably belong to. `model_name`/`size` and
     `source` (usually the file) only make the message precise.
     """
+    check_weights(model, state_dict, model_name=model_name, size=size, source=source)
+    model.load_state_dict(state_dict, strict=True)
+
+
+def check_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, model_name: str | None = None,
+                  size: str | None = None, source: str | None = None) -> None:
+    """Raise CheckpointMismatchError unless `state_dict` has the model's keys and shapes.
+
+    Only shapes are read, so meta tensors work: a file can be checked before its data is loaded.
+    """
     expected = model.state_dict()
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
@@ -174,7 +197,6 @@ def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, mo
     ]
     if missing or unexpected or wrong:
         raise _mismatch(state_dict, missing, unexpected, wrong, model_name, size, source)
-    model.load_state_dict(state_dict, strict=True)
 
 
 def _mismatch(state_dict: Mapping[str, torch.Tensor], missing: list[str], unexpected: list[str],
@@ -198,11 +220,13 @@ def _mismatch(state_dict: Mapping[str, torch.Tensor], missing: list[str], unexpe
 
 
 def build_from_state_dict(state_dict: Mapping[str, torch.Tensor], name: str | None = None,
-                          size: str | None = None, *, source: str | None = None) -> tuple[nn.Module, str, str]:
+                          size: str | None = None, *, source: str | None = None,
+                          load: bool = True) -> tuple[nn.Module, str, str]:
     """Build the registered model the weights belong to and load them: (model, name, size).
 
     Without `name`/`size` the registry is searched for the model with these exact keys
-    and shapes; given, they are checked strictly.
+    and shapes; given, they are checked strictly. With ``load=False`` the weights are only
+    checked (shapes suffice, e.g. meta tensors) and the model keeps its initialization.
     """
     if name is None or size is None:
         guess = guess_model(state_dict, name)
@@ -213,5 +237,8 @@ def build_from_state_dict(state_dict: Mapping[str, torch.Tensor], name: str | No
                                   "pass the model's name and size, or register it first")
         name, size = name or guess[0], size or guess[1]
     model = build_model(name, size)
-    load_weights(model, state_dict, model_name=name, size=size, source=source)
+    if load:
+        load_weights(model, state_dict, model_name=name, size=size, source=source)
+    else:
+        check_weights(model, state_dict, model_name=name, size=size, source=source)
     return model, name, size

@@ -17,7 +17,7 @@ from .distributed import (
 )
 from .files import atomic_save_safetensors, atomic_write, atomic_write_text
 from .mask import Mask
-from .pruner import IterativeMagnitudePruner, Rewind, RoundRecord, rounds_for_density
+from .pruner import MAX_ROUNDS, IterativeMagnitudePruner, Rewind, RoundRecord, rounds_for_density
 from .report import SparsityReport, TensorSparsity, sparsity_report
 from .selection import DEFAULT_MODULE_TYPES, PrunableParam, find_prunable, select_prunable
 from .strategies import STRATEGIES, global_magnitude, layerwise_magnitude, random_mask_like, random_pruning
@@ -40,6 +40,7 @@ def attach_masks(model, mask=None, *, include=None, exclude=None, module_types=N
 
 __all__ = [
     "DEFAULT_MODULE_TYPES",
+    "MAX_ROUNDS",
     "IterativeMagnitudePruner",
     "Mask",
     "MaskMismatchError",

@@ -33,7 +33,7 @@ def warn_collapse(before: Mapping[str, int], after: Mapping[str, int], sizes: Ma
         f"weights (layer collapse): {details}{more}. Their weights are small next to the others'; give them their "
         "own rate (layer_rates={'name': 0.05}), leave them out (exclude=[...]) or prune layerwise",
         PruningWarning,
-        stacklevel=3,
+        stacklevel=4,
     )
 
 
@@ -61,6 +61,6 @@ def warn_scale_mismatch(weights: Mapping[str, torch.Tensor], counts: Mapping[str
         "magnitude threshold will prune them far more (or far less) than the rest. Give them their own rate "
         "(layer_rates={'pattern': rate}) or prune layerwise",
         PruningWarning,
-        stacklevel=3,
+        stacklevel=4,
     )
     return True

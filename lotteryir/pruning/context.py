@@ -17,6 +17,11 @@ class RoundContext:
     optimizer step (k counted from 1 within the round): in round 0 this is how
     late rewinding ("rewind to step K") captures its snapshot. Closures that
     count differently may call ``ctx.mark_rewind_point()`` themselves.
+
+    A closure that checkpoints mid-round saves ``ctx.state_dict()`` with each
+    checkpoint and hands it to ``ctx.load_state_dict()`` when it resumes from
+    one: it holds what the pruner decided while the round trained (in round 0,
+    which tensors received gradients), so a resumed round decides the same.
     """
 
     round: int
@@ -33,12 +38,23 @@ class RoundContext:
     extras: dict[str, Any] = field(default_factory=dict)
     _on_mark: Callable[[int | None], None] | None = field(default=None, repr=False)
     _marked: bool = field(default=False, repr=False)
+    _save_state: Callable[[], dict[str, Any]] | None = field(default=None, repr=False)
+    _load_state: Callable[[Mapping[str, Any]], None] | None = field(default=None, repr=False)
     steps_done: int = 0
 
     @property
     def is_control(self) -> bool:
         """True when this training is a control (see :attr:`kind`), not the ticket."""
         return self.kind != "ticket"
+
+    def state_dict(self) -> dict[str, Any]:
+        """The pruner's bookkeeping for this round so far (JSON-able); save it with a checkpoint."""
+        return self._save_state() if self._save_state is not None else {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned when the checkpoint was written."""
+        if self._load_state is not None:
+            self._load_state(state)
 
     def step(self, k: int) -> None:
         """Report that optimizer step ``k`` (1-based, within this round) finished."""

@@ -1,7 +1,12 @@
-"""Atomic writes: every file lotteryir saves goes through a temporary file, fsync and rename."""
+"""Atomic writes: every file lotteryir saves goes through a temporary file, fsync and rename.
+
+Temporary files and folders are named ``.<name>.<random>.tmp`` beside their target, so a write
+killed half way leaves only names that :func:`remove_leftovers` recognises and removes.
+"""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable, Mapping
@@ -17,6 +22,7 @@ def _current_umask() -> int:
 
 
 _UMASK = _current_umask()
+TMP_SUFFIX = ".tmp"
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
@@ -26,7 +32,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     try:
@@ -65,3 +71,39 @@ def atomic_save_safetensors(
     """``safetensors.torch.save_file`` atomically (tied tensors are stored once per key)."""
     data = unshared_cpu(tensors)
     atomic_write(path, lambda p: save_file(data, str(p), metadata=dict(metadata) if metadata else None))
+
+
+def temporary_dir(final: str | os.PathLike) -> Path:
+    """A new empty folder beside ``final`` to fill and then rename over it (a leftover name if killed).
+
+    It gets the permissions ``mkdir`` would give, not mkdtemp's 0700.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=TMP_SUFFIX, dir=final.parent))
+    os.chmod(tmp, 0o777 & ~_UMASK)
+    return tmp
+
+
+def is_leftover(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is named like an atomic write's temporary file or folder."""
+    name = Path(path).name
+    return name.startswith(".") and name.endswith(TMP_SUFFIX) and len(name) > len(TMP_SUFFIX) + 1
+
+
+def remove_leftovers(directory: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files and folders that killed atomic writes left under ``directory``.
+
+    Only call this while no other process writes there (a run holds its lock). Returns what was removed.
+    """
+    removed: list[Path] = []
+    for root, dirs, files in os.walk(directory):
+        for name in [d for d in dirs if is_leftover(d)]:
+            shutil.rmtree(Path(root) / name, ignore_errors=True)
+            dirs.remove(name)
+            removed.append(Path(root) / name)
+        for name in files:
+            if is_leftover(name):
+                (Path(root) / name).unlink(missing_ok=True)
+                removed.append(Path(root) / name)
+    return removed

@@ -17,6 +17,7 @@ import copy
 import fnmatch
 import json
 import logging
+import math
 import os
 import re
 import time
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 SCOPES = ("global", "layerwise", "random")
 CONTROLS = ("random_reinit", "random_prune")
 STATE_VERSION = 1
+MAX_ROUNDS = 1000  # far beyond any useful schedule: 0.8^1000 leaves no weight of any network
 _GROWABLE = ("rounds", "target_density", "rewind", "rewind_points")  # may differ when a saved run is continued
 
 
@@ -91,11 +93,25 @@ def rounds_for_density(target_density: float, rate: float) -> int:
 
     Densities are usually quoted rounded (0.107 for 0.8^10 = 0.1074), so a
     schedule density within 0.5% above the target counts as reaching it.
+    More than :data:`MAX_ROUNDS` rounds is refused: a tiny rate would otherwise
+    make the answer astronomically large (or, with 1 - rate == 1.0 in floating
+    point, never come).
     """
     if not 0.0 < target_density < 1.0:
         raise ValueError(f"target density must be in (0, 1), got {target_density}")
-    k = 1
-    while (1.0 - rate) ** k > target_density * 1.005:
+    if not 0.0 < rate < 1.0:
+        raise ValueError(f"rate must be in (0, 1), got {rate}")
+    goal = target_density * 1.005
+    if goal >= 1.0:
+        return 1
+    needed = math.log(goal) / math.log1p(-rate)  # log1p keeps rates below machine epsilon non-zero
+    if needed > MAX_ROUNDS:
+        raise ValueError(
+            f"target density {target_density} at rate {rate} needs about {needed:.3g} pruning rounds, more than "
+            f"the {MAX_ROUNDS} allowed; use a larger rate"
+        )
+    k = max(1, int(needed) - 2)  # then step exactly as the schedule computes densities
+    while (1.0 - rate) ** k > goal:
         k += 1
     return k
 
@@ -235,7 +251,7 @@ class IterativeMagnitudePruner:
         self.adopted_level: int | None = None
         self._scale_warned = False
         self._counts_before: dict[str, int] = {}
-        self._count_cache: dict[str, tuple[int, int]] = {}  # name -> (mask buffer version, survivors)
+        self._count_cache: dict[str, tuple[tuple[int, int], int]] = {}  # name -> ((buffer id, version), survivors)
 
         self._selection = (list(include or []), list(exclude or []), module_types)
         self.params: list[PrunableParam] = find_prunable(model, *self._selection)
@@ -453,7 +469,10 @@ class IterativeMagnitudePruner:
         if self.scope == "global":
             self._check_round(mask, after)
         self.apply_mask(mask, point)
-        self._count_cache = {n: (bridge.mask_buffer(self._by_name[n])._version, c) for n, c in after.items()}
+        self._count_cache = {}
+        for name, count in after.items():
+            buf = bridge.mask_buffer(self._by_name[name])
+            self._count_cache[name] = ((id(buf), buf._version), count)
         if point is not None:
             bridge.write_weights([p for p in self.params if p.name not in mask], point)  # unused, unpruned
             self._rewind_unpruned(self.model, self.params)
@@ -469,7 +488,7 @@ class IterativeMagnitudePruner:
         for p in params:
             buf = bridge.mask_buffer(p)
             known = self._count_cache.get(p.name)
-            if known is not None and buf is not None and known[0] == buf._version:
+            if known is not None and buf is not None and known[0] == (id(buf), buf._version):
                 out[p.name] = known[1]
             else:
                 out[p.name] = int(torch.count_nonzero(buf)) if buf is not None else bridge.trainable_tensor(p).numel()
@@ -499,7 +518,14 @@ class IterativeMagnitudePruner:
         if kind != "ticket":
             ctx.extras["control"] = kind  # the older spelling of ctx.kind
         ctx._on_mark = self.mark_rewind_point if r == 0 and kind == "ticket" else None
+        if r == 0 and kind == "ticket":  # which tensors got gradients is decided while round 0 trains: resumes must keep it
+            ctx._save_state = lambda: {"grad_seen": sorted(self._grad_seen)}
+            ctx._load_state = self._restore_grad_seen
         return ctx
+
+    def _restore_grad_seen(self, state: Mapping[str, Any]) -> None:
+        self._grad_seen.clear()
+        self._grad_seen.update(str(n) for n in state.get("grad_seen", []))
 
     def _watch_gradients(self) -> None:
         for p in self._active_params():

@@ -2,17 +2,24 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ..data import DataError, available_recipes
+from ..data.recipes import normalize_options
 from ..models.registry import default_size
-from ..pruning import Rewind, rounds_for_density
+from ..pruning import MAX_ROUNDS, Rewind, rounds_for_density
 
 # The built-in sample recipe on CPU: `lotteryir prune --model mirl --rounds 3` must finish
 # on 2 cores in under 10 minutes, so the defaults there are small and step-based.
 SAMPLE_SIZE = "tiny"
 SAMPLE_STEPS = 300
 SAMPLE_PATCH = 48
+SAMPLE_LR = 2e-4
+SAMPLE_LOSS = "l1"
+PAPER_LR = 2e-4
 DEFAULT_EPOCHS = 120  # the paper's round length on real data
 
 PAPER_PRESET: dict[str, Any] = {
@@ -24,14 +31,17 @@ PAPER_PRESET: dict[str, Any] = {
     "rewind": "init",
     "epochs": 120,
     "warmup_epochs": 15,
-    "lr": 2e-4,
+    "lr": PAPER_LR,
+    "loss": "l1",
     "batch_size": 8,
     "patch_size": 64,
     "tasks": ["denoise_15", "denoise_25", "denoise_50", "derain", "dehaze"],
 }
 
 # Settings that may change between a run and its resumption without changing its results' meaning.
-OPERATIONAL = ("device", "num_workers", "checkpoint_every")
+# (A different thread count changes float results in the last bits; a resumed run therefore keeps
+# the count it started with unless --threads says otherwise.)
+OPERATIONAL = ("device", "num_workers", "checkpoint_every", "threads")
 # Settings a resumed run may grow: more rounds (or a lower target density) continue it.
 GROWABLE = ("rounds", "target_density")
 
@@ -56,7 +66,7 @@ class RunConfig:
     warmup_epochs: float | None = None
     batch_size: int = 8
     patch_size: int | None = None
-    lr: float = 2e-4
+    lr: float | None = None  # None: SAMPLE_LR on the sample recipe, else the paper's 2e-4
     seed: int = 0
     controls: list[str] = field(default_factory=list)
     device: str | None = None
@@ -64,6 +74,8 @@ class RunConfig:
     checkpoint_every: int = 50
     eval_tile: int | None = None
     preset: str | None = None
+    threads: int | None = None  # intra-op CPU threads; None: the idle cores when the run starts
+    loss: str | None = None  # None: SAMPLE_LOSS on the sample recipe, else the paper's "l1"
 
     def resolved(self) -> RunConfig:
         """Fill defaults that depend on other settings (sample sizes, round counts) and validate."""
@@ -87,10 +99,24 @@ class RunConfig:
             c.rounds = needed
         if c.rounds is None:
             raise ValueError("give --rounds N or --target-density D")
-        if c.rounds < 0:
-            raise ValueError(f"--rounds must be >= 0, got {c.rounds}")
+        if not 0 <= c.rounds <= MAX_ROUNDS:
+            raise ValueError(f"--rounds must be between 0 and {MAX_ROUNDS}, got {c.rounds}")
         if c.epochs is not None and c.steps is not None:
             raise ValueError("give --epochs or --steps, not both")
+        for option, value, least in (("--epochs", c.epochs, 1), ("--steps", c.steps, 1),
+                                     ("--checkpoint-every", c.checkpoint_every, 1), ("--num-workers", c.num_workers, 0)):
+            if value is not None and value < least:
+                raise ValueError(f"{option} must be at least {least}, got {value}")
+        # Paths are resolved once, here: a run means the same data from any working directory.
+        if c.data is not None:
+            c.data = os.path.abspath(os.path.expanduser(c.data))
+        recipes = [info.name for info in available_recipes()]
+        if c.recipe not in recipes:
+            raise ValueError(f"--recipe: unknown data recipe {c.recipe!r}; available: {', '.join(recipes)}")
+        try:
+            c.data_paths = normalize_options(c.recipe, c.data, c.data_paths)
+        except DataError as e:
+            raise ValueError(f"--data-path: {e}") from e
         Rewind.parse(c.rewind)  # validates
         c.rewind = str(Rewind.parse(c.rewind))
         if c.scope not in ("global", "layerwise", "random"):
@@ -106,6 +132,16 @@ class RunConfig:
                 c.steps = SAMPLE_STEPS
             else:
                 c.epochs = DEFAULT_EPOCHS
+        if c.lr is None:
+            c.lr = SAMPLE_LR if sample else PAPER_LR
+        if c.loss is None:
+            c.loss = SAMPLE_LOSS if sample else "l1"
+        if not (math.isfinite(c.lr) and c.lr > 0):
+            raise ValueError(f"--lr must be a finite positive number, got {c.lr}")
+        if c.threads is not None and (type(c.threads) is not int or c.threads < 1):
+            raise ValueError(f"--threads must be 'auto' or a positive integer, got {c.threads!r}")
+        if c.loss not in ("l1", "psnr"):
+            raise ValueError(f"--loss must be l1 or psnr, got {c.loss!r}")
         if c.batch_size < 1 or c.patch_size < 8:
             raise ValueError(f"--batch-size must be >= 1 and --patch-size >= 8 (got {c.batch_size}, {c.patch_size})")
         return c

@@ -5,7 +5,9 @@ import os
 from pathlib import Path
 
 from .. import __version__
+from ..models.registry import signature
 from ..pruning.ticket import load_compact, save_compact
+from .outputs import check_output
 from .run import RunError, read_config, read_history
 
 
@@ -25,10 +27,21 @@ def round_ticket_path(run_dir: str | os.PathLike, round: int | None = None) -> P
     return path
 
 
-def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, round: int | None = None, dtype: str = "fp32") -> dict:
-    """Write the compact ticket of a run's round to ``out``; returns its metadata."""
-    state, mask, header = load_compact(round_ticket_path(run_dir, round))
-    meta = {k: v for k, v in header.items() if k not in ("format", "version", "pruned", "order")}
+def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, round: int | None = None, dtype: str = "fp32",
+               overwrite: bool = False) -> dict:
+    """Write the compact ticket of a run's round to ``out``; returns its metadata.
+
+    ``out`` may not lie inside a run directory, and an existing file is replaced only with ``overwrite``.
+    """
+    out = check_output(out, overwrite)
+    config = read_config(run_dir)
+    source = round_ticket_path(run_dir, round)
+    try:
+        expected = signature(config.model, config.size)
+    except (KeyError, ValueError):  # a network outside the registry: the ticket's own limits apply
+        expected = None
+    state, mask, header = load_compact(source, expected_shapes=expected)
+    meta = {k: v for k, v in header.items() if k not in ("format", "version", "pruned", "order", "crc32")}
     meta.update(value_dtype=dtype, lotteryir_version=__version__)
     save_compact(state, mask, out, dtype=dtype, metadata=meta)
     return meta

@@ -37,7 +37,13 @@ def write_report_figure(history: Sequence[Mapping[str, Any]], path: Path, title:
     for i, label in enumerate(labels):
         y = [h["eval"].get(label, {}).get("psnr", math.nan) for h in rounds]
         ax.plot(x, y, marker=".", lw=1, alpha=0.6, color=cmap(i % 10), label=label)
+        reference = rounds[-1]["eval"].get(label, {}).get("input_psnr")
+        if reference is not None:  # each set's degraded input, faint, in the set's colour
+            ax.axhline(reference, color=cmap(i % 10), ls=(0, (1, 3)), lw=0.8, alpha=0.6)
     ax.plot(x, [h.get("mean_psnr", math.nan) for h in rounds], marker="o", lw=2.5, color="black", label="IMP ticket (mean)")
+    reference = rounds[-1].get("mean_input_psnr")
+    if reference is not None:
+        ax.axhline(reference, color="tab:red", ls="--", lw=1.5, label="degraded input (mean)")
     dense = rounds[0] if rounds[0]["round"] == 0 else None
     if dense is not None and dense.get("mean_psnr") is not None:
         ax.axhline(dense["mean_psnr"], color="gray", ls=":", lw=1.5, label="dense (mean)")

@@ -75,3 +75,17 @@ def test_tiled_evaluation_and_y_channel() -> None:
     tiled = evaluate(Smoother(), sets, device="cpu", y_channel=True, tile=32, overlap=8)
     assert abs(whole.sets["derain/tiny"].psnr - tiled.sets["derain/tiny"].psnr) < 0.05
     assert whole.summary()["derain/tiny"]["ssim"] > 0
+
+
+def test_input_row_is_exactly_what_an_identity_restorer_scores() -> None:
+    identity = evaluate(nn.Identity(), Recipe(), device="cpu")
+    smooth = evaluate(Smoother(), Recipe(), device="cpu")
+    for label, s in identity.sets.items():
+        assert (s.psnr, s.ssim) == (s.input_psnr, s.input_ssim)
+        assert s.gain == 0.0
+        assert all((i.psnr, i.ssim) == (i.input_psnr, i.input_ssim) for i in s.images)
+        # The reference does not depend on the restorer: same images, same inputs.
+        assert smooth.sets[label].input_psnr == s.input_psnr
+    denoise = smooth.sets["denoise_25/tiny"]
+    assert denoise.gain == denoise.psnr - denoise.input_psnr > 3
+    assert smooth.summary()["denoise_25/tiny"]["input_psnr"] == denoise.input_psnr

@@ -76,3 +76,21 @@ def test_bad_configurations():
     with pytest.raises(ValueError, match="--rounds or --target-density, not both"):
         RunConfig(**{**TINY, "target_density": 0.3}).resolved()
     assert RunConfig(**{**TINY, "rounds": None, "target_density": 0.107}).resolved().rounds == 10
+
+
+def test_thread_count_is_chosen_before_training_and_kept_on_resume(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # what "auto" then resolves to
+    seen = []
+    config = RunConfig(**{**TINY, "rounds": 0})
+    from lotteryir.runs import RunCallbacks
+
+    run = PruningRun(tmp_path / "run", config, RunCallbacks(on_step=lambda p, kind: seen.append(torch.get_num_threads())))
+    plan = run.plan(estimate=False)
+    assert (plan.threads, plan.threads_reason) == (2, "OMP_NUM_THREADS")
+    torch.set_num_threads(1)
+    run.run()
+    assert seen and set(seen) == {2}
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["threads"] == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # a resume with --threads auto keeps the run's own count
+    resumed = PruningRun(tmp_path / "run", config).plan(estimate=False)
+    assert resumed.threads == 2 and "bit-identical" in resumed.threads_reason
