@@ -6,7 +6,7 @@ from .bridge import attach_masks as _attach_params
 from .checks import PruningWarning
 from .bridge import current_mask, effective_weights, export_state_dict, remove_masks, write_weights
 from .context import RoundContext, TrainClosure
-from .controls import default_init, reinitialize
+from .controls import ReinitError, check_reinit, default_init, reinitialize
 from .distributed import (
     MaskMismatchError,
     WeightMismatchError,
@@ -46,6 +46,7 @@ __all__ = [
     "MaskMismatchError",
     "PrunableParam",
     "PruningWarning",
+    "ReinitError",
     "Rewind",
     "RoundContext",
     "RoundRecord",
@@ -58,6 +59,7 @@ __all__ = [
     "atomic_write",
     "atomic_write_text",
     "attach_masks",
+    "check_reinit",
     "current_mask",
     "ddp_ignore_masks",
     "default_init",

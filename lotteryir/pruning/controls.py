@@ -1,8 +1,20 @@
-"""Controls for a ticket: random reinitialization and random pruning."""
+"""Controls for a ticket: random reinitialization and random pruning.
+
+``random_reinit`` must start from weights the ticket never saw. Two ways to get them:
+
+- a ``factory`` (``() -> nn.Module``) that builds the model afresh: everything its constructor
+  draws (prompts, temperatures, norm scales, buffers) is drawn again under the control's seed and
+  copied in. The CLI and runs pass one for every registered model.
+- an ``init_fn`` (default: every module's ``reset_parameters()``) run in place. Tensors that no
+  module re-initializes (a bare ``nn.Parameter``, a custom norm without ``reset_parameters``) would
+  silently keep their trained values, so :func:`check_reinit` finds them by name first and the
+  pruner refuses to start with them.
+"""
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
+import copy
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -10,6 +22,11 @@ from torch import nn
 from .mask import MASK_SUFFIX, ORIG_SUFFIX
 
 InitFn = Callable[[nn.Module], None]
+ModelFactory = Callable[[], nn.Module]
+
+
+class ReinitError(ValueError):
+    """``random_reinit`` cannot re-draw some tensors; the message names them."""
 
 
 @contextlib.contextmanager
@@ -36,22 +53,85 @@ def _weights_as_parameters(model: nn.Module):
 
 
 def default_init(model: nn.Module) -> None:
-    """Call ``reset_parameters()`` on every submodule that has one (torch's own initializers).
-
-    Parameters of modules without ``reset_parameters`` (e.g. learned prompts,
-    attention temperatures) keep their values: pass your own ``init_fn`` when
-    those must be re-drawn too.
-    """
+    """Call ``reset_parameters()`` on every submodule that has one (torch's own initializers)."""
     for module in model.modules():
         reset = getattr(module, "reset_parameters", None)
         if callable(reset):
             reset()
 
 
-def reinitialize(model: nn.Module, seed: int, init_fn: InitFn | None = None) -> None:
-    """Re-draw ``model``'s weights in place with a seeded RNG, keeping any attached masks."""
+def _state_tensors(model: nn.Module, buffers: bool = True) -> Iterator[tuple[str, torch.Tensor]]:
+    """(plain name, tensor) for every parameter and floating buffer; ``<w>_orig`` is named ``<w>``, masks skipped."""
+    for name, p in model.named_parameters(remove_duplicate=True):
+        yield (name[: -len(ORIG_SUFFIX)] if name.endswith(ORIG_SUFFIX) else name), p
+    if buffers:
+        for name, b in model.named_buffers(remove_duplicate=True):
+            if not name.endswith(MASK_SUFFIX) and b.is_floating_point():
+                yield name, b
+
+
+def _init_in_place(model: nn.Module, init_fn: InitFn | None) -> list[str]:
+    """Run ``init_fn`` on NaN-filled parameters; returns the parameters it left (partly) unwritten.
+
+    Floating buffers the initializer does not write (constant tables, say) keep their values:
+    they are not trained, so keeping them is what a fresh model would have.
+    """
+    kept = {name: b.clone() for name, b in model.named_buffers() if not name.endswith(MASK_SUFFIX) and b.is_floating_point()}
+    with torch.no_grad():
+        for _, t in _state_tensors(model):
+            t.fill_(float("nan"))
+        with _weights_as_parameters(model):
+            (init_fn or default_init)(model)
+        for name, b in model.named_buffers():
+            if name in kept and torch.isnan(b).any():
+                b.copy_(kept[name])
+    return [name for name, t in _state_tensors(model, buffers=False) if torch.isnan(t).any()]
+
+
+def check_reinit(model: nn.Module, init_fn: InitFn | None = None) -> list[str]:
+    """Names of parameters that ``init_fn`` leaves (partly) untouched, found on a NaN-filled copy."""
+    return _init_in_place(copy.deepcopy(model), init_fn)
+
+
+def _copy_from_fresh(model: nn.Module, fresh: nn.Module) -> None:
+    mine = dict(_state_tensors(model))
+    theirs = dict(_state_tensors(fresh))
+    missing, extra = sorted(set(mine) - set(theirs)), sorted(set(theirs) - set(mine))
+    if missing or extra:
+        raise ReinitError(
+            "the model factory builds a different network: "
+            + "; ".join(p for p in (f"missing {', '.join(missing[:5])}" if missing else "",
+                                    f"unexpected {', '.join(extra[:5])}" if extra else "") if p)
+        )
+    for name, t in mine.items():
+        if theirs[name].shape != t.shape:
+            raise ReinitError(f"the model factory builds {name} with shape {tuple(theirs[name].shape)}, "
+                              f"the model has {tuple(t.shape)}")
+    with torch.no_grad(), _weights_as_parameters(model):  # leaving it recomputes masked weights
+        for name, t in mine.items():
+            t.copy_(theirs[name].to(device=t.device, dtype=t.dtype))
+
+
+def reinitialize(model: nn.Module, seed: int, init_fn: InitFn | None = None,
+                 factory: ModelFactory | None = None) -> None:
+    """Re-draw every parameter and floating buffer of ``model`` in place under ``seed``, keeping its masks.
+
+    With ``factory`` the values come from a freshly built model; otherwise ``init_fn`` (default:
+    ``reset_parameters()`` everywhere) runs in place and a :class:`ReinitError` names any parameter
+    it did not write, rather than letting trained values pass as a fresh initialization.
+    """
     devices = [p.device for p in model.parameters() if p.device.type == "cuda"]
     with torch.random.fork_rng(devices=sorted({d.index or 0 for d in devices}) if devices else []):
         torch.manual_seed(seed)
-        with torch.no_grad(), _weights_as_parameters(model):
-            (init_fn or default_init)(model)
+        if factory is not None:
+            _copy_from_fresh(model, factory())
+            return
+        untouched = _init_in_place(model, init_fn)
+    if untouched:
+        raise ReinitError(untouched_message(untouched))
+
+
+def untouched_message(names: list[str]) -> str:
+    more = f" and {len(names) - 8} more" if len(names) > 8 else ""
+    return (f"random_reinit cannot re-draw {', '.join(names[:8])}{more}: no reset_parameters() writes them. "
+            "Pass model_factory= (a function that builds the model afresh) or an init_fn= that sets them.")

@@ -31,7 +31,7 @@ from torch import nn
 
 from . import bridge, checks, levels
 from .context import RoundContext, TrainClosure
-from .controls import InitFn, reinitialize
+from .controls import InitFn, ModelFactory, ReinitError, check_reinit, reinitialize, untouched_message
 from . import distributed
 from .files import atomic_save_safetensors, atomic_write_text
 from .mask import MASK_SUFFIX, ORIG_SUFFIX, Mask
@@ -178,8 +178,12 @@ class IterativeMagnitudePruner:
             closure: ``random_reinit`` (the ticket's mask on a fresh
             initialization) and ``random_prune`` (a random mask with the ticket's
             per-tensor densities, from the rewind point).
-        init_fn: how ``random_reinit`` re-draws weights (default: every module's
-            ``reset_parameters()``).
+        model_factory: ``() -> nn.Module`` building the model afresh; ``random_reinit``
+            then takes every parameter and buffer from a new model built under the
+            control's seed (the most faithful fresh initialization).
+        init_fn: without a factory, how ``random_reinit`` re-draws weights in place
+            (default: every module's ``reset_parameters()``). Parameters it leaves
+            unwritten are named by a :class:`ReinitError` when the pruner is created.
         rewind_points: further steps of round 0 (0 = init) whose weights are kept,
             so that :meth:`extend` can switch the rewind to them later.
         on_round_end / on_rewind_point: callbacks after each round (or iterate
@@ -210,6 +214,7 @@ class IterativeMagnitudePruner:
         module_types: Sequence[type[nn.Module]] | None = None,
         controls: Sequence[str] = (),
         init_fn: InitFn | None = None,
+        model_factory: ModelFactory | None = None,
         seed: int = 0,
         rewind_points: Sequence[int] = (),
         on_round_end: Callable[[RoundRecord], None] | None = None,
@@ -240,6 +245,11 @@ class IterativeMagnitudePruner:
         self.rewind_unpruned = bool(rewind_unpruned)
         self.controls = tuple(controls)
         self.init_fn = init_fn
+        self.model_factory = model_factory
+        if "random_reinit" in self.controls and model_factory is None:
+            untouched = check_reinit(model, init_fn)  # before any training, not at round 1
+            if untouched:
+                raise ReinitError(untouched_message(untouched))
         self.seed = int(seed)
         self.on_round_end = on_round_end
         self.on_rewind_point = on_rewind_point
@@ -682,7 +692,7 @@ class IterativeMagnitudePruner:
         control = copy.deepcopy(self.model)
         by_name = {p.name: p for p in self._params_of(control)}
         if kind == "random_reinit":
-            reinitialize(control, seed, self.init_fn)
+            reinitialize(control, seed, self.init_fn, self.model_factory)
             bridge.attach_masks(control, [by_name[n] for n in self.active], self.mask)
         else:
             random = random_mask_like(self.mask, seed=seed)

@@ -290,7 +290,7 @@ class PruningRun:
         if self.device.type == "cpu":
             apply_threads(self.threads)  # before the duration estimate and the first training step
         torch.manual_seed(c.seed)  # the dense initialization is part of the run's identity
-        self.model = build_model(c.model, c.size)
+        self.model = self._fresh_model()
         self.model.to(self.device)
         self._check_patch_size()
         self.trainer = RestorationTrainer(
@@ -320,6 +320,7 @@ class PruningRun:
             scope=c.scope,
             rewind=c.rewind,
             controls=tuple(c.controls),
+            model_factory=self._fresh_model,  # random_reinit re-draws everything the constructor draws
             seed=c.seed,
             on_rewind_point=lambda step: self._save_pruner_state(include_model=False) if ddp.is_main() else None,
         )
@@ -328,6 +329,10 @@ class PruningRun:
             self._load_pruner_state(state)
         self._kind = "ticket"
         self._built = True
+
+    def _fresh_model(self) -> torch.nn.Module:
+        """The run's network as its builder initializes it (under whatever RNG state is current)."""
+        return build_model(self.config.model, self.config.size)
 
     def _check_patch_size(self) -> None:
         # A patch larger than every image would be almost all padding (and, large enough, exhaust memory).
