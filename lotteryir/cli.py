@@ -433,6 +433,7 @@ def restore(
     threads: str = typer.Option("auto", help="CPU threads: auto (the cores idle now) or N."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace restored images from an earlier call."),
     allow_nonfinite: bool = _ALLOW_NONFINITE,
+    sparse: bool = typer.Option(False, "--sparse", help="CPU: run pruned 1x1 convolutions as sparse (CSR) products."),
     model: Optional[str] = typer.Option(None, help="The network, when it is your own: " + _MODEL_HELP),
 ) -> None:
     """Restore your own images (any size; tiled when large) to <output>/<name>.png.
@@ -446,10 +447,12 @@ def restore(
 
     pairs = restore_targets(images, output, overwrite)
     loaded, _ = _load_source(source, round, allow_nonfinite, model)
-    dev = pick_device(device)
+    dev = pick_device(device if device or not sparse else "cpu")
     if dev.type == "cpu":
         _use_threads(threads)
     model = loaded.model.to(dev).eval()
+    if sparse:
+        model = _sparse_model(model, dev)
     failed = 0
     for path, target in pairs:
         try:
@@ -469,6 +472,21 @@ def restore(
             err.print(f"error: {failed} of {len(pairs)} images failed (listed above); the others were restored",
                       highlight=False, markup=False)
         raise typer.Exit(1)
+
+
+def _sparse_model(model, dev):
+    from .deploy import sparsify
+    from .deploy.sparse import MAX_DENSITY
+
+    if dev.type != "cpu":
+        raise typer.BadParameter(f"--sparse runs on the CPU, not {dev}; pass --device cpu")
+    sparse = sparsify(model)
+    done, kept = sparse.sparsify_report.replaced, sparse.sparsify_report.dense
+    dense = f"; {len(kept)} denser than {MAX_DENSITY:g} stay dense" if kept else ""
+    fused = len(sparse.sparsify_report.fused)
+    out.print(f"sparse: {len(done)} of {len(done) + len(kept)} 1x1 convolutions/linears run as CSR products{dense}; "
+              f"{fused} 1x1+depthwise pairs computed in row bands", highlight=False)
+    return sparse
 
 
 # --------------------------------------------------------------------------- report
@@ -510,21 +528,100 @@ def report(
 
 
 # --------------------------------------------------------------------------- export
-@app.command(epilog="Example:\n\n  lotteryir export runs/mirl-tiny-sample --round 10 -o ticket.safetensors --dtype fp16")
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  lotteryir export runs/mirl-tiny-sample --round 10 -o ticket.safetensors --dtype fp16\n\n"
+        "  lotteryir export ticket.safetensors --format onnx -o model.onnx"
+    )
+)
 def export(
-    run_dir: Path = typer.Argument(..., help="Run directory."),
+    run_dir: Path = typer.Argument(..., help="Run directory (with --format onnx also a ticket or checkpoint)."),
     round: Optional[int] = typer.Option(None, help="Round to export (default: the last finished)."),
-    output: Path = typer.Option(..., "-o", "--output", help="Ticket file to write (.safetensors)."),
+    output: Path = typer.Option(..., "-o", "--output", help="File to write (.safetensors ticket or .onnx)."),
     dtype: str = typer.Option("fp32", help="Surviving values as fp32 (exact) or fp16/bf16."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file (never one inside a run)."),
+    fmt: str = typer.Option("ticket", "--format", help="ticket (compact safetensors) or onnx (sparse initializers)."),
+    model: Optional[str] = typer.Option(None, help="With --format onnx, the network when it is your own: " + _MODEL_HELP),
 ) -> None:
-    """Write a round's compact ticket: entropy-coded mask + surviving values."""
+    """Write a round's compact ticket (entropy-coded mask + surviving values), or the network as ONNX."""
     from .runs import export_run
+
+    if fmt == "onnx":
+        return _export_onnx(run_dir, round, output, dtype, overwrite, model)
+    if fmt != "ticket":
+        raise typer.BadParameter(f"--format must be ticket or onnx, got {fmt!r}")
 
     meta = export_run(run_dir, output, round=round, dtype=dtype, overwrite=overwrite)
     size = output.stat().st_size
     out.print(f"wrote {output} ({size / 1e6:.2f} MB; {meta['model']}/{meta['size']}, round {meta['round']}, "
               f"density {meta['density']:.4f}, values {dtype})", highlight=False)
+
+
+def _export_onnx(source: Path, round: Optional[int], output: Path, dtype: str, overwrite: bool,
+                 model: Optional[str] = None) -> None:
+    from .deploy import compare_onnx, to_onnx
+    from .runs import check_output
+
+    if dtype != "fp32":
+        raise typer.BadParameter("--dtype applies to tickets; ONNX files store float32")
+    check_output(output, overwrite)
+    loaded, _ = _load_source(source, round, model=model)
+    meta = {"lotteryir_model": f"{loaded.name}/{loaded.size}", "density": f"{loaded.mask.density:.6f}"}
+    done = to_onnx(loaded.model, output, metadata=meta)
+    out.print(f"wrote {output} ({done.bytes / 1e6:.2f} MB; stored densely {done.dense_bytes / 1e6:.2f} MB; "
+              f"{done.sparse_tensors} sparse initializers; {loaded.name}/{loaded.size}, density "
+              f"{loaded.mask.density:.4f}; opset {done.opset}, any height and width >= {done.metadata['multiple']})",
+              highlight=False, soft_wrap=True)
+    diffs = compare_onnx(loaded.model, output, sizes=((64, 64), (40, 56)))
+    worst = max(diffs.values())
+    if worst > 1e-4:
+        raise RuntimeError(f"{output}: onnxruntime differs from torch by {worst:.2e} (> 1e-4); please report this")
+    out.print(f"checked with onnxruntime: max |difference| to torch {worst:.1e} on {', '.join(diffs)} images",
+              highlight=False)
+
+
+# --------------------------------------------------------------------------- web
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  lotteryir web ticket.safetensors -o site/ --serve\n\n"
+        "  lotteryir web runs/mirl-tiny-sample -o site/ --runtime node_modules/onnxruntime-web/dist   # offline"
+    )
+)
+def web(
+    source: Path = typer.Argument(..., help="Ticket, checkpoint or run directory."),
+    output: Path = typer.Option(..., "-o", "--output", help="Folder to write the site into."),
+    round: Optional[int] = typer.Option(None, help="Round of a run directory (default: the last finished)."),
+    runtime: Optional[Path] = typer.Option(None, help="onnxruntime-web's dist folder, copied into the site (no CDN)."),
+    runtime_url: Optional[str] = typer.Option(None, "--runtime-url", help="Where the page loads onnxruntime-web from."),
+    tile: int = typer.Option(256, help="Images larger than this are restored in tiles of this size."),
+    overlap: int = typer.Option(32, help="Tile overlap in pixels."),
+    serve: bool = typer.Option(False, "--serve", help="Then serve the site on 127.0.0.1 until Ctrl-C."),
+    port: int = typer.Option(8000, help="Port for --serve."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Write into a folder that is not empty."),
+    model: Optional[str] = typer.Option(None, help="The network, when it is your own: " + _MODEL_HELP),
+) -> None:
+    """A static web page that restores images in the visitor's browser (onnxruntime-web, WebAssembly)."""
+    from .deploy import DEFAULT_RUNTIME, build_site, serve_site
+    from .runs import check_output_dir
+
+    check_output_dir(output, overwrite)
+    loaded, _ = _load_source(source, round, model=model)
+    site = build_site(loaded.model, output, name=f"{loaded.name}/{loaded.size}", density=loaded.mask.density,
+                      runtime_dir=runtime, runtime_url=runtime_url or DEFAULT_RUNTIME, tile=tile, overlap=overlap)
+    out.print(f"wrote {output}: index.html, restore.js, config.json, model.onnx ({site.export.bytes / 1e6:.2f} MB); "
+              f"runtime from {site.config['runtime']}", highlight=False, soft_wrap=True)
+    if not serve:
+        return
+    server = serve_site(output, port=port)
+    out.print(f"serving {output} at http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C stops)", highlight=False)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 # --------------------------------------------------------------------------- listings
