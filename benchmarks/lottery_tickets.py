@@ -137,7 +137,8 @@ def run_seed(seed: int, args: argparse.Namespace, train_set, test_sets, on_resul
         rate=args.rate, rounds=args.rounds, scope="global", rewind=f"step:{args.rewind_step}", seed=seed)
     init_pruner = IterativeMagnitudePruner(
         model_init, TrainAndEvaluate(trainer, test_sets, args.device, "imp_init", record),
-        rate=args.rate, rounds=args.rounds, scope="global", rewind="init", controls=CONTROLS, seed=seed)
+        rate=args.rate, rounds=args.rounds, scope="global", rewind="init", controls=CONTROLS, seed=seed,
+        model_factory=lambda: build_model("mirl", args.size).to(args.device))  # random_reinit re-draws it all
 
     step_pruner.run_round()  # round 0: trains and evaluates the dense network
 

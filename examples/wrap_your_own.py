@@ -11,48 +11,55 @@ training is a plain PyTorch loop. lotteryir only needs that loop as a closure:
             ctx.step(k)                          # lets "rewind to step K" take its snapshot
         return {"loss": loss.item()}             # any JSON-able metrics
 
-    pruner = IterativeMagnitudePruner(model, train, rate=0.2, rounds=3)
-    pruner.run()                                 # round 0 dense, then prune 20% / rewind / train
+    pruner = IterativeMagnitudePruner(model, train, rate=0.2, rounds=3, rewind_points=[K])
+    for record in pruner.iter_rounds(): ...      # round 0 dense, then prune 20% / rewind / train
+    pruner.extend(rounds=1, rewind=f"step:{K}")  # one more round, survivors back to step K
     lotteryir.save_ticket(model, "ticket.safetensors")
 
-The masks are attached when the pruner is created, so build optimizers inside the
-closure (or after the pruner). The ticket is exported twice: as a plain state dict
-(``pruner.export_state_dict()``, pruned entries as zeros, saved with safetensors) and as
-a compact ticket (``lotteryir.save_ticket``); both reload with ``load_state_dict(strict=True)``
-into a fresh, unpruned instance of the class below, whose outputs must match the pruned model's.
+What it shows, in order:
+
+- The run, round by round as each finishes (``iter_rounds``), optionally through
+  ``torch.compile`` (``--compile``: masks are hooks that compile into the same single
+  graph as the dense network's, and pruning never recompiles).
+- Continuing the finished run: ``pruner.extend`` adds a round that rewinds to step K
+  of round 0 instead of to the initialization (``rewind_points`` kept those weights).
+- The ticket exported twice, as a plain state dict (``pruner.export_state_dict()``,
+  pruned entries as zeros) and as a compact ticket (``lotteryir.save_ticket``); both
+  reload strictly into a fresh, unpruned ``ResidualDenoiser`` with the same outputs.
+- Your model on the command line: ``lotteryir restore`` runs the ticket on an image,
+  the network named as ``examples/wrap_your_own.py:ResidualDenoiser`` (its defaults,
+  width 32 and depth 5). ``lotteryir prune --model examples/wrap_your_own.py:ResidualDenoiser``
+  searches a ticket of it on the built-in sample data the same way.
 
 Run (CPU, about a minute):
 
     python examples/wrap_your_own.py
+    python examples/wrap_your_own.py --compile
     python examples/wrap_your_own.py --rounds 10 --steps 2000 --width 64 --device cuda
 
 Multi-GPU with your own DistributedDataParallel loop (``torchrun --nproc_per_node 4 my_script.py``):
 
     dist.init_process_group("nccl"); torch.cuda.set_device(local_rank)
+    torch.manual_seed(0)                          # the same initial weights on every rank
     model = MyRestorer().cuda()
-    pruner = IterativeMagnitudePruner(model, rate=0.2, rounds=15)  # BEFORE DDP: it attaches
-    ddp = DistributedDataParallel(model, device_ids=[local_rank])    # all-ones masks, so the
-                                                                      # parameter set never changes
+    pruner = IterativeMagnitudePruner(model, rate=0.2, rounds=15)  # BEFORE DDP: it attaches the masks,
+    ddp = DistributedDataParallel(model, device_ids=[local_rank])    # checks every rank starts from the
+                                                                      # same weights, and keeps the masks
+                                                                      # out of DDP's per-step broadcast
     def train(m, ctx):                            # m is the unwrapped model; train through ddp
         optimizer = torch.optim.AdamW(ddp.parameters(), lr=2e-4)
         ...your loop over ddp(x), with a DistributedSampler...; ctx.step(k) after each step
         return {"loss": loss.item()}
 
-    for _ in range(pruner.rounds + 1):
-        pruner.run_round(train)                   # on every rank: the replicas are identical, so
-                                                  # every rank computes the same mask, and prune()
-                                                  # verifies that with a checksum all-reduce
-                                                  # (MaskMismatchError on every rank otherwise)
-        if dist.get_rank() == 0:                  # only rank 0 writes files and evaluates
-            pruner.save_state("run/pruner")
-        dist.barrier()                            # everyone waits for rank 0 before the next round
+    for record in pruner.iter_rounds(train):      # on every rank: the replicas are identical, so
+        if dist.get_rank() == 0:                  # every rank computes the same mask, and prune()
+            pruner.save_state("run/pruner")       # verifies that with a checksum all-reduce
+        dist.barrier()                            # (MaskMismatchError on every rank otherwise)
     if dist.get_rank() == 0:
         lotteryir.save_ticket(model, "ticket.safetensors")
 
-Seed every rank identically before building the model: the pruner snapshots the
-initialization on each rank for rewinding, and DDP's broadcast of rank 0's weights at
-construction would not reach those snapshots. For PromptIR/MIR-L, which builds layers it
-never calls, pass ``find_unused_parameters=True`` to DistributedDataParallel.
+For PromptIR/MIR-L, which builds layers it never calls, pass ``find_unused_parameters=True``
+to DistributedDataParallel.
 """
 from __future__ import annotations
 
@@ -69,6 +76,10 @@ from torch import nn
 
 import lotteryir
 from lotteryir import IterativeMagnitudePruner
+from lotteryir.pruning import RoundRecord
+
+# This network named as the command line takes it: a file and the class (or function) that builds it.
+MODEL_SPEC = f"{Path(__file__).resolve()}:ResidualDenoiser"
 
 
 class ResidualDenoiser(nn.Module):
@@ -109,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sigma", type=float, default=25.0)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--rewind", default="init", help="init, step:K or none")
+    p.add_argument("--extend-to-step", type=int, default=10, metavar="K",
+                   help="after the run, one more round that rewinds to step K of round 0 (0: skip)")
+    p.add_argument("--compile", action="store_true", help="train through torch.compile(model)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=None, help="folder for the exported ticket (default: a temp folder)")
@@ -124,10 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     def train(model: nn.Module, ctx: lotteryir.RoundContext) -> dict[str, float]:
         optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
         generator = torch.Generator().manual_seed(ctx.seed * 1000 + ctx.round)
+        net = torch.compile(model) if args.compile else model  # the masks' hooks compile with it
         model.train()
         for k in range(1, args.steps + 1):
             noisy, clean = (t.to(device) for t in make_batch(args.batch, args.patch, args.sigma, generator))
-            loss = F.mse_loss(model(noisy), clean)
+            loss = F.mse_loss(net(noisy), clean)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -137,17 +152,27 @@ def main(argv: list[str] | None = None) -> int:
             val = psnr(model(val_noisy), val_clean)
         return {"loss": loss.item(), "val_psnr": val}
 
-    # ---- lotteryir: a handful of lines ------------------------------------------------------
-    pruner = IterativeMagnitudePruner(model, train, rate=0.2, rounds=args.rounds, rewind=args.rewind)
-    for record in pruner.run():
+    def show(record: RoundRecord) -> None:
         print(f"round {record.round}: density {record.density:.3f} ({record.remaining:,}/{record.total:,} weights), "
-              f"val PSNR {record.metrics['val_psnr']:.2f} dB (noisy input {psnr(val_noisy, val_clean):.2f} dB)", flush=True)
+              f"rewound to {record.rewind or '-'}, val PSNR {record.metrics['val_psnr']:.2f} dB "
+              f"(noisy input {psnr(val_noisy, val_clean):.2f} dB)", flush=True)
+
+    # ---- lotteryir: a handful of lines ------------------------------------------------------
+    keep = [args.extend_to_step] if 0 < args.extend_to_step <= args.steps else []
+    pruner = IterativeMagnitudePruner(model, train, rate=0.2, rounds=args.rounds, rewind=args.rewind,
+                                      rewind_points=keep)
+    for record in pruner.iter_rounds():  # each round printed as soon as it is done
+        show(record)
+    if keep:  # the finished run grows: one more round, survivors rewound to step K of round 0
+        pruner.extend(rounds=1, rewind=f"step:{keep[0]}")
+        for record in pruner.iter_rounds():
+            show(record)
 
     out = args.out or Path(tempfile.mkdtemp(prefix="lotteryir-ticket-"))
     out.mkdir(parents=True, exist_ok=True)
     plain_path, ticket_path = out / "ticket_plain.safetensors", out / "ticket.safetensors"
     save_file(pruner.export_state_dict(), str(plain_path))  # pruned entries are exact zeros
-    lotteryir.save_ticket(model, ticket_path)                # compact: mask + survivors
+    lotteryir.save_ticket(model, ticket_path, name=MODEL_SPEC, size="default")  # compact: mask + survivors
     print(f"exported {plain_path} ({plain_path.stat().st_size:,} bytes) and {ticket_path} "
           f"({ticket_path.stat().st_size:,} bytes)")
 
@@ -168,6 +193,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reloaded {path.name} into a fresh ResidualDenoiser (strict): density {1 - zeros / total:.3f}, "
               f"max output difference {diff:.2e} -> {'OK' if match else 'MISMATCH'}")
     print("reload check passed" if ok else "reload check FAILED")
+
+    # ---- your model on the command line ------------------------------------------------------
+    if (args.width, args.depth) == (32, 5):  # what ResidualDenoiser() builds: the CLI calls it with no arguments
+        from lotteryir.cli import main as cli
+        from lotteryir.data import write_image
+
+        write_image(val_noisy[0].cpu().clamp(0, 1), out / "noisy.png")
+        command = ["restore", str(ticket_path), str(out / "noisy.png"), "-o", str(out / "restored"), "--model", MODEL_SPEC]
+        print("lotteryir " + " ".join(command))
+        ok &= cli(command) == 0
+    else:
+        print(f"(the command line builds ResidualDenoiser() at its defaults, 32 x 5; this run used "
+              f"{args.width} x {args.depth}, so it is not run here)")
     return 0 if ok else 1
 
 

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .models import CheckpointError, build_from_state_dict, check_weights, guess_model, load_weights, read_checkpoint
+from .models.external import refuse_from_file
 from .pruning import Mask, SparsityReport, current_mask, export_state_dict, find_prunable, select_prunable, sparsity_report
 from .pruning.ticket import compact_shapes, is_compact, load_compact, read_compact_metadata, save_compact
 
@@ -101,9 +102,13 @@ def load_ticket(path: str | os.PathLike, name: str | None = None, size: str | No
     With ``model`` (an instance of your own class) the weights load into it strictly;
     otherwise the registered model named in the ticket (or by ``name``/``size``) is built.
     The ticket's declared shapes are checked against the model before its data is read.
+    A ticket of a model named by import path (``package.module:factory``) needs
+    ``name`` (or ``model``): code named inside a file is never imported.
     """
     path = Path(path)
     header = read_compact_metadata(path)
+    if name is None and model is None:
+        refuse_from_file(header.get("model"), str(path))  # an import path inside a file is never imported
     name, size = name or header.get("model"), size or header.get("size")
     # Shapes only (meta tensors): a hostile header is caught before anything is allocated.
     declared = {k: torch.empty(s, device="meta") for k, s in compact_shapes(path).items()}

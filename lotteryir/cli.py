@@ -29,6 +29,8 @@ app = typer.Typer(
 out = Console() if sys.stdout.isatty() else Console(width=160)
 err = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=160)
 _DEBUG = False
+_MODEL_HELP = ("Network: a name from `lotteryir models`, or your own as package.module:factory or "
+               "path/to/file.py:factory (called with no arguments).")
 
 
 @app.callback()
@@ -48,7 +50,7 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show full traceback
     )
 )
 def prune(
-    model: str = typer.Option("mirl", help="Network: see `lotteryir models`."),
+    model: str = typer.Option("mirl", help=_MODEL_HELP),
     size: Optional[str] = typer.Option(None, help="Model size (default: tiny on the sample recipe, else full)."),
     recipe: str = typer.Option("sample", help="Data recipe: see `lotteryir recipes`."),
     data: Optional[Path] = typer.Option(None, help="Data root of the recipe (not needed for sample)."),
@@ -79,6 +81,7 @@ def prune(
     Under torchrun each process trains a DistributedDataParallel replica; rank 0 alone writes and draws.
     """
     from .engine.distributed import env_rank
+    from .models.external import label as model_label
     from .runs import PruningRun, RunCallbacks, RunConfig
 
     paths = _parse_paths(data_path)
@@ -90,7 +93,7 @@ def prune(
         controls=["random_reinit", "random_prune"] if controls else [], device=device,
         num_workers=num_workers, checkpoint_every=checkpoint_every, preset=preset, threads=_threads_option(threads),
     ).resolved()
-    target = out_dir or Path("runs") / f"{config.model}-{config.size}-{config.recipe}"
+    target = out_dir or Path("runs") / f"{model_label(config.model)}-{config.size}-{config.recipe}"
     stop = threading.Event()
     main_rank = env_rank() == 0  # the process group starts inside the run; torchrun's RANK says who draws
     drawer = _PruneDrawer()
@@ -162,6 +165,8 @@ class _PruneDrawer:
         expected = f"~{_duration(plan.expected_seconds)}" if plan.expected_seconds is not None else "unknown"
         data = "built-in sample (scikit-image photos)" if plan.recipe == "sample" else f"{plan.recipe} at {plan.data}"
         resumed = f", resuming after round {plan.resumed_from_round}" if plan.resumed_from_round >= 0 else ""
+        if plan.extended_from is not None:
+            resumed += f" (extended from {plan.extended_from} to {plan.rounds} rounds)"
         threads = f" ({plan.threads} thread{'s' if plan.threads != 1 else ''}: {plan.threads_reason})" if plan.threads else ""
         out.print(
             f"lotteryir prune: recipe {data}, model {plan.model}/{plan.size} ({plan.params / 1e6:.2f}M params), "
@@ -291,13 +296,18 @@ def _round_table(history: list[dict], title: str = "") -> Table:
 
 
 # --------------------------------------------------------------------------- sources
-def _load_source(source: Path, round: Optional[int], allow_nonfinite: bool = False):
+def _load_source(source: Path, round: Optional[int], allow_nonfinite: bool = False, model: Optional[str] = None):
     """A run directory (its round's ticket), a compact ticket, or a published checkpoint."""
     from .checkpoints import load_checkpoint
+    from .models.external import refuse_from_file
     from .runs import is_run_dir, read_config, round_ticket_path
 
     if is_run_dir(source):
         config = read_config(source)
+        if model is None:
+            refuse_from_file(config.model, str(source))
+        elif model != config.model:
+            raise ValueError(f"{source} is a run of model {config.model!r}, not {model!r}")
         ticket = round_ticket_path(source, round)
         return load_checkpoint(ticket, config.model, config.size, allow_nonfinite=allow_nonfinite), config
     if round is not None:
@@ -306,7 +316,7 @@ def _load_source(source: Path, round: Optional[int], allow_nonfinite: bool = Fal
         raise FileNotFoundError(f"no such checkpoint or run directory: {source}")
     if source.is_dir():
         raise ValueError(f"{source} is a directory but not a lotteryir run (no config.json)")
-    return load_checkpoint(source, allow_nonfinite=allow_nonfinite), None
+    return load_checkpoint(source, model, allow_nonfinite=allow_nonfinite), None
 
 
 _ALLOW_NONFINITE = typer.Option(False, "--allow-nonfinite", help="Use weights that hold NaN or infinity (refused by default).")
@@ -350,6 +360,7 @@ def evaluate(
     threads: str = typer.Option("auto", help="CPU threads: auto (the cores idle now) or N."),
     allow_nonfinite: bool = _ALLOW_NONFINITE,
     overwrite: bool = typer.Option(False, "--overwrite", help="Write --save-images into a folder that is not empty."),
+    model: Optional[str] = typer.Option(None, help="The network, when it is your own: " + _MODEL_HELP),
 ) -> None:
     """Per-task PSNR/SSIM of a run's round, a ticket, or a published checkpoint, beside the degraded input's."""
     from .data import get_recipe
@@ -360,7 +371,7 @@ def evaluate(
 
     if save_images is not None:
         check_output_dir(save_images, overwrite, "--save-images")
-    loaded, config = _load_source(source, round, allow_nonfinite)
+    loaded, config = _load_source(source, round, allow_nonfinite, model)
     name = recipe or (config.recipe if config else "sample")
     root = str(data) if data else (config.data if config and not recipe else None)
     paths = _parse_paths(data_path) if data_path else (config.data_paths if config and not recipe else {})
@@ -423,6 +434,7 @@ def restore(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace restored images from an earlier call."),
     allow_nonfinite: bool = _ALLOW_NONFINITE,
     sparse: bool = typer.Option(False, "--sparse", help="CPU: run pruned 1x1 convolutions as sparse (CSR) products."),
+    model: Optional[str] = typer.Option(None, help="The network, when it is your own: " + _MODEL_HELP),
 ) -> None:
     """Restore your own images (any size; tiled when large) to <output>/<name>.png.
 
@@ -434,7 +446,7 @@ def restore(
     from .runs import restore_targets
 
     pairs = restore_targets(images, output, overwrite)
-    loaded, _ = _load_source(source, round, allow_nonfinite)
+    loaded, _ = _load_source(source, round, allow_nonfinite, model)
     dev = pick_device(device if device or not sparse else "cpu")
     if dev.type == "cpu":
         _use_threads(threads)
@@ -530,12 +542,13 @@ def export(
     dtype: str = typer.Option("fp32", help="Surviving values as fp32 (exact) or fp16/bf16."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file (never one inside a run)."),
     fmt: str = typer.Option("ticket", "--format", help="ticket (compact safetensors) or onnx (sparse initializers)."),
+    model: Optional[str] = typer.Option(None, help="With --format onnx, the network when it is your own: " + _MODEL_HELP),
 ) -> None:
     """Write a round's compact ticket (entropy-coded mask + surviving values), or the network as ONNX."""
     from .runs import export_run
 
     if fmt == "onnx":
-        return _export_onnx(run_dir, round, output, dtype, overwrite)
+        return _export_onnx(run_dir, round, output, dtype, overwrite, model)
     if fmt != "ticket":
         raise typer.BadParameter(f"--format must be ticket or onnx, got {fmt!r}")
 
@@ -545,14 +558,15 @@ def export(
               f"density {meta['density']:.4f}, values {dtype})", highlight=False)
 
 
-def _export_onnx(source: Path, round: Optional[int], output: Path, dtype: str, overwrite: bool) -> None:
+def _export_onnx(source: Path, round: Optional[int], output: Path, dtype: str, overwrite: bool,
+                 model: Optional[str] = None) -> None:
     from .deploy import compare_onnx, to_onnx
     from .runs import check_output
 
     if dtype != "fp32":
         raise typer.BadParameter("--dtype applies to tickets; ONNX files store float32")
     check_output(output, overwrite)
-    loaded, _ = _load_source(source, round)
+    loaded, _ = _load_source(source, round, model=model)
     meta = {"lotteryir_model": f"{loaded.name}/{loaded.size}", "density": f"{loaded.mask.density:.6f}"}
     done = to_onnx(loaded.model, output, metadata=meta)
     out.print(f"wrote {output} ({done.bytes / 1e6:.2f} MB; stored densely {done.dense_bytes / 1e6:.2f} MB; "
@@ -586,13 +600,14 @@ def web(
     serve: bool = typer.Option(False, "--serve", help="Then serve the site on 127.0.0.1 until Ctrl-C."),
     port: int = typer.Option(8000, help="Port for --serve."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a folder that is not empty."),
+    model: Optional[str] = typer.Option(None, help="The network, when it is your own: " + _MODEL_HELP),
 ) -> None:
     """A static web page that restores images in the visitor's browser (onnxruntime-web, WebAssembly)."""
     from .deploy import DEFAULT_RUNTIME, build_site, serve_site
     from .runs import check_output_dir
 
     check_output_dir(output, overwrite)
-    loaded, _ = _load_source(source, round)
+    loaded, _ = _load_source(source, round, model=model)
     site = build_site(loaded.model, output, name=f"{loaded.name}/{loaded.size}", density=loaded.mask.density,
                       runtime_dir=runtime, runtime_url=runtime_url or DEFAULT_RUNTIME, tile=tile, overlap=overlap)
     out.print(f"wrote {output}: index.html, restore.js, config.json, model.onnx ({site.export.bytes / 1e6:.2f} MB); "
@@ -637,6 +652,24 @@ def recipes() -> None:
 
 
 # --------------------------------------------------------------------------- entry point
+def _show_pruning_warnings() -> None:
+    """Pruning warnings (layer collapse, ...) as one line each, from rank 0 only; others as Python prints them."""
+    import warnings
+
+    from .engine.distributed import env_rank
+    from .pruning import PruningWarning
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, PruningWarning):
+            return default(message, category, filename, lineno, file, line)
+        if env_rank() == 0:  # every rank prunes the same way: one report is enough
+            err.print(f"warning: {message}", highlight=False, markup=False, soft_wrap=True)
+
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one clear error line and a non-zero exit instead of a traceback."""
     global _DEBUG
@@ -644,6 +677,7 @@ def main(argv: list[str] | None = None) -> int:
     _DEBUG = "--debug" in args
     args = [a for a in args if a != "--debug"]
     logging.basicConfig(level=logging.DEBUG if _DEBUG else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _show_pruning_warnings()
     try:
         # typer's standalone mode turns usage errors into its own short message and exit code 2.
         app(args=args, prog_name="lotteryir")

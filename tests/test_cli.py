@@ -91,9 +91,37 @@ def test_sigkill_mid_round_then_resume_gives_identical_results(finished_run, tmp
     _same_run(finished_run, out)
 
 
+def _with(args: list[str], option: str, value: str) -> list[str]:
+    i = args.index(option)
+    return [*args[:i + 1], value, *args[i + 2:]]
+
+
 def test_changed_configuration_refused(finished_run, capsys):
-    args = [a if a != "2" else "3" for a in TINY_ARGS]  # --rounds 3 instead of 2 (and max_images=2 untouched)
-    _one_error_line(capsys, ["prune", *args, "--out", str(finished_run)], "different configuration")
+    _one_error_line(capsys, ["prune", *TINY_ARGS, "--rate", "0.3", "--out", str(finished_run)], "different configuration")
+    line = _one_error_line(capsys, ["prune", *_with(TINY_ARGS, "--rounds", "1"), "--out", str(finished_run)],
+                           "rounds: 2 -> 1")
+    assert "larger --rounds" in line
+
+
+def test_a_larger_rounds_continues_a_finished_run(finished_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    assert main(["prune", *_with(TINY_ARGS, "--rounds", "3"), "--out", str(run)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "resuming after round 2 (extended from 2 to 3 rounds)" in first, first
+    history = read_history(run)
+    assert [h["round"] for h in history] == [0, 1, 2, 3]
+    assert history[:3] == read_history(finished_run)  # the finished rounds are kept as they were
+    assert history[3]["density"] == pytest.approx(0.512, abs=1e-3)
+    assert json.loads((run / "config.json").read_text())["rounds"] == 3
+    state = json.loads((run / "pruner" / "pruner.json").read_text())
+    assert state["extensions"] == [{"after_round": 2, "rounds": [2, 3], "rewind": ["init", "init"]}]
+    # A target density below the run's: continued the same way (0.8^4 = 0.41 <= 0.45).
+    i = TINY_ARGS.index("--rounds")
+    assert main(["prune", *TINY_ARGS[:i], *TINY_ARGS[i + 2:], "--target-density", "0.45", "--out", str(run)]) == 0
+    assert [h["round"] for h in read_history(run)] == [0, 1, 2, 3, 4]
 
 
 def test_export_then_evaluate_equals_evaluating_the_round(finished_run, tmp_path, capsys):
@@ -173,6 +201,21 @@ def test_checkpoint_of_another_model(capsys, tmp_path):
     line = _one_error_line(capsys, ["restore", str(tmp_path / "restormer.pt"), str(tmp_path / "missing.png"), "-o",
                                     str(tmp_path / "out")], "missing.png")
     assert "Traceback" not in line
+
+
+def test_pruning_warnings_are_one_line_each(capsys, monkeypatch):
+    import warnings
+
+    from lotteryir.cli import _show_pruning_warnings
+    from lotteryir.pruning import PruningWarning
+
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # restored afterwards
+    _show_pruning_warnings()
+    warnings.showwarning(PruningWarning("level 4: global pruning left 1 tensor(s) ..."), PruningWarning, "x.py", 1)
+    assert capsys.readouterr().err.splitlines() == ["warning: level 4: global pruning left 1 tensor(s) ..."]
+    monkeypatch.setenv("RANK", "1")  # under torchrun, rank 0 alone reports
+    warnings.showwarning(PruningWarning("again"), PruningWarning, "x.py", 1)
+    assert capsys.readouterr().err == ""
 
 
 def test_evaluate_of_an_identity_restorer_shows_the_input_row_and_zero_gain(tmp_path, capsys):

@@ -261,3 +261,72 @@ def test_mask_mismatch_is_an_error_on_every_rank_and_batches_split_by_rank(tmp_p
     import torch.multiprocessing as mp
 
     mp.spawn(_worker, args=(2, f"file://{tmp_path / 'rendezvous'}"), nprocs=2, join=True)
+
+
+# -- your own DDP loop: no mask traffic, identical starting weights ------------------------------
+def _own_loop_worker(rank: int, world: int, init: str) -> None:
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from lotteryir.pruning import WeightMismatchError, ddp_ignore_masks
+
+    from .pruning.nets import Awkward, fixed_batch
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    sent: list[torch.Tensor] = []
+    real = dist._broadcast_coalesced
+
+    def counting(group, tensors, size, src=0):  # DDP's buffer broadcast goes through here
+        sent.extend(tensors)
+        return real(group, tensors, size, src)
+
+    dist._broadcast_coalesced = counting
+    try:
+        def broadcast_per_step(model: torch.nn.Module) -> tuple[float, list[torch.Tensor]]:
+            ddp = DistributedDataParallel(model, find_unused_parameters=True)  # as README says: plain DDP
+            x, y = fixed_batch()
+            sent.clear()
+            for _ in range(2):
+                (ddp(x) - y).abs().mean().backward()
+            return sum(t.numel() * t.element_size() for t in sent) / 2, list(sent)
+
+        def size(model: torch.nn.Module, masks: bool) -> int:
+            return sum(b.numel() * b.element_size() for n, b in model.named_buffers() if n.endswith("_mask") == masks)
+
+        torch.manual_seed(0)
+        model = Awkward()
+        IterativeMagnitudePruner(model, rate=0.5).prune()
+        per_step, tensors = broadcast_per_step(model)
+        mask_ids = {id(b) for n, b in model.named_buffers() if n.endswith("_mask")}
+        assert not any(id(t) in mask_ids for t in tensors)
+        assert per_step == size(model, masks=False) > 0  # BatchNorm statistics still travel
+
+        # What the documented recipe cost before: every mask at every forward.
+        torch.manual_seed(0)
+        plain = Awkward()
+        IterativeMagnitudePruner(plain, rate=0.5)
+        del plain._ddp_params_and_buffers_to_ignore
+        assert broadcast_per_step(plain)[0] == size(plain, masks=False) + size(plain, masks=True)
+
+        # A parent module wrapped instead: the public helper puts the child's masks on the list.
+        torch.manual_seed(0)
+        parent = torch.nn.Sequential(Awkward())
+        IterativeMagnitudePruner(parent[0], rate=0.5)
+        names = ddp_ignore_masks(parent)  # every name of the tied weight's shared mask too
+        assert set(names) == {n for n, _ in parent.named_buffers(remove_duplicate=False) if n.endswith("_mask")}
+        assert broadcast_per_step(parent)[0] == size(parent, masks=False)
+
+        # Ranks seeded differently: refused when the pruner is created, naming the first tensor.
+        torch.manual_seed(rank)
+        with pytest.raises(WeightMismatchError, match=r"first differing tensor: stem\.weight"):
+            IterativeMagnitudePruner(Awkward(), rate=0.5)
+    finally:
+        dist._broadcast_coalesced = real
+        dist.destroy_process_group()
+
+
+def test_own_ddp_loop_sends_no_masks_and_refuses_different_starting_weights(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_own_loop_worker, args=(2, f"file://{tmp_path / 'rendezvous'}"), nprocs=2, join=True)

@@ -27,11 +27,14 @@ def ok(proc: subprocess.CompletedProcess) -> str:
 
 
 def test_wrap_your_own(tmp_path: Path) -> None:
-    out = ok(run("examples/wrap_your_own.py", "--steps", "3", "--rounds", "2", "--width", "8",
-                 "--threads", "1", "--out", str(tmp_path)))
-    assert "round 2: density 0.640" in out
+    out = ok(run("examples/wrap_your_own.py", "--steps", "4", "--rounds", "2", "--extend-to-step", "3",
+                 "--batch", "2", "--patch", "32", "--threads", "1", "--out", str(tmp_path)))
+    assert "round 2: density 0.640" in out and "rewound to init" in out
+    assert "round 3: density 0.512" in out and "rewound to step:3" in out  # the extension
     assert "reload check passed" in out
     assert (tmp_path / "ticket.safetensors").is_file() and (tmp_path / "ticket_plain.safetensors").is_file()
+    # Its own network on the command line.
+    assert "wrap_your_own.py:ResidualDenoiser" in out and (tmp_path / "restored" / "noisy.png").is_file()
 
 
 def test_restormer_lth(tmp_path: Path) -> None:

@@ -166,8 +166,9 @@ def ddp_wrap(model: nn.Module, device: torch.device, find_unused_parameters: boo
     """``model`` wrapped in DistributedDataParallel, built once per model object (a collective call).
 
     Pruning masks are buffers that every rank computes identically (the pruner
-    verifies them), so DDP is told not to re-broadcast them at every forward;
-    other buffers (e.g. BatchNorm statistics) are still broadcast from rank 0.
+    verifies them); the pruner has put them on DDP's ignore list, so they are not
+    re-broadcast at every forward. Other buffers (e.g. BatchNorm statistics) are
+    still broadcast from rank 0, and with none left the per-forward sync is off.
     """
     if not is_distributed():
         return model
@@ -178,10 +179,8 @@ def ddp_wrap(model: nn.Module, device: torch.device, find_unused_parameters: boo
     if holder.ddp is None:
         from torch.nn.parallel import DistributedDataParallel
 
-        masks = [name for name, _ in model.named_buffers() if name.endswith("_mask")]
-        others = [name for name, _ in model.named_buffers() if not name.endswith("_mask")]
-        if masks and others and hasattr(DistributedDataParallel, "_set_params_and_buffers_to_ignore_for_model"):
-            DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, masks)
+        ignored = set(getattr(model, "_ddp_params_and_buffers_to_ignore", ()))
+        others = [name for name, _ in model.named_buffers() if name not in ignored]
         ids = [device.index] if device.type == "cuda" else None
         # torch >= 2.14 renamed broadcast_buffers (per-forward buffer sync) to forward_sync_buffers.
         sync = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters else "broadcast_buffers"

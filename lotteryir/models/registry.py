@@ -63,7 +63,10 @@ def register_model(name: str, size: str = "full", builder: Builder | None = None
 
 
 def model_names() -> list[str]:
-    """Names of all registered models, in registration order."""
+    """Names of all registered models (installed packages' entry points included), in registration order."""
+    from .external import load_entry_points
+
+    load_entry_points()
     return list(_REGISTRY)
 
 
@@ -72,13 +75,30 @@ def sizes(name: str) -> list[str]:
     return list(_entries(name))
 
 
-def build_model(name: str, size: str = "full", **kwargs) -> nn.Module:
-    """Build a freshly initialised model; `kwargs` override fields of the size's config."""
-    return _entry(name, size).builder(**kwargs)
+def build_model(name: str, size: str | None = None, **kwargs) -> nn.Module:
+    """Build a freshly initialised model; `kwargs` override fields of the size's config.
+
+    `name` may also be an import path, ``package.module:factory`` or
+    ``path/to/file.py:factory`` (size ``default``), or a model an installed package
+    registers under the ``lotteryir.models`` entry point. `size=None` means
+    ``full``, or the model's only size.
+    """
+    size = default_size(name, "full") if size is None else size
+    model = _entry(name, size).builder(**kwargs)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model {name!r} (size {size!r}) was built as a {type(model).__name__}, not an nn.Module")
+    return model
+
+
+def default_size(name: str, preferred: str) -> str:
+    """``preferred`` when model ``name`` has that size, else its only size (so one-size models need none)."""
+    entries = _entries(name)
+    return next(iter(entries)) if preferred not in entries and len(entries) == 1 else preferred
 
 
 def available() -> list[ModelInfo]:
     """Every registered (name, size) with its parameter count."""
+    model_names()  # installed packages' entry points
     return [
         ModelInfo(name, size, _measured(entry).params, entry.description)
         for name, sizes_of in _REGISTRY.items()
@@ -105,7 +125,13 @@ def _measured(entry: _Entry) -> _Entry:
 
 def _entries(name: str) -> dict[str, _Entry]:
     if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; choose one of {model_names()}")
+        from .external import is_import_path, register_import_path
+
+        if is_import_path(name):
+            register_import_path(name)
+        elif name not in model_names():
+            raise ValueError(f"unknown model {name!r}; choose one of {model_names()}, or name your own as "
+                             "package.module:factory or path/to/file.py:factory")
     return _REGISTRY[name]
 
 

@@ -3,10 +3,18 @@
 Imports torch and nothing else of lotteryir: it never learns what an image is.
 """
 from .bridge import attach_masks as _attach_params
+from .checks import PruningWarning
 from .bridge import current_mask, effective_weights, export_state_dict, remove_masks, write_weights
 from .context import RoundContext, TrainClosure
 from .controls import ReinitError, check_reinit, default_init, reinitialize
-from .distributed import MaskMismatchError, mask_checksum, verify_masks_agree
+from .distributed import (
+    MaskMismatchError,
+    WeightMismatchError,
+    ddp_ignore_masks,
+    mask_checksum,
+    verify_masks_agree,
+    verify_weights_agree,
+)
 from .files import atomic_save_safetensors, atomic_write, atomic_write_text
 from .mask import Mask
 from .pruner import MAX_ROUNDS, IterativeMagnitudePruner, Rewind, RoundRecord, rounds_for_density
@@ -37,6 +45,7 @@ __all__ = [
     "Mask",
     "MaskMismatchError",
     "PrunableParam",
+    "PruningWarning",
     "ReinitError",
     "Rewind",
     "RoundContext",
@@ -45,12 +54,14 @@ __all__ = [
     "SparsityReport",
     "TensorSparsity",
     "TrainClosure",
+    "WeightMismatchError",
     "atomic_save_safetensors",
     "atomic_write",
     "atomic_write_text",
     "attach_masks",
     "check_reinit",
     "current_mask",
+    "ddp_ignore_masks",
     "default_init",
     "effective_weights",
     "export_state_dict",
@@ -66,5 +77,6 @@ __all__ = [
     "select_prunable",
     "sparsity_report",
     "verify_masks_agree",
+    "verify_weights_agree",
     "write_weights",
 ]

@@ -1,8 +1,19 @@
 """The bridge to torch.nn.utils.prune: attach, update, read, rewind and remove masks.
 
 Masks follow torch's convention: the trainable tensor lives in ``<attr>_orig``,
-the mask in the buffer ``<attr>_mask`` (the weight's dtype, as torch makes it),
-and a forward pre-hook recomputes ``<attr> = <attr>_orig * <attr>_mask``.
+the mask in the buffer ``<attr>_mask``, and a forward pre-hook (a
+``torch.nn.utils.prune.BasePruningMethod``, so ``prune.is_pruned`` and
+``prune.remove`` work) recomputes ``<attr> = <attr>_orig * <attr>_mask``.
+
+Two choices differ from torch's defaults, both measured (benchmarks/mask_overhead.py):
+
+- Masks are ``bool`` buffers, not copies of the weight's dtype: a quarter of
+  the memory and of the state dict's mask bytes. torch's own ``apply_mask``
+  converts them on the fly, so ``prune.remove`` still works.
+- The hooks are written for torch.compile: the pre-hook sets the attribute with
+  ``setattr`` and the post-forward hook detaches it unconditionally (reading
+  ``.grad_fn`` would break the graph at every masked module).
+
 Masks are updated *in place*, so the parameter set never changes once attached
 (optimizers and DistributedDataParallel built before a pruning round stay valid).
 """
@@ -19,71 +30,96 @@ from .selection import PrunableParam
 
 
 class _FixedMask(prune.BasePruningMethod):
-    """A pruning method whose mask is given, not computed (the hook torch installs)."""
+    """The forward pre-hook of one masked tensor; its mask is the buffer lotteryir updates in place."""
 
     PRUNING_TYPE = "unstructured"
 
-    def __init__(self, mask: torch.Tensor):
-        self._given = mask
+    def __init__(self, name: str) -> None:
+        self._tensor_name = name
 
     def compute_mask(self, t: torch.Tensor, default_mask: torch.Tensor) -> torch.Tensor:
-        return self._given.to(device=default_mask.device, dtype=default_mask.dtype)
+        # Only reached when torch.nn.utils.prune stacks another method on top of ours.
+        return default_mask
 
-    def __call__(self, module: nn.Module, inputs) -> None:  # forward pre-hook
-        setattr(module, self._tensor_name, self.apply_mask(module))
-
-    def __getstate__(self):
-        # The given mask is only needed once, at attach time; don't carry it into copies.
-        state = dict(self.__dict__)
-        state.pop("_given", None)
-        return state
+    def __call__(self, module: nn.Module, inputs) -> None:
+        name = self._tensor_name
+        _set(module, name, module._parameters[name + ORIG_SUFFIX] * module._buffers[name + MASK_SUFFIX])
 
 
-def _detach_after_forward(module: nn.Module, inputs, output) -> None:
-    # torch issue 37322: after a forward with grad enabled, ``module.weight`` is a
-    # non-leaf tensor and copy.deepcopy(model) fails. The autograd graph already
-    # holds what backward needs, so the attribute can safely be a detached view.
-    for name, hook in module._forward_pre_hooks.items():
-        tname = getattr(hook, "_tensor_name", None)
-        if tname is not None:
-            value = module.__dict__.get(tname)
-            if isinstance(value, torch.Tensor) and value.grad_fn is not None:
-                module.__dict__[tname] = value.detach()
+class _DetachAfterForward:
+    """Post-forward hook: leave each masked attribute as a detached tensor.
+
+    torch issue 37322: after a forward with grad enabled, ``module.weight`` is a
+    non-leaf tensor and ``copy.deepcopy(model)`` fails. The autograd graph already
+    holds what backward needs, so the attribute can be a detached view.
+    """
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def __call__(self, module: nn.Module, inputs, output) -> None:
+        for name in self.names:
+            _set(module, name, getattr(module, name).detach())
+
+
+def _set(module: nn.Module, name: str, value: torch.Tensor) -> None:
+    # torch.compile traces setattr as a plain side effect (a __dict__ write breaks the graph);
+    # eager mode skips nn.Module.__setattr__'s checks, which add up over every masked module.
+    if torch.compiler.is_compiling():
+        setattr(module, name, value)
+    else:
+        module.__dict__[name] = value
 
 
 def _is_attached(module: nn.Module, attr: str) -> bool:
     return attr + ORIG_SUFFIX in module._parameters and attr + MASK_SUFFIX in module._buffers
 
 
-def _refresh(module: nn.Module, attr: str) -> None:
-    with torch.no_grad():
-        value = getattr(module, attr + ORIG_SUFFIX) * getattr(module, attr + MASK_SUFFIX)
-    module.__dict__[attr] = value
+@torch.no_grad()
+def _settle(p: PrunableParam, value: torch.Tensor | None = None) -> None:
+    """Write ``value * mask`` (or zero the pruned entries) into ``_orig``; point every owner's attribute at it.
+
+    With zeros at pruned entries ``_orig`` equals ``orig * mask``, so ``module.attr``
+    can be a view of it until the next forward recomputes it; and the next pruning
+    skips a masking pass (``pruned_are_zero`` in strategies.py). The forward pre-hook
+    still multiplies by the mask, so correctness never depends on these zeros.
+    """
+    orig, buf = _orig(p), mask_buffer(p)
+    if value is not None:
+        torch.mul(value.to(orig.device), buf, out=orig)  # the write and the zeros in one pass
+    else:
+        orig.mul_(buf)
+    for _, mod, attr in p.owners:
+        mod.__dict__[attr] = orig.detach()
 
 
 def _install(module: nn.Module, attr: str, mask: torch.Tensor) -> None:
-    """Attach a fixed mask to ``module.attr`` the way torch.nn.utils.prune does."""
-    order = list(module._parameters)
-    _FixedMask.apply(module, attr, mask)
-    # torch.nn.utils.prune appends ``<attr>_orig`` at the end of _parameters; put it
-    # back where ``attr`` was so exported state dicts keep the model's key order.
-    _reorder(module, order, {attr: attr + ORIG_SUFFIX})
-    if not getattr(module, "_lotteryir_detach_hook", False):
-        module.register_forward_hook(_detach_after_forward)
-        module._lotteryir_detach_hook = True
-
-
-def _reorder(module: nn.Module, order: list[str], renamed: Mapping[str, str]) -> None:
+    """Reparametrize ``module.attr`` as ``attr_orig * attr_mask`` the way torch.nn.utils.prune does."""
     params = module._parameters
-    new = {renamed.get(k, k): params[renamed.get(k, k)] for k in order if renamed.get(k, k) in params}
-    for key, value in params.items():
-        new.setdefault(key, value)
+    # Rename in place, so ``<attr>_orig`` keeps ``attr``'s position (exported state dicts keep the key order).
+    renamed = [(attr + ORIG_SUFFIX if key == attr else key, value) for key, value in params.items()]
     params.clear()
-    params.update(new)
+    params.update(renamed)
+    module.register_buffer(attr + MASK_SUFFIX, mask.to(torch.bool))
+    module.register_forward_pre_hook(_FixedMask(attr))
+    post = next((h for h in module._forward_hooks.values() if isinstance(h, _DetachAfterForward)), None)
+    if post is None:
+        post = _DetachAfterForward()
+        module.register_forward_hook(post)
+    post.names.append(attr)
 
 
-def attach_masks(model: nn.Module, params: Iterable[PrunableParam], mask: Mask | None = None) -> None:
-    """Attach (or update in place) masks on ``params``; ``mask=None`` attaches all-ones masks."""
+def attach_masks(
+    model: nn.Module,
+    params: Iterable[PrunableParam],
+    mask: Mask | None = None,
+    values: Mapping[str, torch.Tensor] | None = None,
+) -> None:
+    """Attach (or update in place) masks on ``params``; ``mask=None`` attaches all-ones masks.
+
+    Pruned entries of ``<attr>_orig`` are set to zero. ``values`` (name -> tensor),
+    when given, are written into the survivors in the same pass (a rewind).
+    """
     params = list(params)
     if mask is not None:
         shapes = {p.name: tuple(_orig(p).shape) for p in params}
@@ -93,7 +129,7 @@ def attach_masks(model: nn.Module, params: Iterable[PrunableParam], mask: Mask |
         value = mask[p.name] if mask is not None else None
         if _is_attached(first_mod, first_attr):
             if value is not None:
-                first_mod._buffers[first_attr + MASK_SUFFIX].copy_(value)  # copy_ converts bool -> float
+                first_mod._buffers[first_attr + MASK_SUFFIX].copy_(value)
         else:
             orig = first_mod._parameters[first_attr]
             m = value if value is not None else torch.ones(orig.shape, dtype=torch.bool)
@@ -104,8 +140,7 @@ def attach_masks(model: nn.Module, params: Iterable[PrunableParam], mask: Mask |
                 _install(mod, attr, torch.ones(shared.shape, dtype=torch.bool, device=shared.device))
             # Tied weight: every owner reads the very same mask tensor.
             mod._buffers[attr + MASK_SUFFIX] = shared
-        for _, mod, attr in p.owners:
-            _refresh(mod, attr)
+        _settle(p, values.get(p.name) if values is not None else None)
 
 
 def _orig(p: PrunableParam) -> torch.Tensor:
@@ -119,12 +154,20 @@ def trainable_tensor(p: PrunableParam) -> torch.Tensor:
     return _orig(p)
 
 
+def mask_buffer(p: PrunableParam) -> torch.Tensor | None:
+    """The live mask buffer of ``p`` (None when unmasked). Updated in place: clone before keeping it."""
+    return p.module._buffers.get(p.attr + MASK_SUFFIX)
+
+
 def current_mask(params: Iterable[PrunableParam]) -> Mask:
-    """Read the attached masks (all-ones for tensors without one)."""
+    """Read the attached masks (copies; all-ones for tensors without one)."""
     out = {}
     for p in params:
-        buf = p.module._buffers.get(p.attr + MASK_SUFFIX)
-        out[p.name] = buf != 0 if buf is not None else torch.ones(_orig(p).shape, dtype=torch.bool)
+        buf = mask_buffer(p)
+        if buf is None:
+            out[p.name] = torch.ones(_orig(p).shape, dtype=torch.bool)
+        else:
+            out[p.name] = buf.clone() if buf.dtype == torch.bool else buf != 0
     return Mask(out)
 
 
@@ -133,7 +176,7 @@ def effective_weights(params: Iterable[PrunableParam]) -> dict[str, torch.Tensor
     out = {}
     with torch.no_grad():
         for p in params:
-            buf = p.module._buffers.get(p.attr + MASK_SUFFIX)
+            buf = mask_buffer(p)
             out[p.name] = _orig(p).detach() * buf if buf is not None else _orig(p).detach()
     return out
 
@@ -143,28 +186,34 @@ def write_weights(params: Iterable[PrunableParam], values: Mapping[str, torch.Te
     """Write ``values`` into the trainable tensors (``<attr>_orig``), never into ``<attr>``.
 
     Writing into ``weight`` would be overwritten by the next forward pre-hook:
-    the bug that made some rewinding implementations reset nothing.
+    the bug that made some rewinding implementations reset nothing. Pruned
+    entries stay zero.
     """
     for p in params:
-        if p.name in values:
+        if p.name not in values:
+            continue
+        if mask_buffer(p) is None:
             _orig(p).copy_(values[p.name].to(_orig(p).device))
-            for _, mod, attr in p.owners:
-                if _is_attached(mod, attr):
-                    _refresh(mod, attr)
+        else:
+            _settle(p, values[p.name])
 
 
 def export_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """A plain state dict (no ``_orig``/``_mask`` keys) that loads strictly into an unpruned model."""
+    """A plain state dict (no ``_orig``/``_mask`` keys) that loads strictly into an unpruned model.
+
+    Every tensor is a contiguous copy (safetensors refuses the strided tensors of
+    a ``channels_last`` model).
+    """
     sd = model.state_dict()
     out: dict[str, torch.Tensor] = {}
     for key, value in sd.items():
         if key.endswith(ORIG_SUFFIX) and key[: -len(ORIG_SUFFIX)] + MASK_SUFFIX in sd:
             base = key[: -len(ORIG_SUFFIX)]
-            out[base] = (value * sd[base + MASK_SUFFIX]).detach().clone()
+            out[base] = (value.detach() * sd[base + MASK_SUFFIX]).contiguous()
         elif key.endswith(MASK_SUFFIX) and key[: -len(MASK_SUFFIX)] + ORIG_SUFFIX in sd:
             continue
         else:
-            out[key] = value.detach().clone()
+            out[key] = value.detach().clone(memory_format=torch.contiguous_format)
     return out
 
 
@@ -178,9 +227,15 @@ def remove_masks(params: Iterable[PrunableParam]) -> None:
         for _, mod, attr in p.owners:
             for key in [k for k, h in mod._forward_pre_hooks.items() if getattr(h, "_tensor_name", None) == attr]:
                 del mod._forward_pre_hooks[key]
-            order = list(mod._parameters)
-            del mod._parameters[attr + ORIG_SUFFIX]
+            for key, hook in list(mod._forward_hooks.items()):
+                if isinstance(hook, _DetachAfterForward) and attr in hook.names:
+                    hook.names.remove(attr)
+                    if not hook.names:
+                        del mod._forward_hooks[key]
             del mod._buffers[attr + MASK_SUFFIX]
             mod.__dict__.pop(attr, None)
-            mod.register_parameter(attr, fused)
-            _reorder(mod, [attr if k == attr + ORIG_SUFFIX else k for k in order], {})
+            params = mod._parameters
+            renamed = [(attr if key == attr + ORIG_SUFFIX else key, fused if key == attr + ORIG_SUFFIX else value)
+                       for key, value in params.items()]
+            params.clear()
+            params.update(renamed)

@@ -29,6 +29,11 @@ class RoundContext:
     rewind_step: int | None = None
     seed: int = 0
     checkpoint_dir: Path | None = None
+    # What is trained: "ticket" (the pruned network itself) or a control's name
+    # ("random_reinit", "random_prune"), which trains a copy at the same density.
+    kind: str = "ticket"
+    # Further steps of round 0 to snapshot (``rewind_points``), besides ``rewind_step``.
+    rewind_steps: tuple[int, ...] = ()
     # Free-form slot for the layer that drives the pruner (run directory, rank, ...).
     extras: dict[str, Any] = field(default_factory=dict)
     _on_mark: Callable[[int | None], None] | None = field(default=None, repr=False)
@@ -36,6 +41,11 @@ class RoundContext:
     _save_state: Callable[[], dict[str, Any]] | None = field(default=None, repr=False)
     _load_state: Callable[[Mapping[str, Any]], None] | None = field(default=None, repr=False)
     steps_done: int = 0
+
+    @property
+    def is_control(self) -> bool:
+        """True when this training is a control (see :attr:`kind`), not the ticket."""
+        return self.kind != "ticket"
 
     def state_dict(self) -> dict[str, Any]:
         """The pruner's bookkeeping for this round so far (JSON-able); save it with a checkpoint."""
@@ -49,14 +59,15 @@ class RoundContext:
     def step(self, k: int) -> None:
         """Report that optimizer step ``k`` (1-based, within this round) finished."""
         self.steps_done = max(self.steps_done, k)
-        if self.round == 0 and self.rewind_step is not None and k == self.rewind_step:
+        if self.round == 0 and (k == self.rewind_step or k in self.rewind_steps):
             self.mark_rewind_point(k)
 
     def mark_rewind_point(self, k: int | None = None) -> None:
         """Snapshot the current weights as the point survivors are rewound to."""
         if self._on_mark is not None:
             self._on_mark(k)
-        self._marked = True
+        if k is None or k == self.rewind_step or self.rewind_step is None:
+            self._marked = True
 
     @property
     def rewind_marked(self) -> bool:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import torch
 from safetensors.torch import load_file
@@ -35,14 +35,23 @@ class Mask(Mapping[str, torch.Tensor]):
         return cls({n: torch.ones(t.shape, dtype=torch.bool, device=t.device) for n, t in tensors.items()})
 
     @classmethod
-    def from_zeros(cls, state_dict: Mapping[str, torch.Tensor], names: Iterable[str] | None = None) -> Mask:
+    def from_zeros(
+        cls, state_dict: Mapping[str, torch.Tensor], names: Iterable[str] | None = None, *, model: Any = None
+    ) -> Mask:
         """Recover the mask of a checkpoint that stores pruned weights as exact zeros.
 
-        ``names`` picks the tensors (default: every floating tensor with 2 or more
-        dimensions, i.e. conv and linear weights). A state dict still in
-        torch.nn.utils.prune form (``x_orig`` + ``x_mask``) yields its stored masks.
+        ``names`` picks the tensors; ``model`` takes its prunable ones (as a pruner
+        with default settings would select them). Without either, only what the
+        default selection prunes is looked at: ``weight`` tensors of 2 or more
+        dimensions (conv and linear weights), so zero-initialised gains or offsets
+        such as NAFNet's ``beta``/``gamma`` do not count as pruned. A state dict
+        still in torch.nn.utils.prune form (``x_orig`` + ``x_mask``) yields its stored masks.
         """
         sd = dict(state_dict)
+        if names is None and model is not None:
+            from .selection import select_prunable  # selection imports this module
+
+            names = select_prunable(model)
         if names is None:
             names = []
             for key, t in sd.items():
@@ -50,7 +59,7 @@ class Mask(Mapping[str, torch.Tensor]):
                     names.append(key[: -len(MASK_SUFFIX)])
                 elif key.endswith(ORIG_SUFFIX) or not isinstance(t, torch.Tensor):
                     continue
-                elif t.is_floating_point() and t.dim() >= 2:
+                elif t.is_floating_point() and t.dim() >= 2 and key.rpartition(".")[2] == "weight":
                     names.append(key)
         out: dict[str, torch.Tensor] = {}
         for name in names:

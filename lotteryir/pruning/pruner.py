@@ -23,13 +23,13 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from . import bridge
+from . import bridge, checks, levels
 from .context import RoundContext, TrainClosure
 from .controls import InitFn, ModelFactory, ReinitError, check_reinit, reinitialize, untouched_message
 from . import distributed
@@ -45,6 +45,7 @@ SCOPES = ("global", "layerwise", "random")
 CONTROLS = ("random_reinit", "random_prune")
 STATE_VERSION = 1
 MAX_ROUNDS = 1000  # far beyond any useful schedule: 0.8^1000 leaves no weight of any network
+_GROWABLE = ("rounds", "target_density", "rewind", "rewind_points")  # may differ when a saved run is continued
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ class RoundRecord:
     metrics: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     controls: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rewind: str = ""  # where the survivors were rewound before this round trained ("" for round 0)
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(
@@ -137,6 +139,7 @@ class RoundRecord:
                 "metrics": self.metrics,
                 "seconds": self.seconds,
                 "controls": self.controls,
+                "rewind": self.rewind,
             }
         )
 
@@ -181,8 +184,17 @@ class IterativeMagnitudePruner:
         init_fn: without a factory, how ``random_reinit`` re-draws weights in place
             (default: every module's ``reset_parameters()``). Parameters it leaves
             unwritten are named by a :class:`ReinitError` when the pruner is created.
-        on_round_end / on_rewind_point: callbacks after each round, and when a
-            late-rewinding snapshot is taken during round 0 (to persist it).
+        rewind_points: further steps of round 0 (0 = init) whose weights are kept,
+            so that :meth:`extend` can switch the rewind to them later.
+        on_round_end / on_rewind_point: callbacks after each round (or iterate
+            :meth:`iter_rounds`), and when a late-rewinding snapshot is taken
+            during round 0 (to persist it).
+
+    A model that already carries pruning masks, or whose prunable weights hold
+    exact zeros, is adopted as level k when its survivor counts are exactly those
+    of level k of this schedule (training then continues at round k + 1, rewinding
+    to the weights as given); masks that match no level are refused. Continue a
+    finished run with :meth:`extend`.
     """
 
     def __init__(
@@ -204,6 +216,7 @@ class IterativeMagnitudePruner:
         init_fn: InitFn | None = None,
         model_factory: ModelFactory | None = None,
         seed: int = 0,
+        rewind_points: Sequence[int] = (),
         on_round_end: Callable[[RoundRecord], None] | None = None,
         on_rewind_point: Callable[[int | None], None] | None = None,
     ) -> None:
@@ -240,6 +253,15 @@ class IterativeMagnitudePruner:
         self.seed = int(seed)
         self.on_round_end = on_round_end
         self.on_rewind_point = on_rewind_point
+        bad_points = [k for k in rewind_points if not isinstance(k, int) or isinstance(k, bool) or k < 0]
+        if bad_points:
+            raise ValueError(f"rewind_points must be optimizer steps of round 0 (integers >= 0), got {bad_points}")
+        self.rewind_points = tuple(sorted(set(rewind_points)))
+        self.extensions: list[dict[str, Any]] = []
+        self.adopted_level: int | None = None
+        self._scale_warned = False
+        self._counts_before: dict[str, int] = {}
+        self._count_cache: dict[str, tuple[tuple[int, int], int]] = {}  # name -> ((buffer id, version), survivors)
 
         self._selection = (list(include or []), list(exclude or []), module_types)
         self.params: list[PrunableParam] = find_prunable(model, *self._selection)
@@ -247,6 +269,10 @@ class IterativeMagnitudePruner:
             raise ValueError("the model has no prunable parameters (no Conv/ConvTranspose/Linear weights, no include match)")
         self.layer_rates = self._resolve_layer_rates(layer_rates or {})
         bridge.attach_masks(model, self.params)
+        # DDP wrapped around this model later must not broadcast the masks at every forward.
+        distributed.ddp_ignore_masks(model)
+        if distributed.active():  # every rank must start from the same weights: the rewind point is taken now
+            distributed.verify_weights_agree(self._named_tensors())
         self._by_name = {p.name: p for p in self.params}
         self.active: list[str] = [p.name for p in self.params]
         self.excluded_unused: list[str] = []
@@ -255,11 +281,21 @@ class IterativeMagnitudePruner:
         self.history: list[RoundRecord] = []
         self._snapshot: dict[str, torch.Tensor] | None = None
         self._snapshot_step: int | None = None
+        self._points: dict[int, dict[str, torch.Tensor]] = {}  # rewind_points kept besides the active one (CPU)
         self._grad_seen: set[str] = set()
         self._grad_hooks: list[Any] = []
+        adopted = levels.adopt_existing(self)
+        if adopted is not None and self.rewind_spec.kind == "step":
+            raise ValueError(
+                f"the model is already pruned (adopted as level {adopted}), so there is no round 0 to take step "
+                f"{self.rewind_spec.step} from: use rewind='init' (the weights as given) or 'none'"
+            )
         if self.rewind_spec.kind in ("init", "none"):
             self.mark_rewind_point(0)
-        self._watch_gradients()
+        elif 0 in self.rewind_points:
+            self.mark_rewind_point(0)
+        if adopted is None:
+            self._watch_gradients()
 
     # -- configuration -------------------------------------------------------
     def _resolve_layer_rates(self, patterns: Mapping[str, float]) -> dict[str, float]:
@@ -287,6 +323,7 @@ class IterativeMagnitudePruner:
             "controls": list(self.controls),
             "seed": self.seed,
             "prunable": [p.name for p in self.params],
+            "rewind_points": list(self.rewind_points),
         }
 
     # -- views ---------------------------------------------------------------
@@ -330,7 +367,16 @@ class IterativeMagnitudePruner:
     # -- rewind point --------------------------------------------------------
     @torch.no_grad()
     def mark_rewind_point(self, step: int | None = None) -> None:
-        """Snapshot the current weights (all parameters and buffers) as the rewind point."""
+        """Snapshot the current weights (all parameters and buffers) as the rewind point.
+
+        A ``step`` listed in ``rewind_points`` (and not the active rewind's) is kept
+        aside on the CPU for :meth:`extend`.
+        """
+        active_step = self.rewind_spec.step if self.rewind_spec.kind == "step" else 0
+        if step is not None and step != active_step and step in self.rewind_points:
+            self._points[step] = {k: t.detach().to("cpu", copy=True) for k, t in self._named_tensors().items()}
+            log.info("rewind point for later use recorded at step %d", step)
+            return
         self._snapshot = {k: t.detach().clone() for k, t in self._named_tensors().items()}
         self._snapshot_step = step
         log.info("rewind point recorded%s", f" at step {step}" if step else "")
@@ -341,18 +387,23 @@ class IterativeMagnitudePruner:
     @torch.no_grad()
     def rewind(self, model: nn.Module | None = None) -> None:
         """Write the rewind point into the survivors (and, if configured, every other tensor)."""
+        model = model or self.model
+        params = self.params if model is self.model else self._params_of(model)
+        bridge.write_weights(params, self._rewind_point())
+        self._rewind_unpruned(model, params)
+
+    def _rewind_point(self) -> dict[str, torch.Tensor]:
         if self._snapshot is None:
             raise RuntimeError(f"no rewind point recorded (rewind={self.rewind_spec})")
-        model = model or self.model
-        named = self._named_tensors(model)
-        prunable = set(self._by_name)
-        for key, t in named.items():
-            if key in prunable or self.rewind_unpruned:
-                t.copy_(self._snapshot[key])
-        for p in self.params if model is self.model else self._params_of(model):
-            for _, mod, attr in p.owners:
-                if attr + MASK_SUFFIX in mod._buffers:
-                    bridge._refresh(mod, attr)
+        return self._snapshot
+
+    @torch.no_grad()
+    def _rewind_unpruned(self, model: nn.Module, params: Sequence[PrunableParam]) -> None:
+        if self.rewind_unpruned:
+            prunable = {p.name for p in params}
+            for key, t in self._named_tensors(model).items():
+                if key not in prunable:
+                    t.copy_(self._snapshot[key])
 
     # -- pruning -------------------------------------------------------------
     def _targets(self, r: int) -> dict[str, int]:
@@ -374,63 +425,110 @@ class IterativeMagnitudePruner:
         if r < 1:
             raise ValueError("level 0 is the dense model; pruning starts at level 1")
         active = self._active_params()
-        weights = bridge.effective_weights(active)
-        mask = bridge.current_mask(active)
+        # The trainable tensors and the live mask buffers, no copies: the pruner keeps pruned
+        # entries of ``_orig`` at zero, which the strategies exploit (and verify).
+        weights = {p.name: bridge.trainable_tensor(p).detach() for p in active}
+        mask = Mask({p.name: bridge.mask_buffer(p) for p in active})
         targets = self._targets(r)
-        out = dict(mask.items())
+        out: dict[str, torch.Tensor] = {}
 
         def amount(remaining: int, target: int) -> float:
             return (remaining - target) / remaining if remaining else 0.0
 
         singles = [n for n in mask if n in targets]
+        counts = self._survivors(active)
+        self._counts_before = counts
         if self.scope == "layerwise":
-            amounts = {n: amount(int(torch.count_nonzero(mask[n])), targets[n]) for n in singles}
-            out.update(layerwise_magnitude(weights, mask, amounts).items())
-            return Mask(out)
+            amounts = {n: amount(counts[n], targets[n]) for n in singles}
+            return layerwise_magnitude(weights, mask, amounts, pruned_are_zero=True, remaining=counts)
         if singles:
             sub = Mask({n: mask[n] for n in singles})
-            amounts = {n: amount(int(torch.count_nonzero(mask[n])), targets[n]) for n in singles}
-            out.update(layerwise_magnitude(weights, sub, amounts).items())
+            amounts = {n: amount(counts[n], targets[n]) for n in singles}
+            out.update(layerwise_magnitude(weights, sub, amounts, pruned_are_zero=True, remaining=counts).items())
         rest = Mask({n: mask[n] for n in mask if n not in targets})
         if len(rest):
-            a = amount(rest.num_remaining, targets["*"])
+            a = amount(sum(counts[n] for n in rest), targets["*"])
             if self.scope == "random":
                 g = torch.Generator().manual_seed(self.seed * 100_003 + r)
                 out.update(random_pruning(weights, rest, a, generator=g).items())
             else:
-                out.update(global_magnitude(weights, rest, a).items())
-        return Mask(out)
+                out.update(global_magnitude(weights, rest, a, pruned_are_zero=True, remaining=counts).items())
+        return Mask({n: out[n] for n in mask})
 
-    def apply_mask(self, mask: Mask) -> None:
-        """Attach ``mask`` (over the active tensors, or all prunable tensors) in place."""
+    def apply_mask(self, mask: Mask, values: Mapping[str, torch.Tensor] | None = None) -> None:
+        """Attach ``mask`` (over the active tensors, or all prunable tensors) in place.
+
+        ``values`` (name -> tensor) are written into the survivors in the same pass.
+        """
         names = set(mask)
         params = self.params if names == set(self._by_name) else self._active_params()
-        bridge.attach_masks(self.model, params, mask)
+        bridge.attach_masks(self.model, params, mask, values)
 
-    def prune(self) -> Mask:
-        """Compute and attach the next level's mask; returns it. Does not rewind or train.
+    def prune(self, rewind: bool = False) -> Mask:
+        """Compute and attach the next level's mask; returns it. Does not train.
 
-        The first call drops the tensors that received no gradient so far (see module docs).
+        ``rewind=True`` also rewinds the survivors (and, if configured, every other
+        tensor), writing the rewind point and the new zeros in one pass over the
+        weights: what :meth:`run_round` does. The first call drops the tensors that
+        received no gradient so far (see module docs).
         """
+        point = self._rewind_point() if rewind else None
         self._drop_unused()
         mask = self.next_mask()
-        self.apply_mask(mask)
+        after = mask.remaining()
+        if self.scope == "global":
+            self._check_round(mask, after)
+        self.apply_mask(mask, point)
+        self._count_cache = {}
+        for name, count in after.items():
+            buf = bridge.mask_buffer(self._by_name[name])
+            self._count_cache[name] = ((id(buf), buf._version), count)
+        if point is not None:
+            bridge.write_weights([p for p in self.params if p.name not in mask], point)  # unused, unpruned
+            self._rewind_unpruned(self.model, self.params)
         self.level += 1
         # Under torch.distributed every rank prunes its own replica; a disagreement is an error.
         if distributed.active():  # reading every mask back costs a pass; only pay it under DDP
             distributed.verify_masks_agree(self.full_mask, self.level)
         return mask
 
+    def _survivors(self, params: Sequence[PrunableParam]) -> dict[str, int]:
+        """Survivors per tensor; counts of the pruner's own last write are reused while the mask is untouched."""
+        out = {}
+        for p in params:
+            buf = bridge.mask_buffer(p)
+            known = self._count_cache.get(p.name)
+            if known is not None and buf is not None and known[0] == (id(buf), buf._version):
+                out[p.name] = known[1]
+            else:
+                out[p.name] = int(torch.count_nonzero(buf)) if buf is not None else bridge.trainable_tensor(p).numel()
+        return out
+
+    def _check_round(self, mask: Mask, after: Mapping[str, int]) -> None:
+        """Warn about layer collapse and about included tensors on another magnitude scale."""
+        before = self._counts_before
+        shared = [n for n in mask if n not in self.layer_rates]
+        if self._selection[0] and not self._scale_warned:
+            included = [n for n in shared if any(fnmatch.fnmatchcase(n, g) for g in self._selection[0])]
+            weights = {n: bridge.trainable_tensor(self._by_name[n]) for n in shared}
+            self._scale_warned = checks.warn_scale_mismatch(weights, before, included)
+        checks.warn_collapse(before, {n: after[n] for n in shared}, {n: mask[n].numel() for n in shared},
+                             self.level + 1)
+
     # -- rounds --------------------------------------------------------------
-    def _context(self, r: int, density: float) -> RoundContext:
+    def _context(self, r: int, density: float, kind: str = "ticket") -> RoundContext:
         ctx = RoundContext(
             round=r,
             density=density,
             rewind_step=self.rewind_spec.step if self.rewind_spec.kind == "step" else None,
             seed=self.seed,
+            kind=kind,
+            rewind_steps=tuple(k for k in self.rewind_points if k > 0),
         )
-        ctx._on_mark = self.mark_rewind_point if r == 0 else None
-        if r == 0:  # which tensors got gradients is decided while round 0 trains: resumes must keep it
+        if kind != "ticket":
+            ctx.extras["control"] = kind  # the older spelling of ctx.kind
+        ctx._on_mark = self.mark_rewind_point if r == 0 and kind == "ticket" else None
+        if r == 0 and kind == "ticket":  # which tensors got gradients is decided while round 0 trains: resumes must keep it
             ctx._save_state = lambda: {"grad_seen": sorted(self._grad_seen)}
             ctx._load_state = self._restore_grad_seen
         return ctx
@@ -473,9 +571,8 @@ class IterativeMagnitudePruner:
             raise RuntimeError(f"all {self.rounds} pruning rounds are done")
         start = time.perf_counter()
         if r >= 1:
-            self.prune()
-            if self.rewind_spec.kind != "none":
-                self.rewind()
+            self.prune(rewind=self.rewind_spec.kind != "none")
+        rewound = str(self.rewind_spec) if r >= 1 else ""
         mask = self.mask
         ctx = self._context(r, mask.density)
         metrics = dict(train(self.model, ctx) or {})
@@ -486,13 +583,15 @@ class IterativeMagnitudePruner:
                     f"{ctx.steps_done} optimizer steps through ctx.step(k); train longer or rewind earlier"
                 )
             self._drop_unused()
+            missing = [k for k in self.rewind_points if k > 0 and k not in self._points and k != self._snapshot_step]
+            if missing:
+                log.warning("round 0 never reported step(s) %s: those rewind points were not recorded", missing)
             mask = self.mask
-        record = RoundRecord(r, mask.density, mask.num_remaining, mask.num_total, _jsonable(metrics))
+        record = RoundRecord(r, mask.density, mask.num_remaining, mask.num_total, _jsonable(metrics), rewind=rewound)
         if r >= 1:
             for kind in self.controls:
                 control = self.make_control(kind, seed=self.seed + 7919 * r)
-                cctx = self._context(r, mask.density)
-                cctx.extras["control"] = kind
+                cctx = self._context(r, mask.density, kind)
                 record.controls[kind] = _jsonable(dict(train(control, cctx) or {}))
         record.seconds = time.perf_counter() - start
         self.round = r
@@ -502,12 +601,83 @@ class IterativeMagnitudePruner:
         return record
 
     def run(self, train: TrainClosure | None = None) -> list[RoundRecord]:
-        """Run every remaining round (round 0 included if not yet trained)."""
+        """Run every remaining round (round 0 included if not yet trained); returns the history."""
+        for _ in self.iter_rounds(train):
+            pass
+        return self.history
+
+    def iter_rounds(self, train: TrainClosure | None = None) -> Iterator[RoundRecord]:
+        """Run the remaining rounds one by one, yielding each round's record as soon as it is done."""
         if self.rounds is None:
             raise ValueError("give rounds or target_density to run(); or call run_round() yourself")
         while not self.finished:
-            self.run_round(train)
-        return self.history
+            yield self.run_round(train)
+
+    def extend(
+        self,
+        rounds: int | None = None,
+        *,
+        target_density: float | None = None,
+        rewind: str | int | Rewind | None = None,
+    ) -> None:
+        """Continue the run: ``rounds`` more pruning rounds (or until ``target_density``),
+        optionally rewinding somewhere else from the next round on.
+
+        ``rewind`` may be ``"none"``, or ``"init"``/``"step:K"`` when that point's
+        weights were kept (the active rewind's, or one of ``rewind_points``).
+        The change is recorded in :attr:`extensions`, and every round's record
+        says which rewind it started from. Then call :meth:`run` again.
+        """
+        if rounds is not None and target_density is not None:
+            raise ValueError("give either rounds or target_density, not both")
+        old_rounds, old_rewind = self.rounds, str(self.rewind_spec)
+        new_rounds = old_rounds
+        if rounds is not None:
+            if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
+                raise ValueError(f"rounds must be a positive number of further rounds, got {rounds!r}")
+            new_rounds = (old_rounds if old_rounds is not None else max(self.round, 0)) + rounds
+        elif target_density is not None:
+            new_rounds = rounds_for_density(target_density, self.rate)
+            if old_rounds is not None and new_rounds <= old_rounds:
+                raise ValueError(
+                    f"target density {target_density} needs {new_rounds} rounds at rate {self.rate}; "
+                    f"this run already has {old_rounds} (density {(1 - self.rate) ** old_rounds:.4f})"
+                )
+        if rewind is not None:
+            self._switch_rewind(Rewind.parse(rewind))
+        if new_rounds == old_rounds and str(self.rewind_spec) == old_rewind:
+            raise ValueError("extend() needs rounds, target_density or a different rewind")
+        self.rounds = new_rounds
+        self.target_density = target_density if target_density is not None else None
+        self.extensions.append({"after_round": self.round, "rounds": [old_rounds, new_rounds],
+                                "rewind": [old_rewind, str(self.rewind_spec)]})
+        log.info("run extended after round %d: rounds %s -> %s, rewind %s -> %s", self.round, old_rounds,
+                 new_rounds, old_rewind, self.rewind_spec)
+
+    def _switch_rewind(self, spec: Rewind) -> None:
+        """Make ``spec`` the active rewind; its weights must have been kept."""
+        if spec == self.rewind_spec:
+            return
+        if spec.kind == "none":
+            self.rewind_spec = spec  # keeps the snapshot: random_prune still starts from it
+            return
+        wanted = spec.step if spec.kind == "step" else 0
+        if wanted == self._snapshot_step or (wanted == 0 and self._snapshot_step is None and self._snapshot is not None):
+            self.rewind_spec = spec
+            return
+        if wanted not in self._points:
+            kept = sorted({*self._points, *([self._snapshot_step or 0] if self._snapshot is not None else [])})
+            raise ValueError(
+                f"rewind {spec} needs the weights of step {wanted} of round 0, which this run did not keep "
+                f"(kept: {', '.join('init' if k == 0 else f'step:{k}' for k in kept) or 'none'}). Create the "
+                f"pruner with rewind_points=[{wanted}] to keep them, or extend with rewind='none'"
+            )
+        device = next(iter(self._snapshot.values())).device if self._snapshot else torch.device("cpu")
+        if self._snapshot is not None:
+            self._points[self._snapshot_step or 0] = {k: t.to("cpu") for k, t in self._snapshot.items()}
+        self._snapshot = {k: t.to(device) for k, t in self._points.pop(wanted).items()}
+        self._snapshot_step = wanted
+        self.rewind_spec = spec
 
     # -- controls ------------------------------------------------------------
     def make_control(self, kind: str, seed: int = 0) -> nn.Module:
@@ -525,10 +695,10 @@ class IterativeMagnitudePruner:
             reinitialize(control, seed, self.init_fn, self.model_factory)
             bridge.attach_masks(control, [by_name[n] for n in self.active], self.mask)
         else:
-            if self._snapshot is not None:
-                self.rewind(control)
             random = random_mask_like(self.mask, seed=seed)
             bridge.attach_masks(control, [by_name[n] for n in self.active], random)
+            if self._snapshot is not None:  # after the mask: entries the random mask keeps get their values
+                self.rewind(control)
             distributed.verify_masks_agree(random, self.level, what="random_prune control")
         return control
 
@@ -549,6 +719,8 @@ class IterativeMagnitudePruner:
         self.full_mask.save(d / "mask.safetensors")
         if self._snapshot is not None:
             atomic_save_safetensors(self._snapshot, d / "rewind.safetensors")
+        for step, weights in self._points.items():
+            atomic_save_safetensors(weights, d / f"rewind_step{step}.safetensors")
         if include_model:
             atomic_save_safetensors(self.model.state_dict(), d / "model.safetensors")
         state = {
@@ -561,6 +733,9 @@ class IterativeMagnitudePruner:
             "has_rewind_point": self._snapshot is not None,
             "config": self.config(),
             "history": [h.to_dict() for h in self.history],
+            "extensions": self.extensions,
+            "kept_rewind_points": sorted(self._points),
+            "adopted_level": self.adopted_level,
         }
         atomic_write_text(d / "pruner.json", json.dumps(state, indent=2))
 
@@ -574,10 +749,16 @@ class IterativeMagnitudePruner:
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"{path}: unsupported pruner state version {state.get('version')!r}")
         saved, mine = state["config"], self.config()
-        diff = [k for k in mine if saved.get(k) != _jsonable(mine[k])]
+        # A run may have grown (extend()): its length and rewind come from the state.
+        diff = [k for k in mine if k not in _GROWABLE and saved.get(k) != _jsonable(mine[k])]
+        extensions = list(state.get("extensions", []))
+        rewinds = [e["rewind"][0] for e in extensions] + [saved["rewind"]]
+        if str(self.rewind_spec) not in rewinds:
+            diff.append("rewind")
         if diff:
             details = "; ".join(f"{k}: saved {saved.get(k)!r}, now {mine[k]!r}" for k in diff[:4])
-            raise ValueError(f"pruner state in {d} was made with a different configuration ({details})")
+            raise ValueError(f"pruner state in {d} was made with a different configuration ({details}); "
+                             "to change the rewind of a saved run, load it as it was made and call extend(rewind=...)")
         if (d / "model.safetensors").is_file():
             weights = load_file(str(d / "model.safetensors"))
             missing, unexpected = self.model.load_state_dict(weights, strict=False)
@@ -595,6 +776,18 @@ class IterativeMagnitudePruner:
         self.active = list(state["active"])
         self.excluded_unused = list(state["excluded_unused"])
         self.history = [RoundRecord(**h) for h in state["history"]]
+        self.extensions = extensions
+        self.adopted_level = state.get("adopted_level")
+        self.rewind_spec = Rewind.parse(saved["rewind"])
+        for step in state.get("kept_rewind_points", []):
+            self._points[int(step)] = load_file(str(d / f"rewind_step{step}.safetensors"))
+        self.rewind_points = tuple(sorted({*self.rewind_points, *saved.get("rewind_points", [])}))
+        asked, self.rounds = self.rounds, saved["rounds"]
+        self.target_density = saved.get("target_density")
+        if asked is not None and self.rounds is None:
+            self.rounds = asked
+        elif asked is not None and asked > self.rounds:  # created with more rounds than saved: the run grows
+            self.extend(asked - self.rounds)
         if self.round >= 0:
             # Round 0 already decided which tensors are prunable (``active`` above).
             for h in self._grad_hooks:

@@ -9,6 +9,7 @@ from typing import Any, Mapping
 
 from ..data import DataError, available_recipes
 from ..data.recipes import normalize_options
+from ..models.registry import default_size
 from ..pruning import MAX_ROUNDS, Rewind, rounds_for_density
 
 # The built-in sample recipe on CPU: `lotteryir prune --model mirl --rounds 3` must finish
@@ -41,6 +42,8 @@ PAPER_PRESET: dict[str, Any] = {
 # (A different thread count changes float results in the last bits; a resumed run therefore keeps
 # the count it started with unless --threads says otherwise.)
 OPERATIONAL = ("device", "num_workers", "checkpoint_every", "threads")
+# Settings a resumed run may grow: more rounds (or a lower target density) continue it.
+GROWABLE = ("rounds", "target_density")
 
 
 @dataclass
@@ -86,12 +89,14 @@ class RunConfig:
                 raise ValueError("--preset paper needs the paper's data: give --data ROOT (see `lotteryir recipes`)")
         if not 0.0 < c.rate < 1.0:
             raise ValueError(f"--rate must be in (0, 1) (fraction of the remaining weights pruned per round), got {c.rate}")
-        if c.rounds is not None and c.target_density is not None:
-            raise ValueError("give --rounds or --target-density, not both")
         if c.target_density is not None:
             if not 0.0 < c.target_density < 1.0:
                 raise ValueError(f"--target-density must be in (0, 1), got {c.target_density}")
-            c.rounds = rounds_for_density(c.target_density, c.rate)
+            needed = rounds_for_density(c.target_density, c.rate)
+            # A resolved configuration holds both (resolving it again must work); a user gives one.
+            if c.rounds is not None and c.rounds != needed:
+                raise ValueError("give --rounds or --target-density, not both")
+            c.rounds = needed
         if c.rounds is None:
             raise ValueError("give --rounds N or --target-density D")
         if not 0 <= c.rounds <= MAX_ROUNDS:
@@ -118,7 +123,8 @@ class RunConfig:
             raise ValueError(f"--scope must be global, layerwise or random, got {c.scope!r}")
         sample = c.recipe == "sample"
         if c.size is None:
-            c.size = SAMPLE_SIZE if sample else "full"
+            # A model with one size (your own, named package.module:factory) needs no --size.
+            c.size = default_size(c.model, SAMPLE_SIZE if sample else "full")
         if c.patch_size is None:
             c.patch_size = SAMPLE_PATCH if sample else 64
         if c.epochs is None and c.steps is None:
@@ -151,7 +157,12 @@ class RunConfig:
             raise ValueError(f"unknown configuration keys: {', '.join(unknown)}")
         return cls(**data)
 
-    def differences(self, other: RunConfig) -> list[str]:
-        """Result-defining settings that differ (operational ones such as the device may change)."""
+    def differences(self, other: RunConfig, allow_growth: bool = False) -> list[str]:
+        """Result-defining settings that differ (operational ones such as the device may change).
+
+        ``allow_growth``: more rounds in ``other`` (a larger ``rounds`` or a smaller
+        ``target_density``) continue this run rather than differ from it.
+        """
         a, b = self.to_dict(), other.to_dict()
-        return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if k not in OPERATIONAL and a[k] != b[k]]
+        skip = OPERATIONAL + (GROWABLE if allow_growth and (b["rounds"] or 0) > (a["rounds"] or 0) else ())
+        return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if k not in skip and a[k] != b[k]]

@@ -81,6 +81,7 @@ class RunPlan:
     expected_seconds: float | None
     resumed_from_round: int
     data: str | None = None  # the absolute data root (None for the built-in sample)
+    extended_from: int | None = None  # the run had this many rounds; this command continues it
     world_size: int = 1  # processes (DistributedDataParallel ranks)
     batch_size: int = 8  # the global batch
     batch_per_rank: int = 8
@@ -186,6 +187,7 @@ class PruningRun:
         self._threads_reason = "--threads"
         self.callbacks = callbacks or RunCallbacks()
         self.should_stop = should_stop
+        self.extended_from: int | None = None  # rounds of the run before this command asked for more
         # Rank 0 is the one writer (torchrun's RANK is known before the process group starts).
         self._lock = RunLock(self.dir) if ddp.env_rank() == 0 else None
         self._created = False
@@ -216,12 +218,15 @@ class PruningRun:
             saved = read_config(self.dir)
             if config is not None:
                 wanted = config.resolved()
-                diff = saved.differences(wanted)
+                diff = saved.differences(wanted, allow_growth=True)
                 if diff:
                     raise RunError(
                         f"{self.dir} holds a run with a different configuration ({'; '.join(diff[:4])}); "
-                        "use another --out, or the same options to resume"
+                        "use another --out, the same options to resume, or a larger --rounds (smaller "
+                        "--target-density) to continue it"
                     )
+                if wanted.rounds > saved.rounds:
+                    self.extended_from = saved.rounds
                 # Operational settings (device, workers, checkpoint interval) follow the new command;
                 # the thread count stays the run's own unless given, so a resumed run is bit-identical.
                 if wanted.threads is None and saved.threads is not None:
@@ -453,6 +458,7 @@ class PruningRun:
             expected_seconds=seconds,
             resumed_from_round=self.pruner.round,
             data=self.config.data,
+            extended_from=self.extended_from,
             world_size=world,
             batch_size=self.config.batch_size,
             batch_per_rank=per_rank,
@@ -501,7 +507,7 @@ class PruningRun:
             ddp.barrier()
             if ddp.is_main():
                 self.dir.mkdir(parents=True, exist_ok=True)
-                if not (self.dir / CONFIG_FILE).is_file():
+                if not (self.dir / CONFIG_FILE).is_file() or self.extended_from is not None:
                     atomic_write_text(self.dir / CONFIG_FILE, json.dumps(self.config.to_dict(), indent=2))
                 self._repair()
             while not self.pruner.finished:

@@ -68,3 +68,20 @@ def test_saved_files_get_ordinary_permissions(tmp_path):
     os.umask(umask)
     assert mode == 0o666 & ~umask
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_from_zeros_looks_only_at_what_is_pruned():
+    # NAFNet-style zero-initialised 4-D gains are parameters too, but not prunable weights.
+    torch.manual_seed(0)
+    net = torch.nn.Module()
+    net.conv = torch.nn.Conv2d(4, 4, 3)
+    net.beta = torch.nn.Parameter(torch.zeros(1, 4, 1, 1))
+    net.lin = torch.nn.Linear(4, 2)
+    with torch.no_grad():
+        net.conv.weight[0, 0] = 0.0
+    sd = net.state_dict()
+    by_default = Mask.from_zeros(sd)
+    assert set(by_default) == {"conv.weight", "lin.weight"}
+    assert by_default.num_total - by_default.num_remaining == 9
+    assert Mask.from_zeros(sd, model=net) == by_default
+    assert Mask.from_zeros(sd, names=["beta"]).density == 0.0  # asked for explicitly

@@ -146,8 +146,11 @@ def test_rewind_none_keeps_trained_weights():
             seen["trained"] = m.stem.weight_orig.detach().clone()
         return out
 
-    IterativeMagnitudePruner(model, train, rounds=1, rewind="none").run()
-    assert torch.equal(seen["start"], seen["trained"])
+    pruner = IterativeMagnitudePruner(model, train, rounds=1, rewind="none")
+    pruner.run()
+    keep = pruner.mask["stem.weight"]
+    assert torch.equal(seen["start"][keep], seen["trained"][keep])
+    assert (seen["start"][~keep] == 0).all()  # the pruner stores zeros at pruned entries of _orig
 
 
 def test_pruned_weights_stay_zero_through_adamw():
@@ -228,7 +231,7 @@ def test_controls_have_promised_masks():
     assert rmask.remaining() == ticket.remaining() and rmask != ticket
     # Random prune starts from the rewind point (init here), as the ticket did.
     snap = pruner._snapshot["stem.weight"]
-    assert torch.equal(rp.stem.weight_orig.detach(), snap)
+    assert torch.equal(rp.stem.weight_orig.detach(), snap * rmask["stem.weight"])
     # The real model is untouched by making controls.
     assert pruner.mask == ticket
 
