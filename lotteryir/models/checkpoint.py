@@ -80,8 +80,11 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], s
         raise CheckpointError(
             f"{path}: not a PyTorch or safetensors checkpoint ({_unpickler_reason(e)}); nothing in it was executed"
         ) from e
-    except Exception as e:  # torch reports corrupt archives as RuntimeError, EOFError, ...
-        raise CheckpointError(f"{path}: not a PyTorch or safetensors checkpoint ({type(e).__name__}: {e})") from e
+    except Exception as e:  # corrupt archives and random bytes: RuntimeError, EOFError, IndexError, KeyError, ...
+        # torch's weights-only unpickler builds tensors and plain containers only, so whatever failed ran no code.
+        raise CheckpointError(
+            f"{path}: not a PyTorch or safetensors checkpoint ({type(e).__name__}: {e}); nothing in it was executed"
+        ) from e
     state_dict, fmt = _unwrap(obj, path)
     return _fold_pruning_reparam(state_dict), fmt
 
