@@ -2,13 +2,12 @@
 
 Each measurement is a fresh Python process that trains mirl/tiny on the sample recipe through the
 public API (``RestorationTrainer``, batch 8, 48x48 patches) and reports optimizer steps per second
-over the steps after a short warm-up. Three ways to run it:
+over the steps after a short warm-up. Four ways to run it:
 
-  lotteryir     lotteryir imported first (OpenMP waits passively), TrainConfig's default
-                threads="auto" (the cores idle when training starts)
-  1 thread      the same with OMP_NUM_THREADS=1, the old advice in the README
-  torch default torch imported first and threads=None: torch's own one-thread-per-core setting
-                with OpenMP's default (spinning) wait, what 0.1 did
+  lotteryir      TrainConfig's default threads="auto": the cores idle when training starts
+  1 thread       OMP_NUM_THREADS=1, the old advice in the README
+  torch default  threads=None: torch's one thread per core, what 0.1 did
+  passive wait   torch's threads with OMP_WAIT_POLICY=PASSIVE, the alternative that was rejected
 
 each on a quiet machine and while one competing process keeps a core busy (a Python busy loop),
 interleaved over repetitions; medians, and the ratio of lotteryir's steps/s to one thread's.
@@ -29,18 +28,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MODES = ("lotteryir", "1 thread", "torch default")
+MODES = ("lotteryir", "1 thread", "torch default", "passive wait")
 WARMUP = 10
 
 
 def worker(mode: str, steps: int) -> None:
     """Train and print one JSON line: steps/s after the warm-up, threads used."""
-    if mode == "torch default":
-        import torch  # noqa: F401 - before lotteryir, so OpenMP keeps its default (spinning) wait
-    import lotteryir  # noqa: F401 - otherwise first, as in the CLI: OpenMP waits passively
     import torch
 
-    threads = None if mode == "torch default" else "auto"
+    threads = "auto" if mode in ("lotteryir", "1 thread") else None
     from lotteryir.data import get_recipe
     from lotteryir.engine import RestorationTrainer, TrainConfig
     from lotteryir.models import build_model
@@ -66,6 +62,8 @@ def measure(mode: str, steps: int) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
     if mode == "1 thread":
         env["OMP_NUM_THREADS"] = "1"
+    if mode == "passive wait":
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
     out = subprocess.run([sys.executable, __file__, "--worker", mode, "--steps", str(steps)], env=env,
                          capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])

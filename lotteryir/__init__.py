@@ -7,15 +7,6 @@ the ``lotteryir`` command line make resumable runs of it.
 """
 from __future__ import annotations
 
-import os as _os
-import sys as _sys
-
-# Before torch loads its OpenMP runtime: threads that spin while they wait make every training
-# step up to ~100x slower when another process holds a core (see lotteryir/engine/threads.py).
-# Passive waiting costs nothing measurable on a quiet machine; a value the user set wins.
-if "torch" not in _sys.modules:
-    _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 __version__ = "0.1.0.dev0"
 
 from . import data, engine, models, pruning  # noqa: E402

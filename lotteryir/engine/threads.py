@@ -1,11 +1,14 @@
 """How many intra-op threads to use on a CPU that other processes may share.
 
 torch starts one OpenMP thread per core. When another process keeps one of two cores busy,
-the thread that shares its core is descheduled for whole time slices while its partner waits
-at every barrier: a mirl/tiny training step measured 14 s instead of 0.12 s. lotteryir
-therefore (1) asks OpenMP to wait passively (``lotteryir/__init__.py`` sets
-``OMP_WAIT_POLICY=PASSIVE`` before torch loads, unless the user set it), and (2) uses only
-the cores that are idle when work starts: :func:`auto_threads`.
+the thread that shares its core is descheduled for whole time slices while its partner spins
+at every barrier: a mirl/tiny training step measured 14 s instead of 0.12 s. lotteryir uses
+only the cores that are idle when work starts (:func:`auto_threads`).
+
+Changing OpenMP's wait policy instead was measured and rejected (``python benchmarks/threads.py
+--reps 3 --steps 40``, 2 cores, mirl/tiny steps/s): passive waiting made two threads slower than
+one on a quiet machine (5.18 against 8.47), and with a busy neighbour two passive threads stayed
+far below one thread (3.24 against 8.65).
 """
 from __future__ import annotations
 
