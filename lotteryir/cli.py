@@ -66,7 +66,9 @@ def prune(
     batch_size: int = typer.Option(8, help="Global batch size (under torchrun split evenly across the processes)."),
     patch_size: Optional[int] = typer.Option(None, help="Training patch size (default 64; 48 on sample data)."),
     lr: Optional[float] = typer.Option(None, help="AdamW learning rate (default 2e-4; on sample data the tuned default)."),
-    loss: Optional[str] = typer.Option(None, help="Training loss: l1 (the paper's) or psnr (default on sample data)."),
+    loss: Optional[str] = typer.Option(None, help="Training loss: l1 (the paper's, the default) or psnr."),
+    init: Optional[str] = typer.Option(None, help="default (as the network's builder draws it) or identity (last conv "
+                                                   "at zero: starts as the identity; the default on sample data)."),
     seed: int = typer.Option(0, help="Seed for initialization, data order and controls."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA when present)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/<model>-<size>-<recipe>)."),
@@ -89,7 +91,7 @@ def prune(
         model=model, size=size, recipe=recipe, data=str(data) if data else None, data_paths=paths,
         tasks=[t.strip() for t in tasks.split(",") if t.strip()] if tasks else None,
         rounds=rounds, target_density=target_density, rate=rate, scope=scope, rewind=rewind,
-        epochs=epochs, steps=steps, batch_size=batch_size, patch_size=patch_size, lr=lr, loss=loss, seed=seed,
+        epochs=epochs, steps=steps, batch_size=batch_size, patch_size=patch_size, lr=lr, loss=loss, init=init, seed=seed,
         controls=["random_reinit", "random_prune"] if controls else [], device=device,
         num_workers=num_workers, checkpoint_every=checkpoint_every, preset=preset, threads=_threads_option(threads),
     ).resolved()

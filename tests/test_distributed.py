@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from lotteryir.models import build_model
+from lotteryir.models.init import identity_layer_rates
 from lotteryir.pruning import IterativeMagnitudePruner, Mask
 from lotteryir.pruning.ticket import load_compact
 from lotteryir.runs import read_history
@@ -165,7 +166,7 @@ def test_resumed_run_is_identical_to_an_uninterrupted_one(ddp_run, tmp_path):
 
 def test_global_batch_and_learning_rate_are_as_documented(ddp_run, finished_run):  # noqa: F811
     text = ddp_run["stdout"]
-    assert "DistributedDataParallel: 2 processes (gloo); global batch 2 = 2 ranks x 1; lr 0.0002" in text, text
+    assert "DistributedDataParallel: 2 processes (gloo); global batch 2 = 2 ranks x 1; lr 0.004" in text, text
     assert text.count("lotteryir prune:") == 1, "only rank 0 draws"
     # Same steps, same schedule, same data per step as one process with batch 2: the same numbers,
     # up to the order in which the two halves of each batch's gradient are summed.
@@ -190,7 +191,9 @@ def test_masks_identical_on_every_rank_and_equal_to_a_single_process_computation
         weights, mask, _ = load_compact(out / "rounds" / f"r{r:02d}" / "ticket.safetensors")
         model = build_model("mirl", "tiny")
         model.load_state_dict(weights)
-        pruner = IterativeMagnitudePruner(model, rate=0.2, scope="global")
+        # The sample recipe starts mirl at the identity, so `output` is pruned at the rate on its own.
+        pruner = IterativeMagnitudePruner(model, rate=0.2, scope="global",
+                                          layer_rates=identity_layer_rates("identity", 0.2))
         pruner.active = list(active)
         pruner.apply_mask(saved[r])
         pruner.level = r

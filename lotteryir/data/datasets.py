@@ -102,30 +102,45 @@ class PatchDataset(Dataset):
 
 
 class ImageDataset(Dataset):
-    """Whole test images; a clean source gets a fixed degradation seeded per image name."""
+    """Whole test images; a clean source gets a fixed degradation seeded per image name.
+
+    ``degradations`` > 1 (synthesized sources only) scores every image under that many
+    independently seeded degradations, image-major: item ``k * len(source) + i`` is image ``i``
+    with seed ``seed + k``, named ``<stem>-d<k><ext>`` for ``k >= 1``. More draws of rain, haze
+    strength or JPEG quality per photograph make a small test set's mean steadier.
+    """
 
     def __init__(self, source: ImageSource, task: str, seed: int = 0,
-                 degrade_options: dict[str, Any] | None = None) -> None:
+                 degrade_options: dict[str, Any] | None = None, degradations: int = 1) -> None:
         task_family(task)
+        if degradations < 1:
+            raise DataError(f"degradations must be at least 1, got {degradations}")
         self.source, self.task, self.seed = source, task, seed
         self.degrade_options = dict(degrade_options or {})
+        self.degradations = degradations
 
     def __len__(self) -> int:
-        return len(self.source)
+        return len(self.source) * self.degradations
 
     def __getitem__(self, index: int) -> Item:
-        if not 0 <= index < len(self.source):
+        if not 0 <= index < len(self):
             raise IndexError(index)
         with single_threaded():
             return self._item(index)
 
     def _item(self, index: int) -> Item:
-        degraded, target = self.source.load(index)
-        name = self.source.name(index)
+        draw, image = divmod(index, len(self.source))
+        degraded, target = self.source.load(image)
+        name = self.source.name(image)
         target = to_float(target)
         if degraded is None:
-            generator = item_generator(self.seed, name_key(f"{self.task}/{name}"))
+            generator = item_generator(self.seed + draw, name_key(f"{self.task}/{name}"))
             degraded = synthesize(self.task, target, generator, **self.degrade_options)
+            if draw:
+                stem, dot, ext = name.rpartition(".")
+                name = f"{stem}-d{draw}.{ext}" if dot else f"{name}-d{draw}"
+        elif self.degradations > 1:
+            raise DataError(f"{name}: degradations > 1 needs clean images to degrade; this test set is paired")
         else:
             degraded = to_float(degraded)
         return {"input": degraded.contiguous(), "target": target.contiguous(), "task": self.task, "name": name}

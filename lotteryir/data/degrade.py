@@ -184,4 +184,6 @@ def synthesize(
         return add_rain(clean, generator, **options)
     if family == "dehaze":
         return add_haze(clean, generator, region=region, **options)
+    if family == "identity":
+        return clean.clone()
     return add_web_degradation(clean, generator, **options)

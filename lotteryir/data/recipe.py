@@ -9,7 +9,8 @@ from torch.utils.data import Dataset
 from .datasets import PatchDataset
 from .mixing import MixedDataset
 from .source import ImageSource
-from .tasks import check_tasks
+from .errors import DataError
+from .tasks import IDENTITY, check_tasks
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Recipe:
     description: str = ""
     tasks: list[str]
     default_repeats: dict[str, int] = {}
+    identity_repeat: int = 0  # repeat factor of identity pairs (input = clean image) in the default mix
 
     def train_dataset(
         self,
@@ -39,13 +41,27 @@ class Recipe:
         repeats: dict[str, int] | None = None,
         weights: dict[str, float] | None = None,
         length: int | None = None,
+        identity: int | None = None,
     ) -> MixedDataset:
-        """Random training patches of the selected tasks, mixed by repeat factors (default) or weights."""
+        """Random training patches of the selected tasks, mixed by repeat factors (default) or weights.
+
+        ``identity`` (default: the recipe's ``identity_repeat``) adds pairs whose input is the clean
+        patch, repeated that many times per image; with ``weights`` they join only if weighted.
+        """
         selected = check_tasks(tasks if tasks is not None else self.tasks, self.tasks)
         sources: dict[Any, ImageSource] = {}  # the three sigmas share one decoded source
         parts = {t: PatchDataset(self._train_source(t, sources), t, patch_size, seed) for t in selected}
-        if weights is None and repeats is None:
-            repeats = {t: r for t, r in self.default_repeats.items() if t in parts}
+        n_identity = self.identity_repeat if identity is None else int(identity)
+        if n_identity < 0:
+            raise DataError(f"identity repeat must be >= 0, got {n_identity}")
+        with_identity = n_identity > 0 and (weights is None or IDENTITY in weights)
+        if with_identity:
+            parts[IDENTITY] = PatchDataset(self._identity_source(sources), IDENTITY, patch_size, seed)
+        if weights is None:
+            if repeats is None:
+                repeats = {t: r for t, r in self.default_repeats.items() if t in parts}
+            if with_identity:
+                repeats = {**repeats, IDENTITY: n_identity}
         return MixedDataset(parts, seed=seed, repeats=repeats, weights=weights, length=length)
 
     def test_sets(self, tasks: list[str] | None = None) -> dict[str, Dataset]:
@@ -67,3 +83,7 @@ class Recipe:
     def _train_source(self, task: str, cache: dict[Any, ImageSource]) -> ImageSource:
         """The clean or paired training images of a task (``cache`` shares sources between tasks)."""
         raise NotImplementedError
+
+    def _identity_source(self, cache: dict[Any, ImageSource]) -> ImageSource:
+        """Clean training images for identity pairs."""
+        raise DataError(f"the {self.name!r} recipe has no clean training images for identity pairs (identity=0)")

@@ -30,7 +30,7 @@ def _sample(root: PathLike | None, **options: Any) -> SampleRecipe:
     return SampleRecipe(**options)
 
 
-_SAMPLE_OPTIONS = ("max_images", "repeat", "split")
+_SAMPLE_OPTIONS = ("max_images", "repeat", "split", "identity", "degradations")
 _FOLDER_CHOICES = {"layout": ("auto", *LAYOUTS), "size_mismatch": ("error", "crop")}
 _FOLDER_FLAGS = ("cache", "skip_bad")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -53,7 +53,7 @@ def normalize_options(name: str, root: PathLike | None, options: Mapping[str, An
                     raise DataError(f"split={value!r} is not one of {', '.join(SPLITS)}")
                 out[key] = str(value)
             else:
-                out[key] = _whole_number(key, value)
+                out[key] = _whole_number(key, value, minimum=0 if key == "identity" else 1)
         return out
     if name not in FOLDER_RECIPES:
         raise DataError(f"unknown data recipe {name!r}; available: sample, {', '.join(FOLDER_RECIPES)}")
@@ -73,10 +73,10 @@ def normalize_options(name: str, root: PathLike | None, options: Mapping[str, An
     return out
 
 
-def _whole_number(key: str, value: Any) -> int:
+def _whole_number(key: str, value: Any, minimum: int = 1) -> int:
     text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
-        raise DataError(f"{key} must be a whole number >= 1, got {value!r}")
+    if isinstance(value, bool) or not text.isdigit() or int(text) < minimum:
+        raise DataError(f"{key} must be a whole number >= {minimum}, got {value!r}")
     return int(text)
 
 

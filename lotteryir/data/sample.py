@@ -33,6 +33,10 @@ SAMPLE_TEST: tuple[str, ...] = ("chelsea", "motorcycle", "gravel", "moon", "coin
 # photographs: defaults (learning rate, steps, task mix) are chosen there, never on the test set.
 SAMPLE_VALIDATION: tuple[str, ...] = ("coffee", "grass", "camera")
 SPLITS: tuple[str, ...] = ("test", "validation")
+# Identity pairs (input = clean patch) per training photograph and epoch, beside 8 of each task:
+# chosen on the validation split (benchmarks/sample_defaults.py) so mildly degraded images (web,
+# light rain) are not over-processed by a network still learning to tell the tasks apart.
+SAMPLE_IDENTITY = 16
 TRAIN_MAX_SIDE = 512
 TEST_MAX_SIDE = 256
 
@@ -77,12 +81,14 @@ class SampleRecipe(Recipe):
     name = "sample"
     description = "built-in photographs from scikit-image, all four degradations synthesized (no download)"
 
-    def __init__(self, max_images: int | None = None, repeat: int = 8, split: str = "test") -> None:
+    def __init__(self, max_images: int | None = None, repeat: int = 8, split: str = "test",
+                 identity: int = SAMPLE_IDENTITY, degradations: int = 1) -> None:
         if max_images is not None and max_images < 1:
             raise DataError(f"max_images must be at least 1, got {max_images}")
         if split not in SPLITS:
             raise DataError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         self.split = split
+        self.degradations = degradations  # seeded degradations per test photograph
         if split == "validation":
             train = [n for n in SAMPLE_TRAIN if n not in SAMPLE_VALIDATION]
             self.train_names, self.test_names = train[:max_images], list(SAMPLE_VALIDATION[:max_images])
@@ -91,6 +97,7 @@ class SampleRecipe(Recipe):
             self.test_names = list(SAMPLE_TEST[:max_images])
         self.tasks = list(ALL_TASKS)
         self.default_repeats = {t: repeat for t in self.tasks}
+        self.identity_repeat = identity
 
     def _train_source(self, task: str, cache: dict[Any, ImageSource]) -> ImageSource:
         if "train" not in cache:
@@ -98,11 +105,14 @@ class SampleRecipe(Recipe):
                 [(n, load_sample_image(n, TRAIN_MAX_SIDE)) for n in self.train_names])
         return cache["train"]
 
+    def _identity_source(self, cache: dict[Any, ImageSource]) -> ImageSource:
+        return self._train_source("identity", cache)
+
     def test_sets(self, tasks: list[str] | None = None) -> dict[str, Dataset]:
         selected = check_tasks(tasks if tasks is not None else self.tasks, self.tasks)
         source = ImageSource.from_tensors([(n, load_sample_image(n, TEST_MAX_SIDE)) for n in self.test_names])
         dataset = "sample" if self.split == "test" else "sample-val"
-        return {f"{t}/{dataset}": ImageDataset(source, t) for t in selected}
+        return {f"{t}/{dataset}": ImageDataset(source, t, degradations=self.degradations) for t in selected}
 
     def describe(self) -> str:
         return ("No folders: images come from skimage.data (offline).\n"

@@ -7,6 +7,9 @@ DENOISE_SIGMAS: tuple[int, ...] = (15, 25, 50)
 DENOISE_TASKS: tuple[str, ...] = tuple(f"denoise_{s}" for s in DENOISE_SIGMAS)
 ALL_TASKS: tuple[str, ...] = (*DENOISE_TASKS, "derain", "dehaze", "web")
 FAMILIES: tuple[str, ...] = ("denoise", "derain", "dehaze", "web")
+# A training-only pseudo-task: pairs whose input is the clean image itself. Mixed into all-in-one
+# training, they teach a blind restorer to leave an image alone when nothing is wrong with it.
+IDENTITY = "identity"
 
 
 def task_family(task: str) -> str:
@@ -14,7 +17,7 @@ def task_family(task: str) -> str:
     if task.startswith("denoise_"):
         noise_sigma(task)
         return "denoise"
-    if task in FAMILIES and task != "denoise":
+    if (task in FAMILIES and task != "denoise") or task == IDENTITY:
         return task
     raise DataError(f"unknown task {task!r}; expected one of {', '.join(ALL_TASKS)} (or denoise_<sigma>)")
 

@@ -13,12 +13,14 @@ from .checkpoint import (
     load_weights,
     read_checkpoint,
 )
+from .init import INITS, apply_init
 from .padding import pad_to_multiple
 from .promptir import PromptGenBlock, PromptIR, PromptIRConfig
 from .registry import ModelInfo, available, build_model, model_names, register_model, sizes
 from .restormer import Restormer, RestormerConfig
 
 __all__ = [
+    "INITS",
     "CheckpointError",
     "CheckpointMismatchError",
     "ModelInfo",
@@ -27,6 +29,7 @@ __all__ = [
     "PromptIRConfig",
     "Restormer",
     "RestormerConfig",
+    "apply_init",
     "available",
     "build_from_state_dict",
     "build_model",

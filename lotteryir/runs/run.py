@@ -46,7 +46,8 @@ from ..data import DataError, get_recipe
 from ..engine import NonFiniteLossError, RestorationTrainer, TrainConfig, TrainProgress, evaluate
 from ..engine import distributed as ddp
 from ..engine.threads import ThreadChoice, apply_threads, auto_threads
-from ..models import build_model
+from ..models import apply_init, build_model
+from ..models.init import identity_layer_rates
 from ..pruning import IterativeMagnitudePruner, Mask, Rewind, RoundContext, RoundRecord
 from ..pruning.files import atomic_write_text, is_leftover, remove_leftovers, temporary_dir
 from ..pruning.ticket import save_compact
@@ -320,6 +321,7 @@ class PruningRun:
             scope=c.scope,
             rewind=c.rewind,
             controls=tuple(c.controls),
+            layer_rates=identity_layer_rates(c.init or "default", c.rate),
             model_factory=self._fresh_model,  # random_reinit re-draws everything the constructor draws
             seed=c.seed,
             on_rewind_point=lambda step: self._save_pruner_state(include_model=False) if ddp.is_main() else None,
@@ -331,8 +333,8 @@ class PruningRun:
         self._built = True
 
     def _fresh_model(self) -> torch.nn.Module:
-        """The run's network as its builder initializes it (under whatever RNG state is current)."""
-        return build_model(self.config.model, self.config.size)
+        """The run's network as it starts (builder + ``init``), under whatever RNG state is current."""
+        return apply_init(build_model(self.config.model, self.config.size), self.config.init or "default")
 
     def _check_patch_size(self) -> None:
         # A patch larger than every image would be almost all padding (and, large enough, exhaust memory).

@@ -164,3 +164,17 @@ def test_workers_deliver_the_same_batches(tmp_path):
         return [b["input"] for b in loader]
 
     assert all(torch.equal(a, b) for a, b in zip(batches(0), batches(2), strict=True))
+
+
+def test_several_degradations_per_test_image_are_independent_draws_with_their_own_names():
+    from lotteryir.data import get_recipe
+
+    one = get_recipe("sample", max_images=2).test_sets(tasks=["derain"])["derain/sample"]
+    three = get_recipe("sample", max_images=2, degradations=3).test_sets(tasks=["derain"])["derain/sample"]
+    assert len(one) == 2 and len(three) == 6
+    for i in range(2):  # the first draw is the usual test image
+        assert torch.equal(three[i]["input"], one[i]["input"]) and three[i]["name"] == one[i]["name"]
+    names = [three[i]["name"] for i in range(6)]
+    assert len(set(names)) == 6 and names[2] == f"{names[0]}-d1" and names[5] == f"{names[1]}-d2"
+    assert not torch.equal(three[2]["input"], three[0]["input"])
+    assert torch.equal(three[2]["target"], three[0]["target"])

@@ -72,3 +72,18 @@ def test_collates_in_a_dataloader():
     mixed = MixedDataset({"denoise_50": _part("denoise_50", 4), "web": _part("web", 4)})
     batch = next(iter(torch.utils.data.DataLoader(mixed, batch_size=8)))
     assert batch["input"].shape == (8, 3, 8, 8) and len(batch["task"]) == 8
+
+
+def test_identity_pairs_join_the_mix_with_their_repeat_and_are_clean():
+    from lotteryir.data import get_recipe
+
+    recipe = get_recipe("sample", max_images=2, identity=3)
+    data = recipe.train_dataset(patch_size=16, seed=1, tasks=["web", "derain"])
+    counts = data.task_counts()
+    assert counts == {"web": 2 * 8, "derain": 2 * 8, "identity": 2 * 3}
+    items = [data[i] for i in range(len(data))]
+    assert all(torch.equal(i["input"], i["target"]) for i in items if i["task"] == "identity")
+    degraded = [torch.equal(i["input"], i["target"]) for i in items if i["task"] != "identity"]
+    assert sum(degraded) <= len(degraded) // 4  # a small rain patch may catch no streak
+    assert "identity" not in get_recipe("sample", max_images=2, identity=0).train_dataset(patch_size=16).task_counts()
+    assert "identity" not in recipe.test_sets()  # training only

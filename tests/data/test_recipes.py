@@ -19,7 +19,7 @@ def sample():
 def test_sample_recipe_loads_offline(sample):
     assert sample.tasks == list(ALL_TASKS) and sample.check() == []
     train = sample.train_dataset(patch_size=32, seed=0)
-    assert train.task_counts() == {t: 2 * 8 for t in ALL_TASKS}
+    assert train.task_counts() == {**{t: 2 * 8 for t in ALL_TASKS}, "identity": 2 * 16}  # identity pairs in the mix
     item = train[0]
     assert item["input"].shape == (3, 32, 32) and item["task"] in ALL_TASKS
     sets = sample.test_sets()
@@ -38,7 +38,10 @@ def test_full_sample_split_is_disjoint():
 
 def test_sample_task_selection_and_bad_options(sample):
     assert list(sample.test_sets(["denoise_25"])) == ["denoise_25/sample"]
-    assert set(sample.train_dataset(16, tasks=["web", "dehaze"]).task_counts()) == {"web", "dehaze"}
+    # Identity pairs (clean in, clean out) stay in a selected mix: they keep the chosen tasks from
+    # bleeding into images that need none of them.
+    assert set(sample.train_dataset(16, tasks=["web", "dehaze"]).task_counts()) == {"web", "dehaze", "identity"}
+    assert set(sample.train_dataset(16, tasks=["web", "dehaze"], identity=0).task_counts()) == {"web", "dehaze"}
     with pytest.raises(DataError, match="deblur"):
         sample.train_dataset(16, tasks=["deblur"])
     with pytest.raises(DataError, match="no data root"):

@@ -103,3 +103,31 @@ def test_users_register_their_own(scratch_registry) -> None:
         register_model("twoconv", "tiny", build)
     register_model("twoconv", "tiny", lambda: build(width=2), overwrite=True)
     assert build_model("twoconv", "tiny")[0].out_channels == 2
+
+
+def test_identity_init_makes_the_network_return_its_input():
+    from lotteryir.models import apply_init
+
+    x = torch.rand(2, 3, 21, 30)
+    for name in ("mirl", "restormer"):
+        model = apply_init(build_model(name, "tiny"), "identity").eval()
+        with torch.no_grad():
+            assert torch.equal(model(x), x), name
+        assert model.output.weight.abs().sum() == 0
+    default = apply_init(build_model("mirl", "tiny"), "default").eval()
+    assert default.output.weight.abs().sum() > 0
+    with pytest.raises(ValueError, match="no `output`|has none"):
+        apply_init(torch.nn.Conv2d(3, 3, 1), "identity")
+
+    class NoResidual(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.output = torch.nn.Conv2d(3, 3, 3, padding=1)
+
+        def forward(self, x):
+            return self.output(x)
+
+    with pytest.raises(ValueError, match="global residual"):
+        apply_init(NoResidual(), "identity")
+    with pytest.raises(ValueError, match="init must be"):
+        apply_init(build_model("mirl", "tiny"), "zeros")
