@@ -1,278 +1,355 @@
-"""Are the tickets real? IMP tickets against random reinit and random pruning, all-in-one, on CPU.
+"""Are the tickets real? IMP tickets against clean controls, over seeds, with paired confidence intervals.
 
-The built-in sample recipe (denoise at sigma 15/25/50, derain, dehaze, web/JPEG), a small
-MIR-L (PromptIR) network, 10 rounds of 20% global magnitude pruning (density down to
-0.8^10 = 0.107) and the same number of training steps in every round. At each round's
-density four networks are trained from their starting point and evaluated on the
-sample test images:
+The built-in sample recipe (denoise at sigma 15/25/50, derain, dehaze, web JPEG) and mirl/tiny,
+trained as the main command trains it (identity init, identity pairs in the mix, L1, AdamW with
+warm-up and cosine). Ten rounds of 20% global magnitude pruning take the density to 0.107. For
+every seed:
 
-  imp_init       the IMP ticket, survivors rewound to the initialization (the MIR-L paper)
-  imp_step       the IMP ticket of a second pruner that rewinds to step K of dense training
-  random_reinit  imp_init's mask on a fresh random initialization
-  random_prune   a random mask with imp_init's per-layer densities, weights from the init
+  dense          round 0, trained once
+  imp_init       the IMP ticket, survivors rewound to the initialization (the MIR-L paper); IMP
+                 trains every level, but is evaluated only at the reported densities
+  random_reinit  imp_init's mask on a fresh initialization: a new model built under another seed
+                 (every parameter and buffer the constructor draws), trained at reported densities
+  random_prune   a random mask with imp_init's per-layer densities on the initial weights,
+                 trained at reported densities
+  imp_step       with --late-rewind K: a second IMP line rewinding to step K of dense training
 
-The dense network (round 0) is trained once and shared by both pruners: they start from
-the same initialization and train with the same seed, so their round 0 would be identical.
+The seed changes the initialization, the data order and the controls. All variants of one seed
+share the data order, so differences between them are paired. The test set is the sample
+recipe's five test photographs, each under --test-degradations independently seeded
+degradations (15 images per set by default); no test photograph is seen in training.
 
-Writes JSON with every number, a table (stdout and .md) and the lottery-ticket figure
-(.png, PSNR against the remaining fraction on a log axis, one line per variant). Ends
-with a verdict on the two targets of issue 7, computed from the numbers:
+Reported per variant and density: mean PSNR (and per set) with the standard deviation over
+seeds; for every ticket-vs-control and ticket-vs-dense comparison, the paired difference over
+seeds with its 95% t-interval. The degraded input's scores stand as a row of every table and as a
+line in the figure. The verdict checks the targets of the evidence issue:
 
-  1. at density 0.107, the best ticket's mean PSNR within 0.1 dB of dense;
-  2. at every density <= 0.33, each ticket >= 0.5 dB above both controls.
+  1. at density 0.107 the ticket's mean PSNR is within 0.1 dB of dense, or better;
+  2. at every reported density <= 0.33 the ticket beats each control by >= 0.5 dB, with the
+     95% interval of the paired difference above 0;
+  and names, per test set, where the ticket's advantage over both controls holds.
 
-Default configuration, sized by timing on 2 CPU cores (about 0.10 s per step and 4.5 s per
-evaluation of all 30 test images): mirl tiny (260k parameters), 48 px crops, batch 8, 500
-steps per training, 41 trainings (dense once, then 4 per round): about 38-45 min. The
-learning rate (2e-3, warm-up then cosine) was the lowest dense *training* loss after 500
-steps among 2e-4, 5e-4, 1e-3 and 2e-3; nothing was tuned on the test images. The script
-measures the step time first and prints its own estimate.
+--curve first trains the dense network alone for several step budgets on the validation split
+(three held-out training photographs; not the test set) and shows where its quality flattens:
+that is how --steps was chosen.
 
-    python benchmarks/lottery_tickets.py                      # ~40 min on 2 idle CPU cores, 1 seed
-    python benchmarks/lottery_tickets.py --seeds 3            # 3x as long; mean and spread
-    python benchmarks/lottery_tickets.py --quick --out /tmp/lt.json   # smoke run, seconds
-    python benchmarks/lottery_tickets.py --size small --patch 64 --steps 4000 --device cuda
+    python benchmarks/lottery_tickets.py --seeds 3              # the README's run (~1.5 h on 2 cores)
+    python benchmarks/lottery_tickets.py --quick                # 1 seed, 3 reported densities (~15 min)
+    python benchmarks/lottery_tickets.py --curve                # dense quality against steps (validation)
+    python benchmarks/lottery_tickets.py --smoke --out /tmp/lt.json   # seconds: the test suite's run
 """
 from __future__ import annotations
 
 import argparse
-import copy
 import json
+import math
 import os
 import platform
 import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from lotteryir.data import get_recipe
 from lotteryir.engine import RestorationTrainer, TrainConfig, evaluate
-from lotteryir.models import build_model
+from lotteryir.engine.threads import resolve_threads
+from lotteryir.models import apply_init, build_model
+from lotteryir.models.init import identity_layer_rates
 from lotteryir.pruning import IterativeMagnitudePruner, RoundContext
+from lotteryir.runs.config import SAMPLE_INIT, SAMPLE_LOSS, SAMPLE_LR, SAMPLE_PATCH
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "lottery_tickets.json"
-VARIANTS = ("dense", "imp_init", "imp_step", "random_reinit", "random_prune")
-TICKETS = ("imp_init", "imp_step")
 CONTROLS = ("random_reinit", "random_prune")
-TARGET_DENSE_GAP = 0.1  # dB: best ticket at the lowest density vs dense
-TARGET_CONTROL_GAP = 0.5  # dB: each ticket vs each control at density <= 0.33
+TARGET_DENSE_GAP = 0.1  # dB: the ticket at 0.107 may trail dense by at most this
+TARGET_CONTROL_GAP = 0.5  # dB: the ticket over each control at density <= 0.33
 CONTROL_DENSITY = 0.33
-TARGET_DENSITY = 0.8**10  # 0.107: 10 rounds at 20%
+SHORT = {"denoise_15": "σ15", "denoise_25": "σ25", "denoise_50": "σ50", "derain": "rain", "dehaze": "haze", "web": "web"}
+# Two-sided 95% Student t quantiles by degrees of freedom (scipy is not a dependency).
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+        12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--size", default="tiny", help="mirl size (tiny, small, full); default tiny")
-    p.add_argument("--patch", type=int, default=48, help="training crop size (default 48)")
-    p.add_argument("--steps", type=int, default=500, help="optimizer steps per training, every round (default 500)")
-    p.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
-    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate, warm-up then cosine (default 2e-3)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds seed0 .. seed0+N-1 (default 3)")
+    p.add_argument("--seed0", type=int, default=0)
+    p.add_argument("--size", default="tiny", help="mirl size (default tiny)")
+    p.add_argument("--steps", type=int, default=600, help="optimizer steps per training (default 600; see --curve)")
+    p.add_argument("--lr", type=float, default=SAMPLE_LR)
+    p.add_argument("--patch", type=int, default=SAMPLE_PATCH)
+    p.add_argument("--batch", type=int, default=8)
     p.add_argument("--rounds", type=int, default=10, help="pruning rounds (default 10: density 0.107)")
-    p.add_argument("--rate", type=float, default=0.2, help="fraction of remaining weights pruned per round (default 0.2)")
-    p.add_argument("--rewind-step", type=int, default=None, help="K for imp_step (default: 5%% of --steps)")
-    p.add_argument("--seeds", type=int, default=1, help="repeat with seeds seed0..seed0+N-1; report mean and spread")
-    p.add_argument("--seed0", type=int, default=0, help="first seed (default 0)")
-    p.add_argument("--test-images", type=int, default=None, help="test images per task (default: all 5)")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON path; the .md table and .png figure go beside it")
-    p.add_argument("--quick", action="store_true", help="smoke run: 2 rounds, 3 steps, patch 32, 1 test image")
+    p.add_argument("--rate", type=float, default=0.2)
+    p.add_argument("--report-every", type=int, default=2,
+                   help="evaluate IMP and train the controls every N rounds (and at the last); default 2")
+    p.add_argument("--late-rewind", type=int, default=None, metavar="K", help="also run IMP rewinding to step K")
+    p.add_argument("--test-degradations", type=int, default=3, help="seeded degradations per test photograph")
+    p.add_argument("--threads", default="auto", help="CPU threads: auto (idle cores at the start) or N")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON path; .md and .png go beside it")
+    p.add_argument("--quick", action="store_true", help="1 seed, 6 rounds reported every 3 (about 15 min)")
+    p.add_argument("--smoke", action="store_true", help="seconds a seed: 2 rounds, 3 steps, 2 photos (for the tests)")
+    p.add_argument("--curve", action="store_true", help="dense quality against steps on the validation split, then stop")
     args = p.parse_args(argv)
     if args.quick:
-        args.rounds, args.steps, args.patch, args.test_images, args.batch = 2, 3, 32, 1, 4
-    if args.rewind_step is None:
-        args.rewind_step = max(1, round(0.05 * args.steps))
-    if not 1 <= args.rewind_step < args.steps:
-        p.error(f"--rewind-step must be in [1, --steps), got {args.rewind_step}")
+        args.seeds, args.rounds, args.report_every, args.test_degradations = 1, 6, 3, 1
+    if args.smoke:
+        args.rounds, args.report_every, args.steps, args.patch, args.batch = 2, 1, 3, 32, 4
+        args.test_degradations = 1
+    if args.late_rewind is not None and not 1 <= args.late_rewind < args.steps:
+        p.error(f"--late-rewind must be in [1, --steps), got {args.late_rewind}")
     return args
 
 
+def reported_rounds(rounds: int, every: int) -> list[int]:
+    """The rounds whose density is reported: 0, every N-th, and the last."""
+    return sorted({0, rounds, *range(every, rounds + 1, every)})
+
+
+# -- statistics ----------------------------------------------------------------------------
+def t975(df: int) -> float:
+    """Two-sided 95% Student t quantile (table, nearest smaller tabulated df beyond 10; 1.96 beyond 30)."""
+    if df in T975:
+        return T975[df]
+    if df > 30:
+        return 1.96
+    return T975[max(k for k in T975 if k <= df)]
+
+
+def paired(a: list[float], b: list[float]) -> dict[str, float]:
+    """Mean of a - b over seeds, its standard deviation and 95% t-interval (NaN bounds for one seed)."""
+    diffs = [x - y for x, y in zip(a, b)]
+    mean = statistics.fmean(diffs)
+    if len(diffs) < 2:
+        return {"mean": mean, "std": math.nan, "low": math.nan, "high": math.nan, "n": len(diffs)}
+    sd = statistics.stdev(diffs)
+    half = t975(len(diffs) - 1) * sd / math.sqrt(len(diffs))
+    return {"mean": mean, "std": sd, "low": mean - half, "high": mean + half, "n": len(diffs)}
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
 # -- one seed ------------------------------------------------------------------------------
-class TrainAndEvaluate:
-    """The closure both pruners share: train one round with the engine, then evaluate."""
+class Bench:
+    """Data, test sets and training shared by every seed."""
 
-    def __init__(self, trainer: RestorationTrainer, test_sets: dict, device: str, label: str, on_result) -> None:
-        self.trainer, self.test_sets, self.device = trainer, test_sets, device
-        self.label, self.on_result = label, on_result
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        recipe_opts = {"max_images": 2} if args.smoke else {}
+        self.recipe = get_recipe("sample", **recipe_opts)
+        self.test_sets = get_recipe("sample", degradations=args.test_degradations, **recipe_opts).test_sets()
+        self.labels = list(self.test_sets)
+        self.threads = resolve_threads(args.threads)
 
-    def __call__(self, model: torch.nn.Module, ctx) -> dict[str, Any]:
-        variant = ctx.extras.get("control") or (self.label if ctx.round > 0 else "dense")
-        start = time.perf_counter()
-        metrics = self.trainer(model, ctx)
-        trained = time.perf_counter()
-        summary = evaluate(model, self.test_sets, device=self.device).summary()
-        result = {
-            "psnr": {k: v["psnr"] for k, v in summary.items()},
-            "ssim": {k: v["ssim"] for k, v in summary.items()},
-            "train_loss": metrics["loss"],
-            "train_seconds": trained - start,
-            "eval_seconds": time.perf_counter() - trained,
-        }
-        result["mean_psnr"] = statistics.fmean(result["psnr"].values())
-        result["mean_ssim"] = statistics.fmean(result["ssim"].values())
-        self.on_result(ctx.round, ctx.density, variant, result)
-        return result
+    def fresh_model(self) -> torch.nn.Module:
+        return apply_init(build_model("mirl", self.args.size), SAMPLE_INIT).to(self.args.device)
+
+    def trainer(self, seed: int) -> RestorationTrainer:
+        a = self.args
+        data = self.recipe.train_dataset(patch_size=a.patch, seed=seed)
+        return RestorationTrainer(data, TrainConfig(steps=a.steps, lr=a.lr, loss=SAMPLE_LOSS, batch_size=a.batch,
+                                                    device=a.device, checkpoint_every=None, seed=seed,
+                                                    threads=self.threads.threads))
+
+    def score(self, model: torch.nn.Module) -> dict[str, Any]:
+        result = evaluate(model, self.test_sets, device=self.args.device)
+        return {"psnr": {k: s.psnr for k, s in result.sets.items()}, "ssim": {k: s.ssim for k, s in result.sets.items()},
+                "input_psnr": {k: s.input_psnr for k, s in result.sets.items()},
+                "input_ssim": {k: s.input_ssim for k, s in result.sets.items()}}
 
 
-def run_seed(seed: int, args: argparse.Namespace, train_set, test_sets, on_result) -> list[dict[str, Any]]:
-    """Both pruners over all rounds for one seed; returns one row per round."""
-    torch.manual_seed(seed)
-    model_step = build_model("mirl", args.size)
-    model_init = copy.deepcopy(model_step)  # the same initialization for both lines
-    config = TrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, device=args.device, checkpoint_every=None)
-    trainer = RestorationTrainer(train_set, config)
+def run_seed(bench: Bench, seed: int, log: Callable[..., None]) -> dict[int, dict[str, Any]]:
+    """Every variant of one seed; returns round -> {"density", "variants": {variant: result}}."""
+    a = bench.args
+    report = set(reported_rounds(a.rounds, a.report_every))
     rows: dict[int, dict[str, Any]] = {}
+    trainer = bench.trainer(seed)
 
-    def record(r: int, density: float, variant: str, result: dict[str, Any]) -> None:
-        row = rows.setdefault(r, {"round": r, "density": density, "variants": {}})
-        row["variants"][variant] = result
-        on_result(seed, r, density, variant, result)
+    def closure(variant: str) -> Callable[[torch.nn.Module, RoundContext], dict[str, Any]]:
+        def train(model: torch.nn.Module, ctx: RoundContext) -> dict[str, Any]:
+            name = ctx.extras.get("control") or ("dense" if ctx.round == 0 and variant == "imp_init" else variant)
+            start = time.perf_counter()
+            metrics = trainer(model, ctx)
+            trained = time.perf_counter()
+            result = {"train_loss": metrics["loss"], "train_seconds": trained - start}
+            if ctx.round in report and not (name == "imp_step" and ctx.round == 0):  # the twin's round 0 is dense again
+                result.update(bench.score(model))
+                result["mean_psnr"] = statistics.fmean(result["psnr"].values())
+                result["mean_ssim"] = statistics.fmean(result["ssim"].values())
+                result["eval_seconds"] = time.perf_counter() - trained
+                rows.setdefault(ctx.round, {"round": ctx.round, "density": ctx.density, "variants": {}})
+                rows[ctx.round]["variants"][name] = result
+            log(seed, ctx.round, ctx.density, name, result)
+            return {"loss": metrics["loss"]}
+        return train
 
-    step_pruner = IterativeMagnitudePruner(
-        model_step, TrainAndEvaluate(trainer, test_sets, args.device, "imp_step", record),
-        rate=args.rate, rounds=args.rounds, scope="global", rewind=f"step:{args.rewind_step}", seed=seed)
-    init_pruner = IterativeMagnitudePruner(
-        model_init, TrainAndEvaluate(trainer, test_sets, args.device, "imp_init", record),
-        rate=args.rate, rounds=args.rounds, scope="global", rewind="init", controls=CONTROLS, seed=seed,
-        model_factory=lambda: build_model("mirl", args.size).to(args.device))  # random_reinit re-draws it all
-
-    step_pruner.run_round()  # round 0: trains and evaluates the dense network
-
-    def replay_dense(model: torch.nn.Module, ctx) -> dict[str, Any]:
-        # Same init, same seed, same data order: this round 0 would repeat the one above.
-        model.load_state_dict(step_pruner.model.state_dict())
-        # One backward pass lets the pruner see which tensors get gradients (PromptIR builds
-        # convolutions it never calls; they must leave the prunable set as in a trained round 0).
-        model(torch.rand(1, 3, args.patch, args.patch, device=args.device)).mean().backward()
-        model.zero_grad(set_to_none=True)
-        return rows[0]["variants"]["dense"]
-
-    init_pruner.run_round(replay_dense)
-    assert init_pruner.active == step_pruner.active, "the two pruners disagree on the prunable set"
-    while not init_pruner.finished:
-        step_pruner.run_round()
-        init_pruner.run_round()
-    return [rows[r] for r in sorted(rows)]
-
-
-# -- timing --------------------------------------------------------------------------------
-def measure_step(args: argparse.Namespace, train_set, reps: int = 3) -> float:
-    """Seconds per training step as the benchmark runs it (masks, data, engine): min over reps of 8-step rounds."""
-    torch.manual_seed(0)
-    model = build_model("mirl", args.size)
-    IterativeMagnitudePruner(model, rounds=1)  # masks attached: the cost the benchmark pays
-    n = 2 if args.quick else 8
-
-    def timed(steps: int) -> float:
-        config = TrainConfig(steps=steps, batch_size=args.batch, lr=args.lr, device=args.device, checkpoint_every=None)
-        start = time.perf_counter()
-        RestorationTrainer(train_set, config)(model, RoundContext(round=0, density=1.0))
-        return time.perf_counter() - start
-
-    timed(1)  # warm-up: allocator, first data items
-    return min(timed(n) / n for _ in range(reps))
+    torch.manual_seed(seed)
+    model = bench.fresh_model()
+    start_state = {k: v.clone() for k, v in model.state_dict().items()}
+    rates = identity_layer_rates(SAMPLE_INIT, a.rate)  # the zero-started output layer is pruned on its own
+    pruner = IterativeMagnitudePruner(model, closure("imp_init"), rate=a.rate, rounds=a.rounds, scope="global",
+                                      rewind="init", seed=seed, layer_rates=rates, model_factory=bench.fresh_model)
+    late = None
+    if a.late_rewind is not None:
+        twin = bench.fresh_model()
+        twin.load_state_dict(start_state)  # the same initialization, so round 0 is the same training
+        late = IterativeMagnitudePruner(twin, closure("imp_step"), rate=a.rate, rounds=a.rounds, scope="global",
+                                        rewind=f"step:{a.late_rewind}", seed=seed, layer_rates=rates)
+    for r in range(a.rounds + 1):
+        pruner.run_round()
+        if late is not None:  # its round 0 repeats the dense training, and snapshots step K on the way
+            late.run_round()
+        if r >= 1 and r in report:
+            for i, kind in enumerate(CONTROLS):
+                control = pruner.make_control(kind, seed=seed * 1009 + 31 * r + i)
+                ctx = RoundContext(round=r, density=pruner.mask.density, seed=seed, extras={"control": kind})
+                closure(kind)(control, ctx)
+    return rows
 
 
-def measure_eval(args: argparse.Namespace, test_sets) -> float:
-    torch.manual_seed(0)
-    start = time.perf_counter()
-    evaluate(build_model("mirl", args.size), test_sets, device=args.device)
-    return time.perf_counter() - start
-
-
-# -- aggregation, table, figure, verdict ---------------------------------------------------
-def aggregate(runs: list[dict[str, Any]], tasks: list[str]) -> list[dict[str, Any]]:
-    """Per round and variant: means over seeds of every number, plus the spread of the mean PSNR."""
-    out = []
-    for r, first in enumerate(runs[0]["rounds"]):
-        row = {"round": r, "density": first["density"], "variants": {}}
-        for variant in first["variants"]:
-            results = [run["rounds"][r]["variants"][variant] for run in runs]
-            means = [x["mean_psnr"] for x in results]
-            row["variants"][variant] = {
-                "psnr": {t: statistics.fmean(x["psnr"][t] for x in results) for t in tasks},
-                "ssim": {t: statistics.fmean(x["ssim"][t] for x in results) for t in tasks},
-                "mean_psnr": statistics.fmean(means),
-                "mean_psnr_std": statistics.stdev(means) if len(means) > 1 else 0.0,
-                "mean_psnr_min": min(means),
-                "mean_psnr_max": max(means),
-                "mean_ssim": statistics.fmean(x["mean_ssim"] for x in results),
+# -- aggregation ---------------------------------------------------------------------------
+def aggregate(runs: list[dict[str, Any]], labels: list[str], variants: list[str]) -> dict[str, Any]:
+    """Means and spreads per round and variant; paired differences with 95% intervals."""
+    rounds = sorted({int(r) for run in runs for r in run["rounds"]})
+    first = runs[0]["rounds"]
+    dense = [run["rounds"][0]["variants"]["dense"] for run in runs]
+    inputs = first[0]["variants"]["dense"]
+    summary = {"input": {"psnr": inputs["input_psnr"], "ssim": inputs["input_ssim"],
+                         "mean_psnr": statistics.fmean(inputs["input_psnr"].values()),
+                         "mean_ssim": statistics.fmean(inputs["input_ssim"].values())},
+               "rounds": []}
+    for r in rounds:
+        row: dict[str, Any] = {"round": r, "density": first[r]["density"], "variants": {}, "paired": {}}
+        for v in (["dense"] if r == 0 else variants):
+            res = [run["rounds"][r]["variants"][v] for run in runs if v in run["rounds"][r]["variants"]]
+            if not res:
+                continue
+            row["variants"][v] = {
+                "mean_psnr": spread([x["mean_psnr"] for x in res]),
+                "mean_ssim": spread([x["mean_ssim"] for x in res]),
+                "psnr": {l: spread([x["psnr"][l] for x in res]) for l in labels},
             }
-        out.append(row)
-    return out
+        if r > 0 and "imp_init" in row["variants"]:
+            ticket = [run["rounds"][r]["variants"]["imp_init"] for run in runs]
+            others = {c: [run["rounds"][r]["variants"][c] for run in runs] for c in (*CONTROLS, "imp_step")
+                      if c in row["variants"]}
+            others["dense"] = dense
+            for name, rs in others.items():
+                row["paired"][f"imp_init - {name}"] = {
+                    "mean": paired([t["mean_psnr"] for t in ticket], [o["mean_psnr"] for o in rs]),
+                    "sets": {l: paired([t["psnr"][l] for t in ticket], [o["psnr"][l] for o in rs]) for l in labels},
+                }
+        summary["rounds"].append(row)
+    return summary
 
 
-def verdict(summary: list[dict[str, Any]]) -> dict[str, Any]:
-    """Both targets of issue 7 from the (seed-averaged) numbers, with margins."""
-    dense = summary[0]["variants"]["dense"]["mean_psnr"]
-    last = next((row for row in summary[1:] if abs(row["density"] - TARGET_DENSITY) < 5e-3), None)
-    t1: dict[str, Any] = {"target": f"best ticket at density {TARGET_DENSITY:.3f} within {TARGET_DENSE_GAP} dB of dense"}
+def verdict(summary: dict[str, Any], labels: list[str], target_density: float) -> dict[str, Any]:
+    rows = summary["rounds"]
+    last = next((r for r in rows if abs(r["density"] - target_density) < 5e-3), None)
+    t1: dict[str, Any] = {"target": f"imp_init at density {target_density:.3f} within {TARGET_DENSE_GAP} dB of dense or better"}
     if last is None:
-        run = ", ".join(f"{row['density']:.3f}" for row in summary)
-        t1.update(status="not measured", reason=f"no round at density {TARGET_DENSITY:.3f} (densities run: {run})")
+        t1["status"] = "not measured"
     else:
-        best_name = max(TICKETS, key=lambda v: last["variants"][v]["mean_psnr"])
-        best = last["variants"][best_name]["mean_psnr"]
-        margin = best - (dense - TARGET_DENSE_GAP)
-        t1.update(status="pass" if margin >= 0 else "fail", dense_psnr=dense, best_ticket=best_name,
-                  best_ticket_psnr=best, gap_to_dense=best - dense, margin=margin)
-    rows = [row for row in summary[1:] if row["density"] <= CONTROL_DENSITY]
-    t2: dict[str, Any] = {"target": f"each ticket >= {TARGET_CONTROL_GAP} dB above both controls at density <= {CONTROL_DENSITY}"}
-    if not rows:
-        t2.update(status="not measured", reason=f"no round reached density <= {CONTROL_DENSITY}")
+        d = last["paired"]["imp_init - dense"]["mean"]
+        t1.update(status="pass" if d["mean"] >= -TARGET_DENSE_GAP else "fail", difference=d)
+    t2: dict[str, Any] = {"target": f"imp_init >= {TARGET_CONTROL_GAP} dB above each control at every reported "
+                                    f"density <= {CONTROL_DENSITY}, 95% interval above 0"}
+    checks = []
+    for row in rows:
+        if row["round"] == 0 or row["density"] > CONTROL_DENSITY:
+            continue
+        for c in CONTROLS:
+            d = row["paired"][f"imp_init - {c}"]["mean"]
+            ok = d["mean"] >= TARGET_CONTROL_GAP and (d["n"] < 2 or d["low"] > 0)
+            holds = [l for l in labels if row["paired"][f"imp_init - {c}"]["sets"][l]["low"] > 0]
+            checks.append({"density": row["density"], "control": c, "difference": d, "pass": ok, "sets_ci_above_0": holds})
+    if checks:
+        t2.update(status="pass" if all(c["pass"] for c in checks) else "fail", checks=checks,
+                  failed=sum(not c["pass"] for c in checks))
     else:
-        checks = []
-        for row in rows:
-            v = row["variants"]
-            for ticket in TICKETS:
-                for control in CONTROLS:
-                    gap = v[ticket]["mean_psnr"] - v[control]["mean_psnr"]
-                    checks.append({"density": row["density"], "ticket": ticket, "control": control,
-                                   "gap": gap, "margin": gap - TARGET_CONTROL_GAP})
-        worst = min(checks, key=lambda c: c["margin"])
-        failed = [c for c in checks if c["margin"] < 0]
-        t2.update(status="fail" if failed else "pass", checks=len(checks), failed=len(failed), worst=worst)
-    return {"dense_vs_best_ticket": t1, "tickets_vs_controls": t2}
+        t2["status"] = "not measured"
+    per_set = {}
+    for l in labels:
+        per_set[l] = [row["density"] for row in rows if row["round"] > 0 and row["density"] <= CONTROL_DENSITY
+                      and all(row["paired"][f"imp_init - {c}"]["sets"][l]["low"] > 0 for c in CONTROLS)]
+    return {"ticket_vs_dense": t1, "ticket_vs_controls": t2, "sets_where_ticket_beats_both_controls": per_set}
 
 
-def fmt_cell(value: dict[str, Any], metric: str, task: str | None, seeds: int) -> str:
-    if task is None:
-        text = f"{value['mean_psnr']:.2f}" if metric == "psnr" else f"{value['mean_ssim']:.4f}"
-        if metric == "psnr" and seeds > 1:
-            text += f" ± {value['mean_psnr_std']:.2f}"
-        return text
-    return f"{value[metric][task]:.2f}" if metric == "psnr" else f"{value[metric][task]:.4f}"
+# -- presentation --------------------------------------------------------------------------
+def _pm(s: dict[str, float], seeds: int, digits: int = 2) -> str:
+    return f"{s['mean']:.{digits}f}" + (f" ± {s['std']:.{digits}f}" if seeds > 1 else "")
 
 
-def table(summary: list[dict[str, Any]], tasks: list[str], seeds: int) -> str:
-    """Markdown: mean PSNR/SSIM per variant, then per-task PSNR/SSIM per variant."""
-    lines = ["### Mean over tasks: PSNR (dB) / SSIM" + (f", mean ± std over {seeds} seeds" if seeds > 1 else ""), ""]
-    cols = [v for v in VARIANTS if v != "dense"]
-    lines += ["| density | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    dense = summary[0]["variants"]["dense"]
-    d_cell = f"{fmt_cell(dense, 'psnr', None, seeds)} / {dense['mean_ssim']:.4f}"
-    lines.append("| 1.000 (dense) | " + " | ".join(d_cell for _ in cols) + " |")
-    for row in summary[1:]:
-        cells = [f"{fmt_cell(row['variants'][v], 'psnr', None, seeds)} / {row['variants'][v]['mean_ssim']:.4f}" for v in cols]
-        lines.append(f"| {row['density']:.3f} | " + " | ".join(cells) + " |")
-    short = [t.split("/")[0] for t in tasks]
-    for variant in cols:
-        lines += ["", f"### {variant}: PSNR (dB) / SSIM per task", ""]
-        lines += ["| density | " + " | ".join(short) + " | mean |", "|---" * (len(tasks) + 2) + "|"]
-        for row in summary:
-            v = row["variants"].get(variant) or row["variants"].get("dense")
+def _ci(d: dict[str, float]) -> str:
+    if d["n"] < 2:
+        return f"{d['mean']:+.2f}"
+    return f"{d['mean']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"
+
+
+def markdown(summary: dict[str, Any], labels: list[str], variants: list[str], seeds: int, v: dict[str, Any]) -> str:
+    short = [SHORT.get(l.split("/")[0], l) for l in labels]
+    inp = summary["input"]
+    out = [f"### Mean PSNR over the six test sets (dB), mean ± std over {seeds} seed(s)", "",
+           "| density | " + " | ".join(variants) + " |", "|---" * (len(variants) + 1) + "|",
+           f"| degraded input | " + " | ".join(f"{inp['mean_psnr']:.2f}" for _ in variants) + " |"]
+    for row in summary["rounds"]:
+        if row["round"] == 0:
+            cell = _pm(row["variants"]["dense"]["mean_psnr"], seeds)
+            out.append(f"| 1.000 (dense) | " + " | ".join(cell for _ in variants) + " |")
+            continue
+        cells = [_pm(row["variants"][x]["mean_psnr"], seeds) if x in row["variants"] else "-" for x in variants]
+        out.append(f"| {row['density']:.3f} | " + " | ".join(cells) + " |")
+    comps = [k for k in summary["rounds"][-1]["paired"]]
+    out += ["", "### Paired differences of the mean PSNR (dB): mean [95% t-interval] over seeds", "",
+            "| density | " + " | ".join(comps) + " |", "|---" * (len(comps) + 1) + "|"]
+    for row in summary["rounds"][1:]:
+        out.append(f"| {row['density']:.3f} | " + " | ".join(_ci(row["paired"][k]["mean"]) if k in row["paired"] else "-"
+                                                         for k in comps) + " |")
+    for variant in variants:
+        out += ["", f"### {variant}: PSNR per test set (dB), mean ± std over seeds", "",
+                "| density | " + " | ".join(short) + " | mean |", "|---" * (len(labels) + 2) + "|",
+                "| degraded input | " + " | ".join(f"{inp['psnr'][l]:.2f}" for l in labels) + f" | {inp['mean_psnr']:.2f} |"]
+        for row in summary["rounds"]:
+            x = row["variants"].get("dense" if row["round"] == 0 else variant)
+            if x is None:
+                continue
             name = f"{row['density']:.3f}" + (" (dense)" if row["round"] == 0 else "")
-            cells = [f"{v['psnr'][t]:.2f} / {v['ssim'][t]:.4f}" for t in tasks]
-            lines.append(f"| {name} | " + " | ".join(cells) + f" | {v['mean_psnr']:.2f} / {v['mean_ssim']:.4f} |")
-    return "\n".join(lines)
+            out.append(f"| {name} | " + " | ".join(_pm(x["psnr"][l], seeds) for l in labels) + f" | {_pm(x['mean_psnr'], seeds)} |")
+    out += ["", "### imp_init minus each control, per test set (dB): mean [95% t-interval]", ""]
+    for c in CONTROLS:
+        out += [f"**vs {c}**", "", "| density | " + " | ".join(short) + " |", "|---" * (len(labels) + 1) + "|"]
+        for row in summary["rounds"][1:]:
+            key = f"imp_init - {c}"
+            if key in row["paired"]:
+                out.append(f"| {row['density']:.3f} | " + " | ".join(_ci(row["paired"][key]["sets"][l]) for l in labels) + " |")
+        out.append("")
+    out += ["### Verdict", ""]
+    t1, t2 = v["ticket_vs_dense"], v["ticket_vs_controls"]
+    if t1["status"] == "not measured":
+        out.append(f"- {t1['target']}: not measured")
+    else:
+        out.append(f"- {t1['target']}: **{t1['status'].upper()}**, difference {_ci(t1['difference'])} dB")
+    if t2["status"] == "not measured":
+        out.append(f"- {t2['target']}: not measured")
+    else:
+        out.append(f"- {t2['target']}: **{t2['status'].upper()}** ({t2['failed']} of {len(t2['checks'])} comparisons miss)")
+        for c in t2["checks"]:
+            mark = "ok" if c["pass"] else "MISS"
+            out.append(f"  - {c['density']:.3f} vs {c['control']}: {_ci(c['difference'])} dB ({mark})")
+    holds = v["sets_where_ticket_beats_both_controls"]
+    out.append("- test sets where imp_init beats both controls with the 95% interval above 0, by density: " +
+               "; ".join(f"{SHORT.get(l.split('/')[0], l)}: " + (", ".join(f"{d:.3f}" for d in ds) or "none")
+                         for l, ds in holds.items()))
+    return "\n".join(out)
 
 
-def figure(summary: list[dict[str, Any]], path: Path, title: str, seeds: int) -> None:
-    """PSNR and SSIM against the remaining fraction (log x), one line per variant, dense as reference."""
+def figure(summary: dict[str, Any], variants: list[str], path: Path, title: str, seeds: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -280,127 +357,156 @@ def figure(summary: list[dict[str, Any]], path: Path, title: str, seeds: int) ->
 
     styles = {"imp_init": ("tab:blue", "o", "IMP ticket, rewind to init"),
               "imp_step": ("tab:green", "s", "IMP ticket, rewind to step K"),
-              "random_reinit": ("tab:orange", "^", "random reinit (ticket mask)"),
-              "random_prune": ("tab:red", "v", "random pruning (same layer densities)")}
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
-    for ax, metric in zip(axes, ("psnr", "ssim")):
-        key = f"mean_{metric}"
-        dense = summary[0]["variants"]["dense"][key]
-        ax.axhline(dense, color="black", linestyle="--", linewidth=1, label="dense")
-        rows = summary[1:]
-        xs = [row["density"] for row in rows]
-        for variant, (color, marker, label) in styles.items():
-            ys = [row["variants"][variant][key] for row in rows]
-            if metric == "psnr" and seeds > 1:
-                err = [row["variants"][variant]["mean_psnr_std"] for row in rows]
-                ax.errorbar(xs, ys, yerr=err, color=color, marker=marker, label=label, capsize=3)
-            else:
-                ax.plot(xs, ys, color=color, marker=marker, label=label)
+              "random_reinit": ("tab:orange", "^", "random reinit (ticket's mask)"),
+              "random_prune": ("tab:red", "v", "random pruning (ticket's layer densities)")}
+    fig, axes = plt.subplots(1, 2, figsize=(12.5, 4.6))
+    rows = [r for r in summary["rounds"] if r["round"] > 0]
+    xs_all = [r["density"] for r in rows]
+    for ax, metric in zip(axes, ("mean_psnr", "mean_ssim")):
+        dense = summary["rounds"][0]["variants"]["dense"][metric]
+        ax.axhline(dense["mean"], color="black", ls="--", lw=1, label="dense")
+        ax.axhline(summary["input"][metric], color="tab:red", ls=":", lw=1.5, label="degraded input")
+        for v in variants:
+            pts = [(r["density"], r["variants"][v][metric]) for r in rows if v in r["variants"]]
+            if not pts:
+                continue
+            color, marker, label = styles[v]
+            xs, ss = zip(*pts)
+            ax.errorbar(xs, [s["mean"] for s in ss], yerr=[s["std"] for s in ss] if seeds > 1 else None,
+                        color=color, marker=marker, label=label, capsize=3)
         ax.set_xscale("log")
         ax.invert_xaxis()
-        ticks = ([1.0] + xs)[:: max(1, (len(xs) + 1) // 6)]
-        ax.set_xticks(sorted(set(ticks + xs[-1:]), reverse=True))
-        ax.set_xticklabels([f"{t:.3g}" for t in ax.get_xticks()])
+        ax.set_xticks(xs_all)
+        ax.set_xticklabels([f"{x:.3g}" for x in xs_all])
         ax.minorticks_off()
         ax.set_xlabel("remaining fraction of prunable weights (log)")
-        ax.set_ylabel("mean PSNR over tasks (dB)" if metric == "psnr" else "mean SSIM over tasks")
+        ax.set_ylabel("mean PSNR over test sets (dB)" if metric == "mean_psnr" else "mean SSIM over test sets")
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title + (f"; error bars: std over {seeds} seeds" if seeds > 1 else ""), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def verdict_text(v: dict[str, Any]) -> str:
-    t1, t2 = v["dense_vs_best_ticket"], v["tickets_vs_controls"]
-    lines = ["### Verdict", ""]
-    if t1["status"] == "not measured":
-        lines.append(f"- target 1 ({t1['target']}): not measured ({t1['reason']})")
-    else:
-        lines.append(f"- target 1 ({t1['target']}): **{t1['status'].upper()}**: {t1['best_ticket']} "
-                     f"{t1['best_ticket_psnr']:.2f} dB vs dense {t1['dense_psnr']:.2f} dB "
-                     f"(gap {t1['gap_to_dense']:+.2f} dB, margin {t1['margin']:+.2f} dB)")
-    if t2["status"] == "not measured":
-        lines.append(f"- target 2 ({t2['target']}): not measured ({t2['reason']})")
-    else:
-        w = t2["worst"]
-        lines.append(f"- target 2 ({t2['target']}): **{t2['status'].upper()}**: {t2['failed']} of {t2['checks']} "
-                     f"comparisons below target; worst: {w['ticket']} vs {w['control']} at density {w['density']:.3f}, "
-                     f"gap {w['gap']:+.2f} dB (margin {w['margin']:+.2f} dB)")
-    return "\n".join(lines)
+# -- the steps curve -----------------------------------------------------------------------
+def curve(args: argparse.Namespace) -> int:
+    """Dense training at several step budgets on the validation split: where does quality flatten?"""
+    budgets = (150, 300, 600, 1200, 2400) if not args.smoke else (2, 4)
+    recipe = get_recipe("sample", split="validation")
+    val = get_recipe("sample", split="validation", degradations=3).test_sets()
+    threads = resolve_threads(args.threads)
+    rows = []
+    for steps in budgets:
+        torch.manual_seed(args.seed0)
+        model = apply_init(build_model("mirl", args.size), SAMPLE_INIT)
+        data = recipe.train_dataset(patch_size=args.patch, seed=args.seed0)
+        start = time.perf_counter()
+        metrics = RestorationTrainer(data, TrainConfig(steps=steps, lr=args.lr, loss=SAMPLE_LOSS, batch_size=args.batch,
+                                                       device=args.device, checkpoint_every=None, seed=args.seed0,
+                                                       threads=threads.threads))(model, RoundContext(round=0, density=1.0))
+        seconds = time.perf_counter() - start
+        result = evaluate(model, val, device=args.device)
+        gains = {k.split("/")[0]: s.gain for k, s in result.sets.items()}
+        rows.append({"steps": steps, "train_loss": metrics["loss"], "loss_last": metrics["loss_last"],
+                     "mean_gain": statistics.fmean(gains.values()), "gains": gains, "seconds": seconds})
+        print(f"  {steps:5d} steps: mean gain {rows[-1]['mean_gain']:+.2f} dB over the validation inputs, "
+              f"train loss {metrics['loss']:.4f}, {seconds:.0f} s", flush=True)
+    out = args.out.with_name(args.out.stem + "_curve.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"benchmark": "lottery_tickets --curve", "split": "validation", "size": args.size,
+                               "lr": args.lr, "threads": threads.threads, "rows": rows}, indent=2))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ax.plot([r["steps"] for r in rows], [r["mean_gain"] for r in rows], marker="o", color="black", label="mean")
+    for t in rows[0]["gains"]:
+        ax.plot([r["steps"] for r in rows], [r["gains"][t] for r in rows], marker=".", lw=1, alpha=0.7, label=SHORT.get(t, t))
+    ax.axhline(0, color="tab:red", ls=":", label="degraded input")
+    ax.set_xscale("log")
+    ax.set_xlabel("optimizer steps (each a full warm-up + cosine schedule)")
+    ax.set_ylabel("PSNR gain over the input, validation (dB)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out.with_suffix(".png"), dpi=120)
+    plt.close(fig)
+    print(f"wrote {out} and {out.with_suffix('.png')}")
+    return 0
 
 
 # -- main ----------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
+    if args.curve:
+        return curve(args)
+    bench = Bench(args)
     seeds = list(range(args.seed0, args.seed0 + args.seeds))
-    train_recipe = get_recipe("sample", max_images=2) if args.quick else get_recipe("sample")
-    test_recipe = get_recipe("sample", max_images=args.test_images) if args.test_images else train_recipe
-    train_set = train_recipe.train_dataset(patch_size=args.patch, seed=0)
-    test_sets = test_recipe.test_sets()
-    tasks = list(test_sets)
-    n_test = len(next(iter(test_sets.values())))
-    trainings = 1 + 4 * args.rounds  # dense once, then 2 tickets + 2 controls per round
-
-    step_s = measure_step(args, train_set, reps=1 if args.quick else 3)
-    eval_s = measure_eval(args, test_sets)
-    estimate = len(seeds) * trainings * (args.steps * step_s + eval_s)
-    params = sum(p.numel() for p in build_model("mirl", args.size).parameters())
-    config = {
-        "model": f"mirl/{args.size}", "params": params, "recipe": "sample", "tasks": tasks,
-        "train_images": len(train_recipe.train_names), "test_images_per_task": n_test,
-        "patch": args.patch, "batch": args.batch, "steps_per_training": args.steps, "lr": args.lr,
-        "schedule": "linear warm-up (15/120 of the steps) then cosine, restarted every round; AdamW, L1",
-        "rounds": args.rounds, "rate": args.rate, "scope": "global", "rewind_step": args.rewind_step,
-        "densities": [round((1 - args.rate) ** r, 4) for r in range(args.rounds + 1)],
-        "seeds": seeds, "device": args.device, "threads": args.threads, "quick": args.quick,
-    }
-    print(f"lottery tickets: mirl/{args.size} ({params:,} params), sample recipe, {len(tasks)} test sets x {n_test} image(s)")
-    print(f"  patch {args.patch}, batch {args.batch}, {args.steps} steps per training at lr {args.lr:g}, "
-          f"{args.rounds} rounds of {args.rate:.0%} global, imp_step rewinds to step {args.rewind_step}")
-    print(f"  seeds {seeds}; device {args.device}, {args.threads} thread(s)")
-    print(f"  measured: {step_s * 1000:.0f} ms per step, {eval_s:.1f} s per evaluation; "
-          f"{trainings} trainings per seed -> estimated {estimate / 60:.1f} min", flush=True)
+    variants = ["imp_init", *CONTROLS] + (["imp_step"] if args.late_rewind is not None else [])
+    report_at = reported_rounds(args.rounds, args.report_every)
+    lines = 2 if args.late_rewind is not None else 1  # IMP lines, each training every level
+    trainings = lines * (1 + args.rounds) + len(CONTROLS) * (len(report_at) - 1)
+    evals = 1 + (lines + len(CONTROLS)) * (len(report_at) - 1)
+    # Time a few steps and one evaluation, as the run will do them.
+    probe = bench.trainer(0)
+    probe.config.steps = 4 if not args.smoke else 2
+    t0 = time.perf_counter()
+    probe(bench.fresh_model(), RoundContext(round=0, density=1.0))
+    step_s = (time.perf_counter() - t0) / probe.config.steps
+    t0 = time.perf_counter()
+    bench.score(bench.fresh_model())
+    eval_s = time.perf_counter() - t0
+    estimate = len(seeds) * (trainings * args.steps * step_s + evals * eval_s)
+    params = sum(p.numel() for p in bench.fresh_model().parameters())
+    n_test = len(next(iter(bench.test_sets.values())))
+    densities = [round((1 - args.rate) ** r, 4) for r in report_at]
+    print(f"lottery tickets: mirl/{args.size} ({params:,} params), sample recipe, {len(bench.labels)} test sets x {n_test} "
+          f"images; {args.steps} steps per training at lr {args.lr:g}; {args.rounds} rounds of {args.rate:.0%} global; "
+          f"reported densities {densities}; seeds {seeds}; {bench.threads.threads} thread(s) ({bench.threads.reason})")
+    print(f"  {trainings} trainings and {evals} evaluations per seed; measured {step_s * 1000:.0f} ms/step and "
+          f"{eval_s:.1f} s/evaluation -> estimated {estimate / 60:.0f} min", flush=True)
 
     out = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     runs: list[dict[str, Any]] = []
     report: dict[str, Any] = {
-        "benchmark": "lottery_tickets", "config": config,
-        "environment": {"python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine(),
-                        "cpu_count": os.cpu_count()},
+        "benchmark": "lottery_tickets",
+        "config": {"model": f"mirl/{args.size}", "params": params, "steps": args.steps, "lr": args.lr, "loss": SAMPLE_LOSS,
+                   "init": SAMPLE_INIT, "patch": args.patch, "batch": args.batch, "rounds": args.rounds, "rate": args.rate,
+                   "reported_rounds": report_at, "densities": densities, "seeds": seeds, "late_rewind": args.late_rewind,
+                   "test_images_per_set": n_test, "test_degradations": args.test_degradations,
+                   "threads": bench.threads.threads, "device": args.device},
+        "environment": {"python": platform.python_version(), "torch": torch.__version__, "cpu_count": os.cpu_count(),
+                        "machine": platform.machine()},
         "timing": {"step_seconds": step_s, "eval_seconds": eval_s, "estimate_seconds": estimate},
-        "variants": list(VARIANTS), "runs": runs,
+        "runs": runs,
     }
 
-    def on_result(seed: int, r: int, density: float, variant: str, result: dict[str, Any]) -> None:
-        elapsed = time.perf_counter() - started
-        print(f"[seed {seed}] round {r:2d} density {density:.3f} {variant:<13} mean PSNR {result['mean_psnr']:6.2f} dB "
-              f"SSIM {result['mean_ssim']:.4f}  loss {result['train_loss']:.4f}  "
-              f"({result['train_seconds']:.0f}+{result['eval_seconds']:.0f} s, {elapsed / 60:.1f} min elapsed)", flush=True)
+    def log(seed: int, r: int, density: float, variant: str, result: dict[str, Any]) -> None:
+        scored = f"mean PSNR {result['mean_psnr']:6.2f} dB" if "mean_psnr" in result else "(not evaluated)"
+        print(f"[seed {seed}] round {r:2d} density {density:.3f} {variant:<13} {scored}  loss {result['train_loss']:.4f}  "
+              f"{(time.perf_counter() - started) / 60:5.1f} min", flush=True)
 
     for seed in seeds:
-        rounds = run_seed(seed, args, train_set, test_sets, on_result)
-        runs.append({"seed": seed, "rounds": rounds})
+        rows = run_seed(bench, seed, log)
+        runs.append({"seed": seed, "rounds": {r: rows[r] for r in sorted(rows)}})
         out.write_text(json.dumps(report, indent=2))  # partial results survive an interruption
-
-    summary = aggregate(runs, tasks)
-    report["summary"] = summary
-    report["verdict"] = verdict(summary)
+    summary = aggregate([{"rounds": run["rounds"]} for run in runs], bench.labels, variants)
+    v = verdict(summary, bench.labels, (1 - args.rate) ** args.rounds)
+    report.update(summary=summary, verdict=v)
     report["timing"]["total_seconds"] = time.perf_counter() - started
     out.write_text(json.dumps(report, indent=2))
-
-    header = (f"## Lottery tickets: mirl/{args.size}, sample recipe, patch {args.patch}, batch {args.batch}, "
-              f"{args.steps} steps/training, {args.rounds} x {args.rate:.0%} global, seeds {seeds}\n")
-    text = header + "\n" + table(summary, tasks, len(seeds)) + "\n\n" + verdict_text(report["verdict"]) + "\n"
+    head = (f"## Lottery tickets: mirl/{args.size}, sample recipe, {args.steps} steps/training, "
+            f"{args.rounds} x {args.rate:.0%} global, seeds {seeds}, {n_test} test images per set\n")
+    text = head + "\n" + markdown(summary, bench.labels, variants, len(seeds), v) + "\n"
     out.with_suffix(".md").write_text(text)
-    figure(summary, out.with_suffix(".png"),
-           f"mirl/{args.size} on the sample recipe: {args.steps} steps/round, patch {args.patch}, seeds {seeds}", len(seeds))
-    print()
-    print(text)
+    figure(summary, variants, out.with_suffix(".png"),
+           f"mirl/{args.size}, sample recipe, {args.steps} steps/training, seeds {seeds}", len(seeds))
+    print("\n" + text)
     print(f"total {report['timing']['total_seconds'] / 60:.1f} min (estimated {estimate / 60:.1f}); "
           f"wrote {out}, {out.with_suffix('.md')}, {out.with_suffix('.png')}")
     return 0

@@ -94,3 +94,13 @@ def test_thread_count_is_chosen_before_training_and_kept_on_resume(tmp_path, mon
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # a resume with --threads auto keeps the run's own count
     resumed = PruningRun(tmp_path / "run", config).plan(estimate=False)
     assert resumed.threads == 2 and "bit-identical" in resumed.threads_reason
+
+
+def test_identity_init_is_the_default_only_for_the_shipped_networks_on_sample_data():
+    assert RunConfig(**TINY).resolved().init == "identity"
+    assert RunConfig(**{**TINY, "init": "default"}).resolved().init == "default"
+    # A user's own network may have no `output` convolution to zero: it starts as its builder draws it.
+    assert RunConfig(**{**TINY, "model": "usernets.nets:TinyNet", "size": "default"}).resolved().init == "default"
+    assert RunConfig(**{**TINY, "recipe": "mirl", "data": "/nowhere", "data_paths": {}}).resolved().init == "default"
+    with pytest.raises(ValueError, match="--init must be one of default, identity"):
+        RunConfig(**{**TINY, "init": "zeros"}).resolved()
