@@ -168,7 +168,8 @@ class RunConfig:
         unknown = [k for k in data if k not in known]
         if unknown:
             raise ValueError(f"unknown configuration keys: {', '.join(unknown)}")
-        return cls(**data)
+        # Runs saved before --init existed started as their builder drew them.
+        return cls(**{"init": "default", **data})
 
     def differences(self, other: RunConfig, allow_growth: bool = False) -> list[str]:
         """Result-defining settings that differ (operational ones such as the device may change).

@@ -104,3 +104,10 @@ def test_identity_init_is_the_default_only_for_the_shipped_networks_on_sample_da
     assert RunConfig(**{**TINY, "recipe": "mirl", "data": "/nowhere", "data_paths": {}}).resolved().init == "default"
     with pytest.raises(ValueError, match="--init must be one of default, identity"):
         RunConfig(**{**TINY, "init": "zeros"}).resolved()
+
+
+def test_a_run_saved_before_init_existed_keeps_the_builders_initialization():
+    saved = RunConfig(**TINY).resolved().to_dict()
+    del saved["init"]
+    assert RunConfig.from_dict(saved).init == "default"
+    assert RunConfig.from_dict({**saved, "init": "identity"}).init == "identity"
