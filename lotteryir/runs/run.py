@@ -321,7 +321,7 @@ class PruningRun:
             scope=c.scope,
             rewind=c.rewind,
             controls=tuple(c.controls),
-            layer_rates=identity_layer_rates(c.init or "default", c.rate),
+            layer_rates=identity_layer_rates(c.init, c.rate),
             model_factory=self._fresh_model,  # random_reinit re-draws everything the constructor draws
             seed=c.seed,
             on_rewind_point=lambda step: self._save_pruner_state(include_model=False) if ddp.is_main() else None,
@@ -334,7 +334,7 @@ class PruningRun:
 
     def _fresh_model(self) -> torch.nn.Module:
         """The run's network as it starts (builder + ``init``), under whatever RNG state is current."""
-        return apply_init(build_model(self.config.model, self.config.size), self.config.init or "default")
+        return apply_init(build_model(self.config.model, self.config.size), self.config.init)
 
     def _check_patch_size(self) -> None:
         # A patch larger than every image would be almost all padding (and, large enough, exhaust memory).
