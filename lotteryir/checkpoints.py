@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .models import CheckpointError, build_from_state_dict, check_weights, guess_model, load_weights, read_checkpoint
-from .models.external import refuse_from_file
+from .models.registry import refuse_from_file
 from .pruning import Mask, SparsityReport, current_mask, export_state_dict, find_prunable, select_prunable, sparsity_report
 from .pruning.ticket import compact_shapes, is_compact, load_compact, read_compact_metadata, save_compact
 

@@ -83,10 +83,12 @@ def prune(
     Under torchrun each process trains a DistributedDataParallel replica; rank 0 alone writes and draws.
     """
     from .engine.distributed import env_rank
+    from .models import register_import_path
     from .models.external import label as model_label
     from .runs import PruningRun, RunCallbacks, RunConfig
 
     paths = _parse_paths(data_path)
+    model = register_import_path(model)  # typed here: the one kind of name lotteryir may import
     config = RunConfig(
         model=model, size=size, recipe=recipe, data=str(data) if data else None, data_paths=paths,
         tasks=[t.strip() for t in tasks.split(",") if t.strip()] if tasks else None,
@@ -301,14 +303,17 @@ def _round_table(history: list[dict], title: str = "") -> Table:
 def _load_source(source: Path, round: Optional[int], allow_nonfinite: bool = False, model: Optional[str] = None):
     """A run directory (its round's ticket), a compact ticket, or a published checkpoint."""
     from .checkpoints import load_checkpoint
-    from .models.external import refuse_from_file
+    from .models import refuse_from_file, register_import_path
+    from .models.external import canonical_name
     from .runs import is_run_dir, read_config, round_ticket_path
 
+    if model is not None:
+        model = register_import_path(model)  # typed by the user, so it may be imported
     if is_run_dir(source):
         config = read_config(source)
         if model is None:
             refuse_from_file(config.model, str(source))
-        elif model != config.model:
+        elif model != canonical_name(config.model):
             raise ValueError(f"{source} is a run of model {config.model!r}, not {model!r}")
         ticket = round_ticket_path(source, round)
         return load_checkpoint(ticket, config.model, config.size, allow_nonfinite=allow_nonfinite), config

@@ -16,7 +16,17 @@ from .checkpoint import (
 from .init import INITS, apply_init
 from .padding import pad_to_multiple
 from .promptir import PromptGenBlock, PromptIR, PromptIRConfig
-from .registry import ModelInfo, available, build_model, model_names, register_model, sizes
+from .registry import (
+    ModelInfo,
+    UnregisteredModelError,
+    available,
+    build_model,
+    model_names,
+    refuse_from_file,
+    register_import_path,
+    register_model,
+    sizes,
+)
 from .restormer import Restormer, RestormerConfig
 
 __all__ = [
@@ -29,6 +39,7 @@ __all__ = [
     "PromptIRConfig",
     "Restormer",
     "RestormerConfig",
+    "UnregisteredModelError",
     "apply_init",
     "available",
     "build_from_state_dict",
@@ -39,6 +50,8 @@ __all__ = [
     "model_names",
     "pad_to_multiple",
     "read_checkpoint",
+    "refuse_from_file",
+    "register_import_path",
     "register_model",
     "sizes",
 ]

@@ -1,19 +1,17 @@
-"""Networks from outside lotteryir: named by import path, or registered by an installed package.
+"""Networks from outside lotteryir: how an import path or an entry point names a builder.
 
-Two ways for your own restorer to reach the command line:
+This module only *resolves* names to builders; :mod:`.registry` alone registers them
+and decides when resolving is allowed. Two ways for your own restorer to reach the
+command line:
 
 - An import path, ``package.module:factory`` or ``path/to/file.py:factory``: the
   factory (a class or function) is called with no arguments and must return an
   ``nn.Module``. A dotted module is imported as ``python -m`` would, with the
-  working directory on the path. It is registered under that very string, size
-  ``default``.
+  working directory on the path. A file path is made absolute, so a run means the
+  same file from any working directory.
 - An entry point in the ``lotteryir.models`` group of an installed package,
   ``mynet = "mypkg.models:build"`` in its pyproject.toml. The name is the model's
   name; the object is a builder (size ``default``) or a mapping size -> builder.
-
-Code is only ever imported from a name a person typed or from an installed
-package, never from a name read out of a file (a ticket's metadata, a run's
-config.json): see :func:`refuse_from_file`.
 """
 from __future__ import annotations
 
@@ -21,24 +19,35 @@ import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
-import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Mapping
-
-from .registry import register_model
-
-log = logging.getLogger(__name__)
+from typing import Any, Callable, Iterator, Mapping
 
 ENTRY_POINT_GROUP = "lotteryir.models"
 DEFAULT_SIZE = "default"
-_entry_points_loaded = False
 
 
 def is_import_path(name: str) -> bool:
     """Whether ``name`` is an import path (``module:factory``) rather than a registered name."""
     return ":" in name
+
+
+def _is_file_target(target: str) -> bool:
+    return target.endswith(".py") or "/" in target or os.sep in target
+
+
+def canonical_name(name: str) -> str:
+    """``name`` with a file path made absolute (``nets.py:Net`` -> ``/abs/nets.py:Net``); dotted paths as given.
+
+    Pure string and path work: nothing is imported or read.
+    """
+    if not is_import_path(name):
+        return name
+    target, _, attr = name.rpartition(":")
+    if target and _is_file_target(target):
+        return f"{Path(target).expanduser().resolve()}:{attr}"
+    return name
 
 
 def label(name: str) -> str:
@@ -65,7 +74,7 @@ def _module_from_file(path: Path) -> Any:
 
 
 def _import_module(target: str, name: str) -> Any:
-    if target.endswith(".py") or "/" in target or os.sep in target:
+    if _is_file_target(target):
         path = Path(target)
         if not path.is_file():
             raise ValueError(f"model {name!r}: no such file: {path}")
@@ -84,7 +93,11 @@ def _import_module(target: str, name: str) -> Any:
 
 
 def resolve_import_path(name: str) -> Callable[..., Any]:
-    """The factory that ``package.module:factory`` (or ``file.py:factory``) names."""
+    """Import the module of ``package.module:factory`` (or ``file.py:factory``) and return the factory.
+
+    This runs the module's code: only :func:`lotteryir.models.register_import_path` calls it, for a
+    name a person gave.
+    """
     target, _, attr = name.rpartition(":")
     if not target or not attr:
         raise ValueError(f"model {name!r}: expected package.module:factory or path/to/file.py:factory")
@@ -98,51 +111,22 @@ def resolve_import_path(name: str) -> Callable[..., Any]:
     return obj
 
 
-def _description(builder: Callable[..., Any], fallback: str) -> str:
+def description(builder: Callable[..., Any], fallback: str) -> str:
+    """The first line of a builder's docstring, else ``fallback``."""
     doc = (getattr(builder, "__doc__", None) or "").strip()
     return doc.splitlines()[0] if doc else fallback
 
 
-def register_import_path(name: str) -> None:
-    """Register the factory ``name`` points at as model ``name``, size ``default``."""
-    factory = resolve_import_path(name)
-    register_model(name, DEFAULT_SIZE, factory, description=_description(factory, f"imported from {name}"),
-                   overwrite=True)
+def entry_points() -> list[importlib.metadata.EntryPoint]:
+    """The ``lotteryir.models`` entry points of the installed packages (nothing loaded yet)."""
+    return list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
 
 
-def _register_entry_point(ep: importlib.metadata.EntryPoint) -> None:
+def entry_point_builders(ep: importlib.metadata.EntryPoint) -> Iterator[tuple[str, Callable[..., Any], str]]:
+    """(size, builder, description) for each size an entry point declares; loading it imports its package."""
     obj = ep.load()
     builders: Mapping[str, Callable[..., Any]] = obj if isinstance(obj, Mapping) else {DEFAULT_SIZE: obj}
     for size, builder in builders.items():
         if not callable(builder):
             raise ValueError(f"size {size!r} is a {type(builder).__name__}, not a builder")
-        register_model(ep.name, size, builder, description=_description(builder, f"from {ep.value} (entry point)"),
-                       overwrite=True)
-
-
-def load_entry_points() -> None:
-    """Register every model that installed packages declare in the ``lotteryir.models`` group (once)."""
-    global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    _entry_points_loaded = True
-    from .registry import _REGISTRY
-
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in _REGISTRY:
-            continue  # built-in and explicitly registered models keep their name
-        try:
-            _register_entry_point(ep)
-        except Exception as e:  # one broken plugin must not take the others (or the CLI) down
-            log.warning("ignoring model entry point %s = %s: %s", ep.name, ep.value, e)
-
-
-def refuse_from_file(name: str | None, source: str) -> None:
-    """Raise unless ``name``, read from ``source`` (a file), can be used without importing code it names."""
-    from .registry import _REGISTRY
-
-    if name and is_import_path(name) and name not in _REGISTRY:
-        raise ValueError(
-            f"{source} was made with model {name!r}. lotteryir does not import code named inside a file; "
-            f"say it yourself: --model {name} (Python: name={name!r})"
-        )
+        yield size, builder, description(builder, f"from {ep.value} (entry point)")

@@ -11,7 +11,7 @@ import torch
 
 from lotteryir import IterativeMagnitudePruner, load_ticket, save_ticket
 from lotteryir.cli import main
-from lotteryir.models import available, build_model
+from lotteryir.models import UnregisteredModelError, available, build_model, register_import_path
 from lotteryir.models import registry
 
 NET = '''
@@ -65,16 +65,32 @@ def _forget() -> None:
 
 
 def test_import_path_builds_your_class_and_your_function(package):
+    assert register_import_path("usernets.nets:TinyNet") == "usernets.nets:TinyNet"
     net = build_model("usernets.nets:TinyNet")
     assert type(net).__name__ == "TinyNet" and net.a.out_channels == 4
-    assert build_model("usernets.nets:wide").a.out_channels == 8
+    assert build_model(register_import_path("usernets.nets:wide")).a.out_channels == 8
     assert registry.sizes("usernets.nets:TinyNet") == ["default"]
     assert ("usernets.nets:TinyNet", "default") in {(m.name, m.size) for m in available()}
 
 
-def test_a_file_path_works_too(package):
-    path = package / "usernets" / "nets.py"
-    assert type(build_model(f"{path}:TinyNet")).__name__ == "TinyNet"
+def test_a_file_path_works_too_and_is_registered_absolute(package, monkeypatch):
+    monkeypatch.chdir(package / "usernets")
+    name = register_import_path("nets.py:TinyNet")
+    assert name == f"{(package / 'usernets' / 'nets.py').resolve()}:TinyNet"
+    assert type(build_model(name)).__name__ == "TinyNet"
+    assert type(build_model("nets.py:TinyNet")).__name__ == "TinyNet"  # the same file, found by its absolute path
+
+
+def test_looking_up_an_import_path_never_imports_it(package):
+    """Only register_import_path imports: building, sizes and signatures of an unregistered path refuse."""
+    (package / "usernets" / "evil.py").write_text("import pathlib; pathlib.Path(__file__).with_name('ran').touch()\n"
+                                                  "from usernets.nets import TinyNet\n")
+    for call in (lambda: build_model("usernets.evil:TinyNet"), lambda: registry.sizes("usernets.evil:TinyNet"),
+                 lambda: registry.signature("usernets.evil:TinyNet", "default"),
+                 lambda: registry.default_size("usernets.evil:TinyNet", "full")):
+        with pytest.raises(UnregisteredModelError, match="register_import_path"):
+            call()
+    assert "usernets.evil" not in sys.modules and not (package / "usernets" / "ran").exists()
 
 
 @pytest.mark.parametrize("name, message", [
@@ -86,17 +102,17 @@ def test_a_file_path_works_too(package):
 ])
 def test_bad_import_paths_say_what_is_wrong(package, name, message):
     with pytest.raises(ValueError, match=message):
-        build_model(name)
+        register_import_path(name)
 
 
 def test_a_factory_must_build_a_module(package):
     with pytest.raises(TypeError, match="built as a str, not an nn.Module"):
-        build_model("usernets.nets:not_a_module")
+        build_model(register_import_path("usernets.nets:not_a_module"))
 
 
 def test_a_ticket_of_your_model_is_never_imported_from_its_metadata(package, tmp_path):
     torch.manual_seed(0)
-    net = build_model("usernets.nets:TinyNet")
+    net = build_model(register_import_path("usernets.nets:TinyNet"))
     pruner = IterativeMagnitudePruner(net, rate=0.5)
     pruner.prune()
     path = tmp_path / "ticket.safetensors"
@@ -104,7 +120,9 @@ def test_a_ticket_of_your_model_is_never_imported_from_its_metadata(package, tmp
     del registry._REGISTRY["usernets.nets:TinyNet"]  # a new process: nothing imported yet
     with pytest.raises(ValueError, match=r"does not import code named inside a file.*--model usernets\.nets:TinyNet"):
         load_ticket(path)
-    loaded = load_ticket(path, name="usernets.nets:TinyNet")
+    with pytest.raises(UnregisteredModelError):  # naming it in Python is not enough: register it
+        load_ticket(path, name="usernets.nets:TinyNet")
+    loaded = load_ticket(path, name=register_import_path("usernets.nets:TinyNet"))
     assert loaded.mask == pruner.mask
     x = torch.rand(1, 3, 8, 8)
     assert torch.allclose(loaded.model.eval()(x), net.eval()(x), atol=1e-6)
@@ -123,9 +141,7 @@ def test_an_installed_package_registers_models_through_its_entry_point(package, 
         SIZES = {"small": lambda: TinyNet(2), "large": lambda: TinyNet(16)}
     '''))
     _dist_info(package, "tinynet = usernets.nets:TinyNet\ntinysizes = usernets.sizes:SIZES\nbroken = usernets.nope:X")
-    from lotteryir.models import external
-
-    monkeypatch.setattr(external, "_entry_points_loaded", False)
+    monkeypatch.setattr(registry, "_entry_points_loaded", False)
     try:
         assert type(build_model("tinynet")).__name__ == "TinyNet"
         assert registry.sizes("tinysizes") == ["small", "large"]
@@ -138,9 +154,7 @@ def test_an_installed_package_registers_models_through_its_entry_point(package, 
 
 def test_the_command_line_lists_installed_models(package, monkeypatch, capsys):
     _dist_info(package, "tinynet = usernets.nets:TinyNet")
-    from lotteryir.models import external
-
-    monkeypatch.setattr(external, "_entry_points_loaded", False)
+    monkeypatch.setattr(registry, "_entry_points_loaded", False)
     try:
         assert main(["models"]) == 0
     finally:
