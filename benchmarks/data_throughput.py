@@ -9,6 +9,7 @@ Prints a table (medians over repetitions) and writes JSON.
 
     python benchmarks/data_throughput.py [--reps 3] [--batches 40] [--out benchmarks/results/data_throughput.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,14 @@ ROOT = Path(__file__).resolve().parents[1]
 def loader_rate(dataset, workers: int, batches: int, batch_size: int, rep: int) -> float:
     """Patches per second over ``batches`` batches, after the first (worker start-up excluded)."""
     dataset.set_epoch(rep)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers,
-                        generator=torch.Generator().manual_seed(rep), drop_last=True)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=workers,
+        generator=torch.Generator().manual_seed(rep),
+        drop_last=True,
+    )
     iterator = iter(loader)
     next(iterator)
     start = time.perf_counter()
@@ -46,6 +53,7 @@ def training_rate(batch_size: int, steps: int) -> float | None:
     """Patches per second of MIR-L tiny training steps, or None without lotteryir.models."""
     try:
         from lotteryir.models import build_model
+
         model = build_model("mirl", "tiny")
     except Exception as exc:  # the models package may not offer it yet
         print(f"(no training comparison: {type(exc).__name__}: {exc})")
@@ -83,8 +91,10 @@ def main() -> None:
     start = time.perf_counter()
     dataset = get_recipe("sample").train_dataset(patch_size=patch, seed=0)
     build_s = time.perf_counter() - start
-    print(f"sample recipe: {len(dataset)} patches/epoch over {len(dataset.tasks)} tasks, built in {build_s:.2f} s; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(
+        f"sample recipe: {len(dataset)} patches/epoch over {len(dataset.tasks)} tasks, built in {build_s:.2f} s; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
 
     loader = {}
     for workers in args.workers:
@@ -104,10 +114,16 @@ def main() -> None:
 
     result = {
         "benchmark": "data_throughput",
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "threads": torch.get_num_threads()},
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "threads": torch.get_num_threads(),
+        },
         "torch": torch.__version__,
-        "recipe": "sample", "patch_size": patch, "batch_size": batch_size, "reps": args.reps,
+        "recipe": "sample",
+        "patch_size": patch,
+        "batch_size": batch_size,
+        "reps": args.reps,
         "build_seconds": build_s,
         "loader_patches_per_s": {str(w): r for w, r in loader.items()},
         "training_patches_per_s": train,

@@ -9,6 +9,7 @@ sent before (the masks were float32 then: four times the bool bytes shown).
 
     python benchmarks/ddp_traffic.py [--size full] [--steps 2] [--out benchmarks/results/ddp_traffic.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -75,8 +76,12 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "result.json"
-        mp.spawn(_worker, args=(2, f"file://{Path(tmp) / 'rendezvous'}", args.size, args.steps, str(result)),
-                 nprocs=2, join=True)
+        mp.spawn(
+            _worker,
+            args=(2, f"file://{Path(tmp) / 'rendezvous'}", args.size, args.steps, str(result)),
+            nprocs=2,
+            join=True,
+        )
         measured = json.loads(result.read_text())
     print(f"MIR-L {args.size}, 2 gloo processes, {args.steps} steps: DDP's buffer broadcast per step")
     print(f"{'pattern':<36} {'bytes/step':>14} {'of which masks':>15}")
@@ -85,8 +90,18 @@ def main() -> None:
     before = next(iter(measured.values()))["mask_bytes_as_float32"]
     print(f"(masks were float32 before they were bool: {before:,} bytes per step)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"model": f"mirl/{args.size}", "steps": args.steps, "world_size": 2,
-                                    "variants": measured, "float32_masks_bytes_per_step": before}, indent=2))
+    args.out.write_text(
+        json.dumps(
+            {
+                "model": f"mirl/{args.size}",
+                "steps": args.steps,
+                "world_size": 2,
+                "variants": measured,
+                "float32_masks_bytes_per_step": before,
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {args.out}")
 
 

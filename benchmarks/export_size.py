@@ -9,6 +9,7 @@ initialization perturbed as if trained; magnitudes decide the masks.
 
     python benchmarks/export_size.py [--out benchmarks/results/export_size.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,19 +64,35 @@ def main() -> None:
             exact = all(torch.equal(v, exported[k]) for k, v in loaded.model.state_dict().items())
             bound = entropy_bound_bytes(exported, mask)
             size = path.stat().st_size
-            rows.append({"rounds": level, "density": mask.density, "file_bytes": size, "bound_bytes": bound,
-                         "ratio": size / bound, "dense_bytes": dense, "vs_dense": size / dense,
-                         "save_s": t_save, "load_s": t_load, "exact": exact})
+            rows.append(
+                {
+                    "rounds": level,
+                    "density": mask.density,
+                    "file_bytes": size,
+                    "bound_bytes": bound,
+                    "ratio": size / bound,
+                    "dense_bytes": dense,
+                    "vs_dense": size / dense,
+                    "save_s": t_save,
+                    "load_s": t_load,
+                    "exact": exact,
+                }
+            )
     print(f"{args.model}/{args.size}: compact ticket vs entropy bound (values fp32)")
-    print(f"{'rounds':>6} {'density':>8} {'file MB':>9} {'bound MB':>9} {'ratio':>6} {'dense MB':>9} {'of dense':>9} "
-          f"{'save s':>7} {'load s':>7} {'exact':>6}")
+    print(
+        f"{'rounds':>6} {'density':>8} {'file MB':>9} {'bound MB':>9} {'ratio':>6} {'dense MB':>9} {'of dense':>9} "
+        f"{'save s':>7} {'load s':>7} {'exact':>6}"
+    )
     for r in rows:
-        print(f"{r['rounds']:>6} {r['density']:>8.4f} {r['file_bytes'] / 1e6:>9.2f} {r['bound_bytes'] / 1e6:>9.2f} "
-              f"{r['ratio']:>6.3f} {r['dense_bytes'] / 1e6:>9.2f} {r['vs_dense']:>9.3f} {r['save_s']:>7.2f} "
-              f"{r['load_s']:>7.2f} {str(r['exact']):>6}")
+        print(
+            f"{r['rounds']:>6} {r['density']:>8.4f} {r['file_bytes'] / 1e6:>9.2f} {r['bound_bytes'] / 1e6:>9.2f} "
+            f"{r['ratio']:>6.3f} {r['dense_bytes'] / 1e6:>9.2f} {r['vs_dense']:>9.3f} {r['save_s']:>7.2f} "
+            f"{r['load_s']:>7.2f} {str(r['exact']):>6}"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"benchmark": "export_size", "model": args.model, "size": args.size, "rows": rows},
-                                   indent=2))
+    args.out.write_text(
+        json.dumps({"benchmark": "export_size", "model": args.model, "size": args.size, "rows": rows}, indent=2)
+    )
     print(f"wrote {args.out}")
 
 

@@ -38,6 +38,7 @@ that is how --steps was chosen.
     python benchmarks/lottery_tickets.py --curve                # dense quality against steps (validation)
     python benchmarks/lottery_tickets.py --smoke --out /tmp/lt.json   # seconds: the test suite's run
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,9 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -67,14 +69,37 @@ CONTROLS = ("random_reinit", "random_prune")
 TARGET_DENSE_GAP = 0.1  # dB: the ticket at 0.107 may trail dense by at most this
 TARGET_CONTROL_GAP = 0.5  # dB: the ticket over each control at density <= 0.33
 CONTROL_DENSITY = 0.33
-SHORT = {"denoise_15": "σ15", "denoise_25": "σ25", "denoise_50": "σ50", "derain": "rain", "dehaze": "haze", "web": "web"}
+SHORT = {
+    "denoise_15": "σ15",
+    "denoise_25": "σ25",
+    "denoise_50": "σ50",
+    "derain": "rain",
+    "dehaze": "haze",
+    "web": "web",
+}
 # Two-sided 95% Student t quantiles by degrees of freedom (scipy is not a dependency).
-T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-        12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}
+T975 = {
+    1: 12.706,
+    2: 4.303,
+    3: 3.182,
+    4: 2.776,
+    5: 2.571,
+    6: 2.447,
+    7: 2.365,
+    8: 2.306,
+    9: 2.262,
+    10: 2.228,
+    12: 2.179,
+    15: 2.131,
+    20: 2.086,
+    30: 2.042,
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--seeds", type=int, default=3, help="seeds seed0 .. seed0+N-1 (default 3)")
     p.add_argument("--seed0", type=int, default=0)
     p.add_argument("--size", default="tiny", help="mirl size (default tiny)")
@@ -84,8 +109,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--rounds", type=int, default=10, help="pruning rounds (default 10: density 0.107)")
     p.add_argument("--rate", type=float, default=0.2)
-    p.add_argument("--report-every", type=int, default=2,
-                   help="evaluate IMP and train the controls every N rounds (and at the last); default 2")
+    p.add_argument(
+        "--report-every",
+        type=int,
+        default=2,
+        help="evaluate IMP and train the controls every N rounds (and at the last); default 2",
+    )
     p.add_argument("--late-rewind", type=int, default=None, metavar="K", help="also run IMP rewinding to step K")
     p.add_argument("--test-degradations", type=int, default=3, help="seeded degradations per test photograph")
     p.add_argument("--threads", default="auto", help="CPU threads: auto (idle cores at the start) or N")
@@ -93,7 +122,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON path; .md and .png go beside it")
     p.add_argument("--quick", action="store_true", help="1 seed, 6 rounds reported every 3 (about 15 min)")
     p.add_argument("--smoke", action="store_true", help="seconds a seed: 2 rounds, 3 steps, 2 photos (for the tests)")
-    p.add_argument("--curve", action="store_true", help="dense quality against steps on the validation split, then stop")
+    p.add_argument(
+        "--curve", action="store_true", help="dense quality against steps on the validation split, then stop"
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.seeds, args.rounds, args.report_every, args.test_degradations = 1, 6, 3, 1
@@ -153,15 +184,28 @@ class Bench:
     def trainer(self, seed: int) -> RestorationTrainer:
         a = self.args
         data = self.recipe.train_dataset(patch_size=a.patch, seed=seed)
-        return RestorationTrainer(data, TrainConfig(steps=a.steps, lr=a.lr, loss=SAMPLE_LOSS, batch_size=a.batch,
-                                                    device=a.device, checkpoint_every=None, seed=seed,
-                                                    threads=self.threads.threads))
+        return RestorationTrainer(
+            data,
+            TrainConfig(
+                steps=a.steps,
+                lr=a.lr,
+                loss=SAMPLE_LOSS,
+                batch_size=a.batch,
+                device=a.device,
+                checkpoint_every=None,
+                seed=seed,
+                threads=self.threads.threads,
+            ),
+        )
 
     def score(self, model: torch.nn.Module) -> dict[str, Any]:
         result = evaluate(model, self.test_sets, device=self.args.device)
-        return {"psnr": {k: s.psnr for k, s in result.sets.items()}, "ssim": {k: s.ssim for k, s in result.sets.items()},
-                "input_psnr": {k: s.input_psnr for k, s in result.sets.items()},
-                "input_ssim": {k: s.input_ssim for k, s in result.sets.items()}}
+        return {
+            "psnr": {k: s.psnr for k, s in result.sets.items()},
+            "ssim": {k: s.ssim for k, s in result.sets.items()},
+            "input_psnr": {k: s.input_psnr for k, s in result.sets.items()},
+            "input_ssim": {k: s.input_ssim for k, s in result.sets.items()},
+        }
 
 
 def run_seed(bench: Bench, seed: int, log: Callable[..., None]) -> dict[int, dict[str, Any]]:
@@ -187,20 +231,38 @@ def run_seed(bench: Bench, seed: int, log: Callable[..., None]) -> dict[int, dic
                 rows[ctx.round]["variants"][name] = result
             log(seed, ctx.round, ctx.density, name, result)
             return {"loss": metrics["loss"]}
+
         return train
 
     torch.manual_seed(seed)
     model = bench.fresh_model()
     start_state = {k: v.clone() for k, v in model.state_dict().items()}
     rates = identity_layer_rates(SAMPLE_INIT, a.rate)  # the zero-started output layer is pruned on its own
-    pruner = IterativeMagnitudePruner(model, closure("imp_init"), rate=a.rate, rounds=a.rounds, scope="global",
-                                      rewind="init", seed=seed, layer_rates=rates, model_factory=bench.fresh_model)
+    pruner = IterativeMagnitudePruner(
+        model,
+        closure("imp_init"),
+        rate=a.rate,
+        rounds=a.rounds,
+        scope="global",
+        rewind="init",
+        seed=seed,
+        layer_rates=rates,
+        model_factory=bench.fresh_model,
+    )
     late = None
     if a.late_rewind is not None:
         twin = bench.fresh_model()
         twin.load_state_dict(start_state)  # the same initialization, so round 0 is the same training
-        late = IterativeMagnitudePruner(twin, closure("imp_step"), rate=a.rate, rounds=a.rounds, scope="global",
-                                        rewind=f"step:{a.late_rewind}", seed=seed, layer_rates=rates)
+        late = IterativeMagnitudePruner(
+            twin,
+            closure("imp_step"),
+            rate=a.rate,
+            rounds=a.rounds,
+            scope="global",
+            rewind=f"step:{a.late_rewind}",
+            seed=seed,
+            layer_rates=rates,
+        )
     for r in range(a.rounds + 1):
         pruner.run_round()
         if late is not None:  # its round 0 repeats the dense training, and snapshots step K on the way
@@ -220,13 +282,18 @@ def aggregate(runs: list[dict[str, Any]], labels: list[str], variants: list[str]
     first = runs[0]["rounds"]
     dense = [run["rounds"][0]["variants"]["dense"] for run in runs]
     inputs = first[0]["variants"]["dense"]
-    summary = {"input": {"psnr": inputs["input_psnr"], "ssim": inputs["input_ssim"],
-                         "mean_psnr": statistics.fmean(inputs["input_psnr"].values()),
-                         "mean_ssim": statistics.fmean(inputs["input_ssim"].values())},
-               "rounds": []}
+    summary = {
+        "input": {
+            "psnr": inputs["input_psnr"],
+            "ssim": inputs["input_ssim"],
+            "mean_psnr": statistics.fmean(inputs["input_psnr"].values()),
+            "mean_ssim": statistics.fmean(inputs["input_ssim"].values()),
+        },
+        "rounds": [],
+    }
     for r in rounds:
         row: dict[str, Any] = {"round": r, "density": first[r]["density"], "variants": {}, "paired": {}}
-        for v in (["dense"] if r == 0 else variants):
+        for v in ["dense"] if r == 0 else variants:
             res = [run["rounds"][r]["variants"][v] for run in runs if v in run["rounds"][r]["variants"]]
             if not res:
                 continue
@@ -237,8 +304,11 @@ def aggregate(runs: list[dict[str, Any]], labels: list[str], variants: list[str]
             }
         if r > 0 and "imp_init" in row["variants"]:
             ticket = [run["rounds"][r]["variants"]["imp_init"] for run in runs]
-            others = {c: [run["rounds"][r]["variants"][c] for run in runs] for c in (*CONTROLS, "imp_step")
-                      if c in row["variants"]}
+            others = {
+                c: [run["rounds"][r]["variants"][c] for run in runs]
+                for c in (*CONTROLS, "imp_step")
+                if c in row["variants"]
+            }
             others["dense"] = dense
             for name, rs in others.items():
                 row["paired"][f"imp_init - {name}"] = {
@@ -252,14 +322,18 @@ def aggregate(runs: list[dict[str, Any]], labels: list[str], variants: list[str]
 def verdict(summary: dict[str, Any], labels: list[str], target_density: float) -> dict[str, Any]:
     rows = summary["rounds"]
     last = next((r for r in rows if abs(r["density"] - target_density) < 5e-3), None)
-    t1: dict[str, Any] = {"target": f"imp_init at density {target_density:.3f} within {TARGET_DENSE_GAP} dB of dense or better"}
+    t1: dict[str, Any] = {
+        "target": f"imp_init at density {target_density:.3f} within {TARGET_DENSE_GAP} dB of dense or better"
+    }
     if last is None:
         t1["status"] = "not measured"
     else:
         d = last["paired"]["imp_init - dense"]["mean"]
         t1.update(status="pass" if d["mean"] >= -TARGET_DENSE_GAP else "fail", difference=d)
-    t2: dict[str, Any] = {"target": f"imp_init >= {TARGET_CONTROL_GAP} dB above each control at every reported "
-                                    f"density <= {CONTROL_DENSITY}, 95% interval above 0"}
+    t2: dict[str, Any] = {
+        "target": f"imp_init >= {TARGET_CONTROL_GAP} dB above each control at every reported "
+        f"density <= {CONTROL_DENSITY}, 95% interval above 0"
+    }
     checks = []
     for row in rows:
         if row["round"] == 0 or row["density"] > CONTROL_DENSITY:
@@ -268,16 +342,26 @@ def verdict(summary: dict[str, Any], labels: list[str], target_density: float) -
             d = row["paired"][f"imp_init - {c}"]["mean"]
             ok = d["mean"] >= TARGET_CONTROL_GAP and (d["n"] < 2 or d["low"] > 0)
             holds = [l for l in labels if row["paired"][f"imp_init - {c}"]["sets"][l]["low"] > 0]
-            checks.append({"density": row["density"], "control": c, "difference": d, "pass": ok, "sets_ci_above_0": holds})
+            checks.append(
+                {"density": row["density"], "control": c, "difference": d, "pass": ok, "sets_ci_above_0": holds}
+            )
     if checks:
-        t2.update(status="pass" if all(c["pass"] for c in checks) else "fail", checks=checks,
-                  failed=sum(not c["pass"] for c in checks))
+        t2.update(
+            status="pass" if all(c["pass"] for c in checks) else "fail",
+            checks=checks,
+            failed=sum(not c["pass"] for c in checks),
+        )
     else:
         t2["status"] = "not measured"
     per_set = {}
     for l in labels:
-        per_set[l] = [row["density"] for row in rows if row["round"] > 0 and row["density"] <= CONTROL_DENSITY
-                      and all(row["paired"][f"imp_init - {c}"]["sets"][l]["low"] > 0 for c in CONTROLS)]
+        per_set[l] = [
+            row["density"]
+            for row in rows
+            if row["round"] > 0
+            and row["density"] <= CONTROL_DENSITY
+            and all(row["paired"][f"imp_init - {c}"]["sets"][l]["low"] > 0 for c in CONTROLS)
+        ]
     return {"ticket_vs_dense": t1, "ticket_vs_controls": t2, "sets_where_ticket_beats_both_controls": per_set}
 
 
@@ -295,39 +379,64 @@ def _ci(d: dict[str, float]) -> str:
 def markdown(summary: dict[str, Any], labels: list[str], variants: list[str], seeds: int, v: dict[str, Any]) -> str:
     short = [SHORT.get(l.split("/")[0], l) for l in labels]
     inp = summary["input"]
-    out = [f"### Mean PSNR over the six test sets (dB), mean ± std over {seeds} seed(s)", "",
-           "| density | " + " | ".join(variants) + " |", "|---" * (len(variants) + 1) + "|",
-           f"| degraded input | " + " | ".join(f"{inp['mean_psnr']:.2f}" for _ in variants) + " |"]
+    out = [
+        f"### Mean PSNR over the six test sets (dB), mean ± std over {seeds} seed(s)",
+        "",
+        "| density | " + " | ".join(variants) + " |",
+        "|---" * (len(variants) + 1) + "|",
+        "| degraded input | " + " | ".join(f"{inp['mean_psnr']:.2f}" for _ in variants) + " |",
+    ]
     for row in summary["rounds"]:
         if row["round"] == 0:
             cell = _pm(row["variants"]["dense"]["mean_psnr"], seeds)
-            out.append(f"| 1.000 (dense) | " + " | ".join(cell for _ in variants) + " |")
+            out.append("| 1.000 (dense) | " + " | ".join(cell for _ in variants) + " |")
             continue
         cells = [_pm(row["variants"][x]["mean_psnr"], seeds) if x in row["variants"] else "-" for x in variants]
         out.append(f"| {row['density']:.3f} | " + " | ".join(cells) + " |")
     comps = [k for k in summary["rounds"][-1]["paired"]]
-    out += ["", "### Paired differences of the mean PSNR (dB): mean [95% t-interval] over seeds", "",
-            "| density | " + " | ".join(comps) + " |", "|---" * (len(comps) + 1) + "|"]
+    out += [
+        "",
+        "### Paired differences of the mean PSNR (dB): mean [95% t-interval] over seeds",
+        "",
+        "| density | " + " | ".join(comps) + " |",
+        "|---" * (len(comps) + 1) + "|",
+    ]
     for row in summary["rounds"][1:]:
-        out.append(f"| {row['density']:.3f} | " + " | ".join(_ci(row["paired"][k]["mean"]) if k in row["paired"] else "-"
-                                                         for k in comps) + " |")
+        out.append(
+            f"| {row['density']:.3f} | "
+            + " | ".join(_ci(row["paired"][k]["mean"]) if k in row["paired"] else "-" for k in comps)
+            + " |"
+        )
     for variant in variants:
-        out += ["", f"### {variant}: PSNR per test set (dB), mean ± std over seeds", "",
-                "| density | " + " | ".join(short) + " | mean |", "|---" * (len(labels) + 2) + "|",
-                "| degraded input | " + " | ".join(f"{inp['psnr'][l]:.2f}" for l in labels) + f" | {inp['mean_psnr']:.2f} |"]
+        out += [
+            "",
+            f"### {variant}: PSNR per test set (dB), mean ± std over seeds",
+            "",
+            "| density | " + " | ".join(short) + " | mean |",
+            "|---" * (len(labels) + 2) + "|",
+            "| degraded input | "
+            + " | ".join(f"{inp['psnr'][l]:.2f}" for l in labels)
+            + f" | {inp['mean_psnr']:.2f} |",
+        ]
         for row in summary["rounds"]:
             x = row["variants"].get("dense" if row["round"] == 0 else variant)
             if x is None:
                 continue
             name = f"{row['density']:.3f}" + (" (dense)" if row["round"] == 0 else "")
-            out.append(f"| {name} | " + " | ".join(_pm(x["psnr"][l], seeds) for l in labels) + f" | {_pm(x['mean_psnr'], seeds)} |")
+            out.append(
+                f"| {name} | "
+                + " | ".join(_pm(x["psnr"][l], seeds) for l in labels)
+                + f" | {_pm(x['mean_psnr'], seeds)} |"
+            )
     out += ["", "### imp_init minus each control, per test set (dB): mean [95% t-interval]", ""]
     for c in CONTROLS:
         out += [f"**vs {c}**", "", "| density | " + " | ".join(short) + " |", "|---" * (len(labels) + 1) + "|"]
         for row in summary["rounds"][1:]:
             key = f"imp_init - {c}"
             if key in row["paired"]:
-                out.append(f"| {row['density']:.3f} | " + " | ".join(_ci(row["paired"][key]["sets"][l]) for l in labels) + " |")
+                out.append(
+                    f"| {row['density']:.3f} | " + " | ".join(_ci(row["paired"][key]["sets"][l]) for l in labels) + " |"
+                )
         out.append("")
     out += ["### Verdict", ""]
     t1, t2 = v["ticket_vs_dense"], v["ticket_vs_controls"]
@@ -338,14 +447,20 @@ def markdown(summary: dict[str, Any], labels: list[str], variants: list[str], se
     if t2["status"] == "not measured":
         out.append(f"- {t2['target']}: not measured")
     else:
-        out.append(f"- {t2['target']}: **{t2['status'].upper()}** ({t2['failed']} of {len(t2['checks'])} comparisons miss)")
+        out.append(
+            f"- {t2['target']}: **{t2['status'].upper()}** ({t2['failed']} of {len(t2['checks'])} comparisons miss)"
+        )
         for c in t2["checks"]:
             mark = "ok" if c["pass"] else "MISS"
             out.append(f"  - {c['density']:.3f} vs {c['control']}: {_ci(c['difference'])} dB ({mark})")
     holds = v["sets_where_ticket_beats_both_controls"]
-    out.append("- test sets where imp_init beats both controls with the 95% interval above 0, by density: " +
-               "; ".join(f"{SHORT.get(l.split('/')[0], l)}: " + (", ".join(f"{d:.3f}" for d in ds) or "none")
-                         for l, ds in holds.items()))
+    out.append(
+        "- test sets where imp_init beats both controls with the 95% interval above 0, by density: "
+        + "; ".join(
+            f"{SHORT.get(l.split('/')[0], l)}: " + (", ".join(f"{d:.3f}" for d in ds) or "none")
+            for l, ds in holds.items()
+        )
+    )
     return "\n".join(out)
 
 
@@ -355,10 +470,12 @@ def figure(summary: dict[str, Any], variants: list[str], path: Path, title: str,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    styles = {"imp_init": ("tab:blue", "o", "IMP ticket, rewind to init"),
-              "imp_step": ("tab:green", "s", "IMP ticket, rewind to step K"),
-              "random_reinit": ("tab:orange", "^", "random reinit (ticket's mask)"),
-              "random_prune": ("tab:red", "v", "random pruning (ticket's layer densities)")}
+    styles = {
+        "imp_init": ("tab:blue", "o", "IMP ticket, rewind to init"),
+        "imp_step": ("tab:green", "s", "IMP ticket, rewind to step K"),
+        "random_reinit": ("tab:orange", "^", "random reinit (ticket's mask)"),
+        "random_prune": ("tab:red", "v", "random pruning (ticket's layer densities)"),
+    }
     fig, axes = plt.subplots(1, 2, figsize=(12.5, 4.6))
     rows = [r for r in summary["rounds"] if r["round"] > 0]
     xs_all = [r["density"] for r in rows]
@@ -372,8 +489,15 @@ def figure(summary: dict[str, Any], variants: list[str], path: Path, title: str,
                 continue
             color, marker, label = styles[v]
             xs, ss = zip(*pts)
-            ax.errorbar(xs, [s["mean"] for s in ss], yerr=[s["std"] for s in ss] if seeds > 1 else None,
-                        color=color, marker=marker, label=label, capsize=3)
+            ax.errorbar(
+                xs,
+                [s["mean"] for s in ss],
+                yerr=[s["std"] for s in ss] if seeds > 1 else None,
+                color=color,
+                marker=marker,
+                label=label,
+                capsize=3,
+            )
         ax.set_xscale("log")
         ax.invert_xaxis()
         ax.set_xticks(xs_all)
@@ -402,20 +526,52 @@ def curve(args: argparse.Namespace) -> int:
         model = apply_init(build_model("mirl", args.size), SAMPLE_INIT)
         data = recipe.train_dataset(patch_size=args.patch, seed=args.seed0)
         start = time.perf_counter()
-        metrics = RestorationTrainer(data, TrainConfig(steps=steps, lr=args.lr, loss=SAMPLE_LOSS, batch_size=args.batch,
-                                                       device=args.device, checkpoint_every=None, seed=args.seed0,
-                                                       threads=threads.threads))(model, RoundContext(round=0, density=1.0))
+        metrics = RestorationTrainer(
+            data,
+            TrainConfig(
+                steps=steps,
+                lr=args.lr,
+                loss=SAMPLE_LOSS,
+                batch_size=args.batch,
+                device=args.device,
+                checkpoint_every=None,
+                seed=args.seed0,
+                threads=threads.threads,
+            ),
+        )(model, RoundContext(round=0, density=1.0))
         seconds = time.perf_counter() - start
         result = evaluate(model, val, device=args.device)
         gains = {k.split("/")[0]: s.gain for k, s in result.sets.items()}
-        rows.append({"steps": steps, "train_loss": metrics["loss"], "loss_last": metrics["loss_last"],
-                     "mean_gain": statistics.fmean(gains.values()), "gains": gains, "seconds": seconds})
-        print(f"  {steps:5d} steps: mean gain {rows[-1]['mean_gain']:+.2f} dB over the validation inputs, "
-              f"train loss {metrics['loss']:.4f}, {seconds:.0f} s", flush=True)
+        rows.append(
+            {
+                "steps": steps,
+                "train_loss": metrics["loss"],
+                "loss_last": metrics["loss_last"],
+                "mean_gain": statistics.fmean(gains.values()),
+                "gains": gains,
+                "seconds": seconds,
+            }
+        )
+        print(
+            f"  {steps:5d} steps: mean gain {rows[-1]['mean_gain']:+.2f} dB over the validation inputs, "
+            f"train loss {metrics['loss']:.4f}, {seconds:.0f} s",
+            flush=True,
+        )
     out = args.out.with_name(args.out.stem + "_curve.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"benchmark": "lottery_tickets --curve", "split": "validation", "size": args.size,
-                               "lr": args.lr, "threads": threads.threads, "rows": rows}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "benchmark": "lottery_tickets --curve",
+                "split": "validation",
+                "size": args.size,
+                "lr": args.lr,
+                "threads": threads.threads,
+                "rows": rows,
+            },
+            indent=2,
+        )
+    )
     import matplotlib
 
     matplotlib.use("Agg")
@@ -424,7 +580,14 @@ def curve(args: argparse.Namespace) -> int:
     fig, ax = plt.subplots(figsize=(6.5, 4))
     ax.plot([r["steps"] for r in rows], [r["mean_gain"] for r in rows], marker="o", color="black", label="mean")
     for t in rows[0]["gains"]:
-        ax.plot([r["steps"] for r in rows], [r["gains"][t] for r in rows], marker=".", lw=1, alpha=0.7, label=SHORT.get(t, t))
+        ax.plot(
+            [r["steps"] for r in rows],
+            [r["gains"][t] for r in rows],
+            marker=".",
+            lw=1,
+            alpha=0.7,
+            label=SHORT.get(t, t),
+        )
     ax.axhline(0, color="tab:red", ls=":", label="degraded input")
     ax.set_xscale("log")
     ax.set_xlabel("optimizer steps (each a full warm-up + cosine schedule)")
@@ -463,11 +626,17 @@ def main(argv: list[str] | None = None) -> int:
     params = sum(p.numel() for p in bench.fresh_model().parameters())
     n_test = len(next(iter(bench.test_sets.values())))
     densities = [round((1 - args.rate) ** r, 4) for r in report_at]
-    print(f"lottery tickets: mirl/{args.size} ({params:,} params), sample recipe, {len(bench.labels)} test sets x {n_test} "
-          f"images; {args.steps} steps per training at lr {args.lr:g}; {args.rounds} rounds of {args.rate:.0%} global; "
-          f"reported densities {densities}; seeds {seeds}; {bench.threads.threads} thread(s) ({bench.threads.reason})")
-    print(f"  {trainings} trainings and {evals} evaluations per seed; measured {step_s * 1000:.0f} ms/step and "
-          f"{eval_s:.1f} s/evaluation -> estimated {estimate / 60:.0f} min", flush=True)
+    print(
+        f"lottery tickets: mirl/{args.size} ({params:,} params), sample recipe, {len(bench.labels)} test sets x "
+        f"{n_test} "
+        f"images; {args.steps} steps per training at lr {args.lr:g}; {args.rounds} rounds of {args.rate:.0%} global; "
+        f"reported densities {densities}; seeds {seeds}; {bench.threads.threads} thread(s) ({bench.threads.reason})"
+    )
+    print(
+        f"  {trainings} trainings and {evals} evaluations per seed; measured {step_s * 1000:.0f} ms/step and "
+        f"{eval_s:.1f} s/evaluation -> estimated {estimate / 60:.0f} min",
+        flush=True,
+    )
 
     out = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -475,21 +644,44 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[dict[str, Any]] = []
     report: dict[str, Any] = {
         "benchmark": "lottery_tickets",
-        "config": {"model": f"mirl/{args.size}", "params": params, "steps": args.steps, "lr": args.lr, "loss": SAMPLE_LOSS,
-                   "init": SAMPLE_INIT, "patch": args.patch, "batch": args.batch, "rounds": args.rounds, "rate": args.rate,
-                   "reported_rounds": report_at, "densities": densities, "seeds": seeds, "late_rewind": args.late_rewind,
-                   "test_images_per_set": n_test, "test_degradations": args.test_degradations,
-                   "threads": bench.threads.threads, "device": args.device},
-        "environment": {"python": platform.python_version(), "torch": torch.__version__, "cpu_count": os.cpu_count(),
-                        "machine": platform.machine()},
+        "config": {
+            "model": f"mirl/{args.size}",
+            "params": params,
+            "steps": args.steps,
+            "lr": args.lr,
+            "loss": SAMPLE_LOSS,
+            "init": SAMPLE_INIT,
+            "patch": args.patch,
+            "batch": args.batch,
+            "rounds": args.rounds,
+            "rate": args.rate,
+            "reported_rounds": report_at,
+            "densities": densities,
+            "seeds": seeds,
+            "late_rewind": args.late_rewind,
+            "test_images_per_set": n_test,
+            "test_degradations": args.test_degradations,
+            "threads": bench.threads.threads,
+            "device": args.device,
+        },
+        "environment": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "cpu_count": os.cpu_count(),
+            "machine": platform.machine(),
+        },
         "timing": {"step_seconds": step_s, "eval_seconds": eval_s, "estimate_seconds": estimate},
         "runs": runs,
     }
 
     def log(seed: int, r: int, density: float, variant: str, result: dict[str, Any]) -> None:
         scored = f"mean PSNR {result['mean_psnr']:6.2f} dB" if "mean_psnr" in result else "(not evaluated)"
-        print(f"[seed {seed}] round {r:2d} density {density:.3f} {variant:<13} {scored}  loss {result['train_loss']:.4f}  "
-              f"{(time.perf_counter() - started) / 60:5.1f} min", flush=True)
+        print(
+            f"[seed {seed}] round {r:2d} density {density:.3f} {variant:<13} {scored}  loss "
+            f"{result['train_loss']:.4f}  "
+            f"{(time.perf_counter() - started) / 60:5.1f} min",
+            flush=True,
+        )
 
     for seed in seeds:
         rows = run_seed(bench, seed, log)
@@ -500,15 +692,24 @@ def main(argv: list[str] | None = None) -> int:
     report.update(summary=summary, verdict=v)
     report["timing"]["total_seconds"] = time.perf_counter() - started
     out.write_text(json.dumps(report, indent=2))
-    head = (f"## Lottery tickets: mirl/{args.size}, sample recipe, {args.steps} steps/training, "
-            f"{args.rounds} x {args.rate:.0%} global, seeds {seeds}, {n_test} test images per set\n")
+    head = (
+        f"## Lottery tickets: mirl/{args.size}, sample recipe, {args.steps} steps/training, "
+        f"{args.rounds} x {args.rate:.0%} global, seeds {seeds}, {n_test} test images per set\n"
+    )
     text = head + "\n" + markdown(summary, bench.labels, variants, len(seeds), v) + "\n"
     out.with_suffix(".md").write_text(text)
-    figure(summary, variants, out.with_suffix(".png"),
-           f"mirl/{args.size}, sample recipe, {args.steps} steps/training, seeds {seeds}", len(seeds))
+    figure(
+        summary,
+        variants,
+        out.with_suffix(".png"),
+        f"mirl/{args.size}, sample recipe, {args.steps} steps/training, seeds {seeds}",
+        len(seeds),
+    )
     print("\n" + text)
-    print(f"total {report['timing']['total_seconds'] / 60:.1f} min (estimated {estimate / 60:.1f}); "
-          f"wrote {out}, {out.with_suffix('.md')}, {out.with_suffix('.png')}")
+    print(
+        f"total {report['timing']['total_seconds'] / 60:.1f} min (estimated {estimate / 60:.1f}); "
+        f"wrote {out}, {out.with_suffix('.md')}, {out.with_suffix('.png')}"
+    )
     return 0
 
 

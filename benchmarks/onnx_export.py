@@ -10,6 +10,7 @@ indices onnxruntime loads (the default). Target: sparse ONNX <= 0.35x dense ONNX
 
     python benchmarks/onnx_export.py [--models mirl,restormer --sizes all]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,25 +67,41 @@ def main() -> None:
                     strict = to_onnx(model, tmpdir / "strict.onnx", indices="int64")
                     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmpdir / "d.safetensors"))
                     save_ticket(model, tmpdir / "t.safetensors", name=name, size=size)
-                    rows.append({
-                        "model": name, "size": size, "density": 0.8**rounds,
-                        "onnx_nonzero_share": done.nonzero / done.weights,
-                        "max_abs_diff": max(diffs.values()), "diffs": diffs, "export_s": seconds,
-                        "safetensors_bytes": (tmpdir / "d.safetensors").stat().st_size,
-                        "ticket_bytes": (tmpdir / "t.safetensors").stat().st_size,
-                        "onnx_dense_bytes": done.dense_bytes, "onnx_int64_bytes": strict.bytes, "onnx_bytes": done.bytes,
-                        "onnx_vs_dense_onnx": done.bytes / done.dense_bytes,
-                    })
+                    rows.append(
+                        {
+                            "model": name,
+                            "size": size,
+                            "density": 0.8**rounds,
+                            "onnx_nonzero_share": done.nonzero / done.weights,
+                            "max_abs_diff": max(diffs.values()),
+                            "diffs": diffs,
+                            "export_s": seconds,
+                            "safetensors_bytes": (tmpdir / "d.safetensors").stat().st_size,
+                            "ticket_bytes": (tmpdir / "t.safetensors").stat().st_size,
+                            "onnx_dense_bytes": done.dense_bytes,
+                            "onnx_int64_bytes": strict.bytes,
+                            "onnx_bytes": done.bytes,
+                            "onnx_vs_dense_onnx": done.bytes / done.dense_bytes,
+                        }
+                    )
                     r = rows[-1]
-                    print(f"{name}/{size} density {r['density']:.3f}: max |diff| {r['max_abs_diff']:.1e}, "
-                          f"onnx {r['onnx_bytes'] / 1e6:.2f} MB ({r['onnx_vs_dense_onnx']:.3f}x dense onnx), "
-                          f"export {seconds:.1f} s", flush=True)
-    print(f"\n{'model':>24} {'density':>8} {'max|diff|':>9} {'fp32 MB':>8} {'ticket MB':>9} {'ONNX dense':>10} "
-          f"{'ONNX int64':>10} {'ONNX':>8} {'ONNX/dense':>10}")
+                    print(
+                        f"{name}/{size} density {r['density']:.3f}: max |diff| {r['max_abs_diff']:.1e}, "
+                        f"onnx {r['onnx_bytes'] / 1e6:.2f} MB ({r['onnx_vs_dense_onnx']:.3f}x dense onnx), "
+                        f"export {seconds:.1f} s",
+                        flush=True,
+                    )
+    print(
+        f"\n{'model':>24} {'density':>8} {'max|diff|':>9} {'fp32 MB':>8} {'ticket MB':>9} {'ONNX dense':>10} "
+        f"{'ONNX int64':>10} {'ONNX':>8} {'ONNX/dense':>10}"
+    )
     for r in rows:
-        print(f"{r['model'] + '/' + r['size']:>24} {r['density']:>8.3f} {r['max_abs_diff']:>9.1e} "
-              f"{r['safetensors_bytes'] / 1e6:>8.2f} {r['ticket_bytes'] / 1e6:>9.2f} {r['onnx_dense_bytes'] / 1e6:>10.2f} "
-              f"{r['onnx_int64_bytes'] / 1e6:>10.2f} {r['onnx_bytes'] / 1e6:>8.2f} {r['onnx_vs_dense_onnx']:>10.3f}")
+        print(
+            f"{r['model'] + '/' + r['size']:>24} {r['density']:>8.3f} {r['max_abs_diff']:>9.1e} "
+            f"{r['safetensors_bytes'] / 1e6:>8.2f} {r['ticket_bytes'] / 1e6:>9.2f} "
+            f"{r['onnx_dense_bytes'] / 1e6:>10.2f} "
+            f"{r['onnx_int64_bytes'] / 1e6:>10.2f} {r['onnx_bytes'] / 1e6:>8.2f} {r['onnx_vs_dense_onnx']:>10.3f}"
+        )
     worst = max(r["max_abs_diff"] for r in rows)
     print(f"worst max |diff| {worst:.1e} over {len(rows)} exports x {len(IMAGES)} image sizes (target 1e-4)")
     args.out.parent.mkdir(parents=True, exist_ok=True)

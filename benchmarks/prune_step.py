@@ -17,6 +17,7 @@ JSON. Target: torch / ours >= 10 at both levels.
 
     OMP_NUM_THREADS=1 python benchmarks/prune_step.py [--reps 5] [--out benchmarks/results/prune_step.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -133,7 +134,7 @@ def numpy_way(base: nn.Module, rate: float) -> Clock:
     """The MIR-L reference algorithm at level 1: one percentile over the magnitudes, np.where, rewind."""
     trained = {k: m.weight.detach().numpy().copy() for k, m in base.items()}
     g = torch.Generator().manual_seed(1001)
-    for k, w in trained.items():
+    for _k, w in trained.items():
         w += (torch.randn(w.shape, generator=g) * (0.5 * float(np.std(w)))).numpy()
     init = {k: m.weight.detach().numpy() for k, m in base.items()}
     with Clock() as c:
@@ -164,14 +165,16 @@ def main() -> None:
     torch.manual_seed(0)
     base = stand_in(args.spec)
     n_weights = sum(m.weight.numel() for m in base.values())
-    print(f"stand-in: {len(base)} tensors, {n_weights:,} prunable weights; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"stand-in: {len(base)} tensors, {n_weights:,} prunable weights; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
 
     clocks: dict[str, dict[int, list[Clock]]] = {side: {lv: [] for lv in TIMED} for side in SIDES}
     numpy_clocks, equal, density = [], True, 0.0
     for rep in range(args.reps):
         # Rotate the order, so drift in the machine's load hits every side alike.
-        order = list(SIDES)[rep % len(SIDES):] + list(SIDES)[: rep % len(SIDES)]
+        order = list(SIDES)[rep % len(SIDES) :] + list(SIDES)[: rep % len(SIDES)]
         masks = {}
         for side in order:
             run, masks[side] = SIDES[side](base, args.rate)
@@ -187,12 +190,15 @@ def main() -> None:
     levels: dict[int, dict] = {}
     for lv in TIMED:
         t = clocks["torch"][lv]
-        entry: dict = {"density_before": (1 - args.rate) ** (lv - 1),
-                       "torch": {"wall_s": med(t, "wall"), "cpu_s": med(t, "cpu")}}
+        entry: dict = {
+            "density_before": (1 - args.rate) ** (lv - 1),
+            "torch": {"wall_s": med(t, "wall"), "cpu_s": med(t, "cpu")},
+        }
         for side in ("prune()+rewind()", "prune(rewind=True)"):
             o = clocks[side][lv]
             entry[side] = {
-                "wall_s": med(o, "wall"), "cpu_s": med(o, "cpu"),
+                "wall_s": med(o, "wall"),
+                "cpu_s": med(o, "cpu"),
                 "torch_over_ours_wall": med(t, "wall") / med(o, "wall"),
                 "torch_over_ours_cpu": med(t, "cpu") / med(o, "cpu"),
                 "median_pair_ratio_cpu": statistics.median(b.cpu / a.cpu for a, b in zip(o, t)),
@@ -201,26 +207,40 @@ def main() -> None:
         levels[lv] = entry
     np_wall, np_cpu = med(numpy_clocks, "wall"), med(numpy_clocks, "cpu")
 
-    print(f"\none global round at rate {args.rate}, medians of {args.reps} repetitions "
-          f"(cpu: process time, what survives other jobs on the machine)")
-    print(f"{'level':>5} {'density':>7}  {'public path':<20} {'wall s':>7} {'cpu s':>7} | {'torch wall s':>12} "
-          f"{'cpu s':>7} | {'torch/ours wall':>15} {'cpu':>6}  target >= {TARGET:g}")
+    print(
+        f"\none global round at rate {args.rate}, medians of {args.reps} repetitions "
+        f"(cpu: process time, what survives other jobs on the machine)"
+    )
+    print(
+        f"{'level':>5} {'density':>7}  {'public path':<20} {'wall s':>7} {'cpu s':>7} | {'torch wall s':>12} "
+        f"{'cpu s':>7} | {'torch/ours wall':>15} {'cpu':>6}  target >= {TARGET:g}"
+    )
     for lv, e in levels.items():
         for side in ("prune()+rewind()", "prune(rewind=True)"):
             o = e[side]
-            print(f"{lv:>5} {e['density_before']:>7.3f}  {side:<20} {o['wall_s']:>7.3f} {o['cpu_s']:>7.3f} | "
-                  f"{e['torch']['wall_s']:>12.3f} {e['torch']['cpu_s']:>7.3f} | {o['torch_over_ours_wall']:>15.1f} "
-                  f"{o['torch_over_ours_cpu']:>6.1f}  {'pass' if o['passes'] else 'FAIL'}")
-    print(f"numpy reference (MIR-L) at level 1: {np_wall:.3f} s wall, {np_cpu:.3f} s cpu "
-          f"({np_cpu / levels[1]['prune()+rewind()']['cpu_s']:.1f}x prune()+rewind())")
-    print(f"masks identical to torch's at every timed level of every repetition: {equal}; "
-          f"density after level {max(TIMED)}: {density:.6f}")
+            print(
+                f"{lv:>5} {e['density_before']:>7.3f}  {side:<20} {o['wall_s']:>7.3f} {o['cpu_s']:>7.3f} | "
+                f"{e['torch']['wall_s']:>12.3f} {e['torch']['cpu_s']:>7.3f} | {o['torch_over_ours_wall']:>15.1f} "
+                f"{o['torch_over_ours_cpu']:>6.1f}  {'pass' if o['passes'] else 'FAIL'}"
+            )
+    print(
+        f"numpy reference (MIR-L) at level 1: {np_wall:.3f} s wall, {np_cpu:.3f} s cpu "
+        f"({np_cpu / levels[1]['prune()+rewind()']['cpu_s']:.1f}x prune()+rewind())"
+    )
+    print(
+        f"masks identical to torch's at every timed level of every repetition: {equal}; "
+        f"density after level {max(TIMED)}: {density:.6f}"
+    )
 
     result = {
         "benchmark": "prune_step",
         "path": "public: IterativeMagnitudePruner.prune() + rewind(), and prune(rewind=True)",
         "baseline": "torch.nn.utils.prune.global_unstructured(L1Unstructured) + the same rewind copy",
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "threads": torch.get_num_threads()},
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "threads": torch.get_num_threads(),
+        },
         "torch": torch.__version__,
         "weights": n_weights,
         "tensors": len(base),

@@ -16,6 +16,7 @@ If none qualifies, the candidate with the best worst-task gain among those reach
 
     python benchmarks/sample_defaults.py [--seeds 2] [--reuse] [--out benchmarks/results/sample_defaults.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,14 @@ from lotteryir.pruning import RoundContext
 from lotteryir.runs.config import SAMPLE_INIT, SAMPLE_LOSS, SAMPLE_LR, SAMPLE_PATCH, SAMPLE_STEPS
 
 ROOT = Path(__file__).resolve().parents[1]
-SHORT = {"denoise_15": "s15", "denoise_25": "s25", "denoise_50": "s50", "derain": "rain", "dehaze": "haze", "web": "web"}
+SHORT = {
+    "denoise_15": "s15",
+    "denoise_25": "s25",
+    "denoise_50": "s50",
+    "derain": "rain",
+    "dehaze": "haze",
+    "web": "web",
+}
 VALIDATION_SEEDS = (0, 1, 2)  # degradation seeds per held-out photograph (ImageDataset's degradations)
 
 
@@ -97,9 +105,19 @@ def train_one(c: Candidate, seed: int, val: dict) -> Outcome:
     model = apply_init(build_model("mirl", c.size), c.init)
     stamps: dict[int, float] = {}
     trainer = RestorationTrainer(
-        data, TrainConfig(steps=c.steps, lr=c.lr, loss=c.loss, batch_size=c.batch, device="cpu",
-                          checkpoint_every=None, seed=seed, threads=1),
-        progress=lambda p: stamps.__setitem__(p.step, time.perf_counter()))
+        data,
+        TrainConfig(
+            steps=c.steps,
+            lr=c.lr,
+            loss=c.loss,
+            batch_size=c.batch,
+            device="cpu",
+            checkpoint_every=None,
+            seed=seed,
+            threads=1,
+        ),
+        progress=lambda p: stamps.__setitem__(p.step, time.perf_counter()),
+    )
     trainer(model, RoundContext(round=0, density=1.0, seed=seed))
     result = evaluate(model, val, device="cpu")
     outcome = Outcome(c, seed, {label.split("/")[0]: s.gain for label, s in result.sets.items()})
@@ -113,11 +131,18 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2, help="training seeds per candidate (default 2)")
     parser.add_argument("--min-gain", type=float, default=0.3, help="dB every task must gain to qualify")
     parser.add_argument("--min-mean", type=float, default=2.5, help="dB the mean over tasks must gain to qualify")
-    parser.add_argument("--budget-minutes", type=float, default=5.0,
-                        help="training minutes (1 thread) the main command's four trainings may take")
+    parser.add_argument(
+        "--budget-minutes",
+        type=float,
+        default=5.0,
+        help="training minutes (1 thread) the main command's four trainings may take",
+    )
     parser.add_argument("--only", type=int, nargs="*", help="indices of the candidates to run (default all)")
-    parser.add_argument("--reuse", action="store_true",
-                        help="take candidates' per-seed results from an earlier --out of this script instead of retraining")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="take candidates' per-seed results from an earlier --out of this script instead of retraining",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "sample_defaults.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -135,18 +160,29 @@ def main() -> None:
             done = earlier.get((c.label(), seed))
             outcomes.append(Outcome(c, seed, done["gains"], done["steps_per_sec"]) if done else train_one(c, seed, val))
             o = outcomes[-1]
-            print(f"  {c.label()} seed {seed}{' (earlier run)' if done else ''}: "
-                  + " ".join(f"{SHORT[t]} {g:+.2f}" for t, g in o.gains.items()), file=sys.stderr)
+            print(
+                f"  {c.label()} seed {seed}{' (earlier run)' if done else ''}: "
+                + " ".join(f"{SHORT[t]} {g:+.2f}" for t, g in o.gains.items()),
+                file=sys.stderr,
+            )
 
     rows = []
     for c in chosen:
         mine = [o for o in outcomes if o.candidate == c]
         gains = {t: statistics.fmean(o.gains[t] for o in mine) for t in tasks}
         rate = statistics.median(o.steps_per_sec for o in mine)
-        rows.append({"candidate": asdict(c), "label": c.label(), "gains": gains, "mean_gain": statistics.fmean(gains.values()),
-                     "min_gain": min(gains.values()), "steps_per_sec_1_thread": rate,
-                     "main_command_train_minutes_1_thread": 4 * c.steps / rate / 60,
-                     "per_seed": [{"seed": o.seed, "gains": o.gains, "steps_per_sec": o.steps_per_sec} for o in mine]})
+        rows.append(
+            {
+                "candidate": asdict(c),
+                "label": c.label(),
+                "gains": gains,
+                "mean_gain": statistics.fmean(gains.values()),
+                "min_gain": min(gains.values()),
+                "steps_per_sec_1_thread": rate,
+                "main_command_train_minutes_1_thread": 4 * c.steps / rate / 60,
+                "per_seed": [{"seed": o.seed, "gains": o.gains, "steps_per_sec": o.steps_per_sec} for o in mine],
+            }
+        )
     fits = [r for r in rows if r["main_command_train_minutes_1_thread"] <= args.budget_minutes] or rows
     qualified = [r for r in fits if r["min_gain"] >= args.min_gain and r["mean_gain"] >= args.min_mean]
     strong = [r for r in fits if r["mean_gain"] >= args.min_mean]
@@ -155,29 +191,52 @@ def main() -> None:
     else:
         best = max(strong or fits, key=lambda r: r["min_gain"])
 
-    print(f"\nvalidation split: {len(VALIDATION_SEEDS)} degradations x 3 held-out training photos per task; "
-          f"mean of {args.seeds} seeds; gain in dB over the degraded input")
+    print(
+        f"\nvalidation split: {len(VALIDATION_SEEDS)} degradations x 3 held-out training photos per task; "
+        f"mean of {args.seeds} seeds; gain in dB over the degraded input"
+    )
     head = " ".join(f"{SHORT[t]:>6s}" for t in tasks)
     print(f"{'#':>2s} {'candidate':72s} {head} {'mean':>6s} {'min':>6s} {'4x train':>8s}")
     for i, r in enumerate(rows):
         cells = " ".join(f"{r['gains'][t]:+6.2f}" for t in tasks)
         mark = " <- chosen" if r is best else ""
-        print(f"{i:2d} {r['label']:72s} {cells} {r['mean_gain']:+6.2f} {r['min_gain']:+6.2f} "
-              f"{r['main_command_train_minutes_1_thread']:6.1f}m{mark}")
-    verdict = ("qualifies" if qualified else
-               f"no candidate gains >= {args.min_gain} dB on every task with a mean >= {args.min_mean} dB; "
-               f"best worst-task gain{' among those reaching the mean' if strong else ''}")
+        print(
+            f"{i:2d} {r['label']:72s} {cells} {r['mean_gain']:+6.2f} {r['min_gain']:+6.2f} "
+            f"{r['main_command_train_minutes_1_thread']:6.1f}m{mark}"
+        )
+    verdict = (
+        "qualifies"
+        if qualified
+        else f"no candidate gains >= {args.min_gain} dB on every task with a mean >= {args.min_mean} dB; "
+        f"best worst-task gain{' among those reaching the mean' if strong else ''}"
+    )
     print(f"chosen ({verdict}): {best['label']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "benchmark": "sample_defaults", "seeds": args.seeds, "min_gain": args.min_gain, "min_mean": args.min_mean,
-        "budget_minutes": args.budget_minutes,
-        "validation_photos": list(get_recipe("sample", split="validation").test_names),
-        "validation_seeds": list(VALIDATION_SEEDS), "rows": rows, "chosen": best["label"],
-        "shipped_defaults": {"lr": SAMPLE_LR, "loss": SAMPLE_LOSS, "steps": SAMPLE_STEPS, "init": SAMPLE_INIT,
-                             "patch": SAMPLE_PATCH, "identity": SAMPLE_IDENTITY},
-        "machine": {"platform": platform.platform(), "torch": torch.__version__},
-    }, indent=2))
+    args.out.write_text(
+        json.dumps(
+            {
+                "benchmark": "sample_defaults",
+                "seeds": args.seeds,
+                "min_gain": args.min_gain,
+                "min_mean": args.min_mean,
+                "budget_minutes": args.budget_minutes,
+                "validation_photos": list(get_recipe("sample", split="validation").test_names),
+                "validation_seeds": list(VALIDATION_SEEDS),
+                "rows": rows,
+                "chosen": best["label"],
+                "shipped_defaults": {
+                    "lr": SAMPLE_LR,
+                    "loss": SAMPLE_LOSS,
+                    "steps": SAMPLE_STEPS,
+                    "init": SAMPLE_INIT,
+                    "patch": SAMPLE_PATCH,
+                    "identity": SAMPLE_IDENTITY,
+                },
+                "machine": {"platform": platform.platform(), "torch": torch.__version__},
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {args.out}")
 
 

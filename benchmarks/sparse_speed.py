@@ -22,6 +22,7 @@ repetition ratios. A second table splits each variant's time by layer type (forw
 
     python benchmarks/sparse_speed.py [--threads 2 --sizes 256,512 --reps 5 --train-steps 20]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -144,8 +145,10 @@ def main() -> None:
         return net.eval()
 
     eager = plain(trained)
-    variants: dict[str, nn.Module] = {"eager": eager,
-                                      "dense-blocked": sparsify(eager, max_density=1.0, layout="strided")}
+    variants: dict[str, nn.Module] = {
+        "eager": eager,
+        "dense-blocked": sparsify(eager, max_density=1.0, layout="strided"),
+    }
     for density, state in states.items():
         variants[f"sparse {density:.3f}"] = sparsify(plain(state))
     names = list(variants)
@@ -159,12 +162,16 @@ def main() -> None:
         with torch.no_grad():
             for density, state in states.items():
                 ref = restore_image(plain(state), image)
-                errors[f"sparse {density:.3f}"] = float((restore_image(variants[f"sparse {density:.3f}"], image) - ref).abs().max())
-            errors["dense-blocked"] = float((restore_image(variants["dense-blocked"], image) - restore_image(eager, image)).abs().max())
+                errors[f"sparse {density:.3f}"] = float(
+                    (restore_image(variants[f"sparse {density:.3f}"], image) - ref).abs().max()
+                )
+            errors["dense-blocked"] = float(
+                (restore_image(variants["dense-blocked"], image) - restore_image(eager, image)).abs().max()
+            )
         times: dict[str, list[float]] = {n: [] for n in names}
         layers: dict[str, list[dict[str, float]]] = {n: [] for n in names}
         for rep in range(args.reps):
-            for name in names[rep % len(names):] + names[: rep % len(names)]:
+            for name in names[rep % len(names) :] + names[: rep % len(names)]:
                 timers[name].take()
                 start = time.perf_counter()
                 restore_image(variants[name], image)
@@ -174,34 +181,55 @@ def main() -> None:
         best_dense = [min(a, b) for a, b in zip(times["eager"], times["dense-blocked"])]
         for name in names:
             t = times[name]
-            rows.append({
-                "image": side, "variant": name, "median_s": statistics.median(t), "times_s": t,
-                "speedup_vs_eager": statistics.median(b / x for b, x in zip(base, t)),
-                "speedup_vs_fastest_dense": statistics.median(b / x for b, x in zip(best_dense, t)),
-                "max_abs_diff": errors.get(name, 0.0),
-            })
+            rows.append(
+                {
+                    "image": side,
+                    "variant": name,
+                    "median_s": statistics.median(t),
+                    "times_s": t,
+                    "speedup_vs_eager": statistics.median(b / x for b, x in zip(base, t)),
+                    "speedup_vs_fastest_dense": statistics.median(b / x for b, x in zip(best_dense, t)),
+                    "max_abs_diff": errors.get(name, 0.0),
+                }
+            )
             kinds = sorted({k for d in layers[name] for k in d})
             split = {k: statistics.median(d.get(k, 0.0) for d in layers[name]) for k in kinds}
             split["rest"] = statistics.median(x - sum(d.values()) for x, d in zip(t, layers[name]))
             layer_rows.append({"image": side, "variant": name, **split})
 
-    print(f"{args.model}/{args.size}, {args.threads} threads, {args.reps} reps, masks: {args.scope} magnitude after "
-          f"{args.train_steps} training steps (setup {prep:.0f} s); medians")
+    print(
+        f"{args.model}/{args.size}, {args.threads} threads, {args.reps} reps, masks: {args.scope} magnitude after "
+        f"{args.train_steps} training steps (setup {prep:.0f} s); medians"
+    )
     print(f"{'image':>6} {'variant':>14} {'seconds':>8} {'vs eager':>9} {'vs fastest dense':>17} {'max |diff|':>11}")
     for r in rows:
-        print(f"{r['image']:>6} {r['variant']:>14} {r['median_s']:>8.2f} {r['speedup_vs_eager']:>8.2f}x "
-              f"{r['speedup_vs_fastest_dense']:>16.2f}x {r['max_abs_diff']:>11.1e}")
+        print(
+            f"{r['image']:>6} {r['variant']:>14} {r['median_s']:>8.2f} {r['speedup_vs_eager']:>8.2f}x "
+            f"{r['speedup_vs_fastest_dense']:>16.2f}x {r['max_abs_diff']:>11.1e}"
+        )
     kinds = ["1x1 conv", "depthwise conv", "1x1+depthwise fused", "full conv", "rest"]
     print("\nseconds per layer type (medians; 'rest' = norms, attention, activations, padding, ...)")
     print(f"{'image':>6} {'variant':>14} " + " ".join(f"{k:>19}" for k in kinds))
     for r in layer_rows:
         print(f"{r['image']:>6} {r['variant']:>14} " + " ".join(f"{r.get(k, 0.0):>19.2f}" for k in kinds))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "benchmark": "sparse_speed", "model": args.model, "size": args.size, "threads": args.threads,
-        "reps": args.reps, "scope": args.scope, "train_steps": args.train_steps, "torch": torch.__version__,
-        "rows": rows, "layers": layer_rows,
-    }, indent=2))
+    args.out.write_text(
+        json.dumps(
+            {
+                "benchmark": "sparse_speed",
+                "model": args.model,
+                "size": args.size,
+                "threads": args.threads,
+                "reps": args.reps,
+                "scope": args.scope,
+                "train_steps": args.train_steps,
+                "torch": torch.__version__,
+                "rows": rows,
+                "layers": layer_rows,
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {args.out}")
 
 

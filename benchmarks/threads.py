@@ -15,6 +15,7 @@ Targets: >= 0.9 with the busy process, and not slower than one thread on a quiet
 
     python benchmarks/threads.py [--reps 3] [--steps 60] [--out benchmarks/results/threads.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,8 +55,15 @@ def worker(mode: str, steps: int) -> None:
     )
     trainer(model, RoundContext(round=0, density=1.0, seed=0))
     rate = (steps - WARMUP) / (stamps[steps] - stamps[WARMUP])
-    print(json.dumps({"steps_per_sec": rate, "threads": torch.get_num_threads(),
-                      "wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default)")}))
+    print(
+        json.dumps(
+            {
+                "steps_per_sec": rate,
+                "threads": torch.get_num_threads(),
+                "wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default)"),
+            }
+        )
+    )
 
 
 def measure(mode: str, steps: int) -> dict:
@@ -64,15 +72,23 @@ def measure(mode: str, steps: int) -> dict:
         env["OMP_NUM_THREADS"] = "1"
     if mode == "passive wait":
         env["OMP_WAIT_POLICY"] = "PASSIVE"
-    out = subprocess.run([sys.executable, __file__, "--worker", mode, "--steps", str(steps)], env=env,
-                         capture_output=True, text=True, check=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", mode, "--steps", str(steps)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=60, help="optimizer steps per measurement (the first 10 are warm-up)")
+    parser.add_argument(
+        "--steps", type=int, default=60, help="optimizer steps per measurement (the first 10 are warm-up)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "threads.json")
     parser.add_argument("--worker", choices=MODES, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -90,8 +106,11 @@ def main() -> None:
             for rep in range(args.reps):
                 for mode in MODES:  # interleaved, so slow drifts of the machine hit every mode alike
                     results[condition][mode].append(measure(mode, args.steps))
-                    print(f"  {condition:5s} rep {rep + 1}/{args.reps} {mode:13s} "
-                          f"{results[condition][mode][-1]['steps_per_sec']:.2f} steps/s", file=sys.stderr)
+                    print(
+                        f"  {condition:5s} rep {rep + 1}/{args.reps} {mode:13s} "
+                        f"{results[condition][mode][-1]['steps_per_sec']:.2f} steps/s",
+                        file=sys.stderr,
+                    )
         finally:
             if hog is not None:
                 hog.kill()
@@ -101,24 +120,47 @@ def main() -> None:
     for condition, by_mode in results.items():
         med = {m: statistics.median(r["steps_per_sec"] for r in runs) for m, runs in by_mode.items()}
         for mode in MODES:
-            rows.append({"condition": condition, "mode": mode, "steps_per_sec": med[mode],
-                         "threads": by_mode[mode][-1]["threads"], "vs_1_thread": med[mode] / med["1 thread"]})
-    print(f"\nmirl/tiny training, batch 8, 48x48; medians of {args.reps}; {os.cpu_count()} cores; "
-          f"{platform.processor() or platform.machine()}")
+            rows.append(
+                {
+                    "condition": condition,
+                    "mode": mode,
+                    "steps_per_sec": med[mode],
+                    "threads": by_mode[mode][-1]["threads"],
+                    "vs_1_thread": med[mode] / med["1 thread"],
+                }
+            )
+    print(
+        f"\nmirl/tiny training, batch 8, 48x48; medians of {args.reps}; {os.cpu_count()} cores; "
+        f"{platform.processor() or platform.machine()}"
+    )
     print(f"{'condition':10s} {'mode':14s} {'threads':>7s} {'steps/s':>8s} {'vs 1 thread':>12s}")
     for r in rows:
-        print(f"{r['condition']:10s} {r['mode']:14s} {r['threads']:7d} {r['steps_per_sec']:8.2f} {r['vs_1_thread']:11.2f}x")
+        print(
+            f"{r['condition']:10s} {r['mode']:14s} {r['threads']:7d} {r['steps_per_sec']:8.2f} "
+            f"{r['vs_1_thread']:11.2f}x"
+        )
     busy = next(r for r in rows if r["condition"] == "busy" and r["mode"] == "lotteryir")["vs_1_thread"]
     quiet = next(r for r in rows if r["condition"] == "quiet" and r["mode"] == "lotteryir")["vs_1_thread"]
-    print(f"target: busy >= 0.90 -> {busy:.2f} ({'met' if busy >= 0.9 else 'MISSED'}); "
-          f"quiet not slower than 1 thread -> {quiet:.2f}")
+    print(
+        f"target: busy >= 0.90 -> {busy:.2f} ({'met' if busy >= 0.9 else 'MISSED'}); "
+        f"quiet not slower than 1 thread -> {quiet:.2f}"
+    )
     import torch
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "benchmark": "threads", "reps": args.reps, "steps": args.steps, "rows": rows, "raw": results,
-        "machine": {"platform": platform.platform(), "cores": os.cpu_count(), "torch": torch.__version__},
-    }, indent=2))
+    args.out.write_text(
+        json.dumps(
+            {
+                "benchmark": "threads",
+                "reps": args.reps,
+                "steps": args.steps,
+                "rows": rows,
+                "raw": results,
+                "machine": {"platform": platform.platform(), "cores": os.cpu_count(), "torch": torch.__version__},
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {args.out}")
 
 

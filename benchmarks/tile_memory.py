@@ -8,6 +8,7 @@ compared with the untiled one.
 
     python benchmarks/tile_memory.py [--tile 256 --overlap 32 --size small --out result.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,7 +45,9 @@ def child(side: int, args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     model = _model(args.size, args.weights)
     # A smooth image (upsampled noise): content does not change memory, only time.
-    image = torch.nn.functional.interpolate(torch.rand(1, 3, side // 64, side // 64), size=(side, side), mode="bilinear")
+    image = torch.nn.functional.interpolate(
+        torch.rand(1, 3, side // 64, side // 64), size=(side, side), mode="bilinear"
+    )
     before = _peak_mib()
     start = time.perf_counter()
     out = restore_image(model, image, tile=args.tile, overlap=args.overlap)
@@ -84,7 +87,9 @@ def main() -> None:
     parser.add_argument("--size", default="small", help="MIR-L size: tiny, small or full")
     parser.add_argument("--weights", default=None, help="optional safetensors state dict (default: seeded random init)")
     parser.add_argument("--sides", type=int, nargs=2, default=[512, 2048])
-    parser.add_argument("--threads", type=int, default=1, help="intra-op threads (1 keeps timings stable on a shared machine)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="intra-op threads (1 keeps timings stable on a shared machine)"
+    )
     parser.add_argument("--skip-fidelity", action="store_true")
     parser.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
@@ -121,8 +126,13 @@ def main() -> None:
     print(f"MIR-L {args.size}, CPU, tile {args.tile}, overlap {args.overlap}, {args.threads} threads")
     print(f"{'image':>11} {'peak RSS MiB':>13} {'before MiB':>11} {'seconds':>8}")
     for r in runs:
-        print(f"{r['side']:>5}x{r['side']:<5} {r['peak_rss_mib']:>13.0f} {r['rss_before_inference_mib']:>11.0f} {r['seconds']:>8.1f}")
-    print(f"peak ratio {large_side}/{small_side}: {ratio:.3f} (target <= 1.2: {'pass' if result['passes'] else 'FAIL'})")
+        print(
+            f"{r['side']:>5}x{r['side']:<5} {r['peak_rss_mib']:>13.0f} {r['rss_before_inference_mib']:>11.0f} "
+            f"{r['seconds']:>8.1f}"
+        )
+    print(
+        f"peak ratio {large_side}/{small_side}: {ratio:.3f} (target <= 1.2: {'pass' if result['passes'] else 'FAIL'})"
+    )
     if not args.skip_fidelity:
         fid = run("--fidelity-child")
         result["fidelity"] = fid

@@ -26,6 +26,7 @@ checkpoint inside each round (mid-round resume), one ticket per round
 (ticket_round<r>.safetensors) and history.json with every round's PSNR/SSIM.
 A tiny dry run (seconds): --size tiny --steps 2 --rounds 1 --workers 0 --device cpu.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -75,20 +76,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     train_set = recipe.train_dataset(patch_size=args.patch, seed=0)
     test_sets = recipe.test_sets()
-    print(f"data: {len(train_set):,} training crops per epoch over {', '.join(recipe.tasks)}; "
-          f"test sets {', '.join(test_sets)}")
+    print(
+        f"data: {len(train_set):,} training crops per epoch over {', '.join(recipe.tasks)}; "
+        f"test sets {', '.join(test_sets)}"
+    )
 
     # 2. The network, the training closure (the paper's schedule), the pruner.
     torch.manual_seed(0)
     model = build_model("mirl", args.size)
     length = {"steps": args.steps} if args.steps else {"epochs": args.epochs, "warmup_epochs": args.warmup_epochs}
-    config = TrainConfig(**length, lr=args.lr, batch_size=args.batch, device=args.device,
-                         num_workers=args.workers)
+    config = TrainConfig(**length, lr=args.lr, batch_size=args.batch, device=args.device, num_workers=args.workers)
     trainer = RestorationTrainer(train_set, config, progress=_progress)
     per_epoch, total, warmup = trainer.plan()
-    print(f"mirl/{args.size}: {sum(t.numel() for t in model.parameters()):,} params; "
-          f"{total:,} steps per round ({per_epoch:,} per epoch, {warmup:,} warm-up); "
-          f"{args.rounds} rounds of {args.rate:.0%} global, rewind to init")
+    print(
+        f"mirl/{args.size}: {sum(t.numel() for t in model.parameters()):,} params; "
+        f"{total:,} steps per round ({per_epoch:,} per epoch, {warmup:,} warm-up); "
+        f"{args.rounds} rounds of {args.rate:.0%} global, rewind to init"
+    )
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -106,8 +110,15 @@ def main(argv: list[str] | None = None) -> int:
         scores = "  ".join(f"{label} {s['psnr']:.2f}/{s['ssim']:.4f}" for label, s in record.metrics["eval"].items())
         print(f"round {record.round}: density {record.density:.4f}  PSNR/SSIM  {scores}", flush=True)
 
-    pruner = IterativeMagnitudePruner(model, train_and_evaluate, rate=args.rate, rounds=args.rounds,
-                                      scope="global", rewind="init", on_round_end=on_round_end)
+    pruner = IterativeMagnitudePruner(
+        model,
+        train_and_evaluate,
+        rate=args.rate,
+        rounds=args.rounds,
+        scope="global",
+        rewind="init",
+        on_round_end=on_round_end,
+    )
     if (out / "pruner" / "pruner.json").is_file():
         pruner.load_state(out / "pruner")
         print(f"resuming {out}: round {pruner.round} of {args.rounds} done (density {pruner.density:.4f})")
@@ -118,8 +129,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _progress(info) -> None:
     if info.step == info.total_steps or info.step % 1000 == 0:
-        print(f"  round {info.round} step {info.step:,}/{info.total_steps:,} loss {info.mean_loss:.4f} "
-              f"lr {info.lr:.2e} ({info.steps_per_sec:.1f} steps/s, {info.eta_seconds / 60:.0f} min left)", flush=True)
+        print(
+            f"  round {info.round} step {info.step:,}/{info.total_steps:,} loss {info.mean_loss:.4f} "
+            f"lr {info.lr:.2e} ({info.steps_per_sec:.1f} steps/s, {info.eta_seconds / 60:.0f} min left)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ test/denoise/{BSD68,Urban100}; see `lotteryir data layout denoise`):
 Other tasks of the sample recipe: --task denoise_15 | denoise_50 | derain | dehaze | web
 (with --data-root, --task picks the folder recipe of its family: denoise, derain, dehaze, web).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,15 +40,21 @@ from lotteryir.models import build_model
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Restormer lottery ticket with late rewinding (one task)")
     p.add_argument("--task", default="denoise_25", help="denoise_15/25/50, derain, dehaze or web (default denoise_25)")
-    p.add_argument("--data-root", type=Path, default=None, help="folder tree of the task's recipe (default: built-in sample)")
+    p.add_argument(
+        "--data-root", type=Path, default=None, help="folder tree of the task's recipe (default: built-in sample)"
+    )
     p.add_argument("--size", default="tiny", help="restormer size: tiny (default), small, full, full-biasfree")
     p.add_argument("--rounds", type=int, default=4, help="pruning rounds of 20%% (default 4: density 0.41)")
     p.add_argument("--steps", type=int, default=300, help="optimizer steps per round (default 300)")
     p.add_argument("--rewind-step", type=int, default=None, help="late-rewinding step K (default: 5%% of --steps)")
     p.add_argument("--patch", type=int, default=48, help="training crop (default 48)")
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3; the paper's 2e-4 for full size)")
-    p.add_argument("--test-images", type=int, default=None, help="with the sample recipe: use only the first N test images")
+    p.add_argument(
+        "--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3; the paper's 2e-4 for full size)"
+    )
+    p.add_argument(
+        "--test-images", type=int, default=None, help="with the sample recipe: use only the first N test images"
+    )
     p.add_argument("--tile", type=int, default=None, help="tiled inference for large test images (e.g. 256)")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--threads", type=int, default=2)
@@ -75,14 +82,23 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     model = build_model("restormer", args.size)
     params = sum(t.numel() for t in model.parameters())
-    print(f"restormer/{args.size} ({params:,} params) on {args.task}: {len(train_set)} training crops of {args.patch} px, "
-          f"test sets {', '.join(test_sets)}")
-    print(f"{args.rounds} rounds x {args.steps} steps, 20% global magnitude pruning per round, rewind to step {rewind_step}")
+    print(
+        f"restormer/{args.size} ({params:,} params) on {args.task}: {len(train_set)} training crops of {args.patch} "
+        "px, "
+        f"test sets {', '.join(test_sets)}"
+    )
+    print(
+        f"{args.rounds} rounds x {args.steps} steps, 20% global magnitude pruning per round, rewind to step "
+        f"{rewind_step}"
+    )
 
     def progress(info) -> None:
         if info.step % max(1, info.total_steps // 4) == 0:
-            print(f"  round {info.round} step {info.step}/{info.total_steps} loss {info.mean_loss:.4f} "
-                  f"({info.steps_per_sec:.1f} steps/s)", flush=True)
+            print(
+                f"  round {info.round} step {info.step}/{info.total_steps} loss {info.mean_loss:.4f} "
+                f"({info.steps_per_sec:.1f} steps/s)",
+                flush=True,
+            )
 
     config = TrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, device=args.device, checkpoint_every=None)
     trainer = RestorationTrainer(train_set, config, progress=progress)
@@ -95,19 +111,31 @@ def main(argv: list[str] | None = None) -> int:
         return metrics
 
     def report(record) -> None:
-        print(f"round {record.round}: density {record.density:.3f} PSNR {record.metrics['psnr']:.2f} dB "
-              f"SSIM {record.metrics['ssim']:.4f} ({record.seconds:.0f} s)", flush=True)
+        print(
+            f"round {record.round}: density {record.density:.3f} PSNR {record.metrics['psnr']:.2f} dB "
+            f"SSIM {record.metrics['ssim']:.4f} ({record.seconds:.0f} s)",
+            flush=True,
+        )
 
-    pruner = IterativeMagnitudePruner(model, train_and_evaluate, rate=0.2, rounds=args.rounds, scope="global",
-                                      rewind=f"step:{rewind_step}", on_round_end=report)
+    pruner = IterativeMagnitudePruner(
+        model,
+        train_and_evaluate,
+        rate=0.2,
+        rounds=args.rounds,
+        scope="global",
+        rewind=f"step:{rewind_step}",
+        on_round_end=report,
+    )
     pruner.run()
 
     dense, ticket = pruner.history[0], pruner.history[-1]
     print(f"\n{'':<16}{'density':>9}{'PSNR (dB)':>11}{'SSIM':>8}")
     for name, rec in (("dense", dense), ("ticket", ticket)):
         print(f"{name:<16}{rec.density:>9.3f}{rec.metrics['psnr']:>11.2f}{rec.metrics['ssim']:>8.4f}")
-    print(f"ticket - dense: {ticket.metrics['psnr'] - dense.metrics['psnr']:+.2f} dB PSNR, "
-          f"{ticket.metrics['ssim'] - dense.metrics['ssim']:+.4f} SSIM at {ticket.density:.1%} of the weights")
+    print(
+        f"ticket - dense: {ticket.metrics['psnr'] - dense.metrics['psnr']:+.2f} dB PSNR, "
+        f"{ticket.metrics['ssim'] - dense.metrics['ssim']:+.4f} SSIM at {ticket.density:.1%} of the weights"
+    )
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         path = args.out / f"restormer_{args.size}_{args.task}_ticket.safetensors"

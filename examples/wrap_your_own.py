@@ -61,6 +61,7 @@ Multi-GPU with your own DistributedDataParallel loop (``torchrun --nproc_per_nod
 For PromptIR/MIR-L, which builds layers it never calls, pass ``find_unused_parameters=True``
 to DistributedDataParallel.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -120,8 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sigma", type=float, default=25.0)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--rewind", default="init", help="init, step:K or none")
-    p.add_argument("--extend-to-step", type=int, default=10, metavar="K",
-                   help="after the run, one more round that rewinds to step K of round 0 (0: skip)")
+    p.add_argument(
+        "--extend-to-step",
+        type=int,
+        default=10,
+        metavar="K",
+        help="after the run, one more round that rewinds to step K of round 0 (0: skip)",
+    )
     p.add_argument("--compile", action="store_true", help="train through torch.compile(model)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2)
@@ -153,14 +159,18 @@ def main(argv: list[str] | None = None) -> int:
         return {"loss": loss.item(), "val_psnr": val}
 
     def show(record: RoundRecord) -> None:
-        print(f"round {record.round}: density {record.density:.3f} ({record.remaining:,}/{record.total:,} weights), "
-              f"rewound to {record.rewind or '-'}, val PSNR {record.metrics['val_psnr']:.2f} dB "
-              f"(noisy input {psnr(val_noisy, val_clean):.2f} dB)", flush=True)
+        print(
+            f"round {record.round}: density {record.density:.3f} ({record.remaining:,}/{record.total:,} weights), "
+            f"rewound to {record.rewind or '-'}, val PSNR {record.metrics['val_psnr']:.2f} dB "
+            f"(noisy input {psnr(val_noisy, val_clean):.2f} dB)",
+            flush=True,
+        )
 
     # ---- lotteryir: a handful of lines ------------------------------------------------------
     keep = [args.extend_to_step] if 0 < args.extend_to_step <= args.steps else []
-    pruner = IterativeMagnitudePruner(model, train, rate=0.2, rounds=args.rounds, rewind=args.rewind,
-                                      rewind_points=keep)
+    pruner = IterativeMagnitudePruner(
+        model, train, rate=0.2, rounds=args.rounds, rewind=args.rewind, rewind_points=keep
+    )
     for record in pruner.iter_rounds():  # each round printed as soon as it is done
         show(record)
     if keep:  # the finished run grows: one more round, survivors rewound to step K of round 0
@@ -173,8 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     plain_path, ticket_path = out / "ticket_plain.safetensors", out / "ticket.safetensors"
     save_file(pruner.export_state_dict(), str(plain_path))  # pruned entries are exact zeros
     lotteryir.save_ticket(model, ticket_path, name=MODEL_SPEC, size="default")  # compact: mask + survivors
-    print(f"exported {plain_path} ({plain_path.stat().st_size:,} bytes) and {ticket_path} "
-          f"({ticket_path.stat().st_size:,} bytes)")
+    print(
+        f"exported {plain_path} ({plain_path.stat().st_size:,} bytes) and {ticket_path} "
+        f"({ticket_path.stat().st_size:,} bytes)"
+    )
 
     # ---- reload into a plain instance of your own class -------------------------------------
     model.eval()
@@ -190,8 +202,10 @@ def main(argv: list[str] | None = None) -> int:
         total = sum(m.weight.numel() for m in fresh.modules() if isinstance(m, nn.Conv2d))
         match = diff <= 1e-5 and math.isclose(1 - zeros / total, pruner.density, abs_tol=1e-3)
         ok &= match
-        print(f"reloaded {path.name} into a fresh ResidualDenoiser (strict): density {1 - zeros / total:.3f}, "
-              f"max output difference {diff:.2e} -> {'OK' if match else 'MISMATCH'}")
+        print(
+            f"reloaded {path.name} into a fresh ResidualDenoiser (strict): density {1 - zeros / total:.3f}, "
+            f"max output difference {diff:.2e} -> {'OK' if match else 'MISMATCH'}"
+        )
     print("reload check passed" if ok else "reload check FAILED")
 
     # ---- your model on the command line ------------------------------------------------------
@@ -200,12 +214,22 @@ def main(argv: list[str] | None = None) -> int:
         from lotteryir.data import write_image
 
         write_image(val_noisy[0].cpu().clamp(0, 1), out / "noisy.png")
-        command = ["restore", str(ticket_path), str(out / "noisy.png"), "-o", str(out / "restored"), "--model", MODEL_SPEC]
+        command = [
+            "restore",
+            str(ticket_path),
+            str(out / "noisy.png"),
+            "-o",
+            str(out / "restored"),
+            "--model",
+            MODEL_SPEC,
+        ]
         print("lotteryir " + " ".join(command))
         ok &= cli(command) == 0
     else:
-        print(f"(the command line builds ResidualDenoiser() at its defaults, 32 x 5; this run used "
-              f"{args.width} x {args.depth}, so it is not run here)")
+        print(
+            f"(the command line builds ResidualDenoiser() at its defaults, 32 x 5; this run used "
+            f"{args.width} x {args.depth}, so it is not run here)"
+        )
     return 0 if ok else 1
 
 

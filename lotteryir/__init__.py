@@ -5,6 +5,7 @@ closure; ``lotteryir.models``, ``lotteryir.data`` and ``lotteryir.engine`` ship
 the MIR-L paper's networks, data recipes and training; ``lotteryir.runs`` and
 the ``lotteryir`` command line make resumable runs of it.
 """
+
 from __future__ import annotations
 
 __version__ = "0.1.0.dev0"

@@ -3,6 +3,7 @@
 This sits above both `models` (which reads and loads weights) and `pruning` (which
 knows masks), so neither has to know the other.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,7 +15,15 @@ from torch import nn
 
 from .models import CheckpointError, build_from_state_dict, check_weights, guess_model, load_weights, read_checkpoint
 from .models.registry import refuse_from_file
-from .pruning import Mask, SparsityReport, current_mask, export_state_dict, find_prunable, select_prunable, sparsity_report
+from .pruning import (
+    Mask,
+    SparsityReport,
+    current_mask,
+    export_state_dict,
+    find_prunable,
+    select_prunable,
+    sparsity_report,
+)
 from .pruning.ticket import compact_shapes, is_compact, load_compact, read_compact_metadata, save_compact
 
 
@@ -35,8 +44,14 @@ class LoadedCheckpoint:
     path: Path
 
 
-def load_checkpoint(path: str | os.PathLike, name: str | None = None, size: str | None = None,
-                    device: str | torch.device = "cpu", *, allow_nonfinite: bool = False) -> LoadedCheckpoint:
+def load_checkpoint(
+    path: str | os.PathLike,
+    name: str | None = None,
+    size: str | None = None,
+    device: str | torch.device = "cpu",
+    *,
+    allow_nonfinite: bool = False,
+) -> LoadedCheckpoint:
     """Read a checkpoint, build the registered model it belongs to, load it strictly.
 
     `name` and `size` are found from the file's keys and shapes when not given. A
@@ -94,9 +109,15 @@ def read_ticket(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], Mask,
     return load_compact(path)
 
 
-def load_ticket(path: str | os.PathLike, name: str | None = None, size: str | None = None,
-                device: str | torch.device = "cpu", model: nn.Module | None = None, *,
-                allow_nonfinite: bool = False) -> LoadedCheckpoint:
+def load_ticket(
+    path: str | os.PathLike,
+    name: str | None = None,
+    size: str | None = None,
+    device: str | torch.device = "cpu",
+    model: nn.Module | None = None,
+    *,
+    allow_nonfinite: bool = False,
+) -> LoadedCheckpoint:
     """Read a compact ticket into a model with the exact weights.
 
     With ``model`` (an instance of your own class) the weights load into it strictly;

@@ -1,4 +1,5 @@
 """The lotteryir command line: a thin typer + rich shell over the Python API."""
+
 from __future__ import annotations
 
 import contextlib
@@ -10,7 +11,7 @@ import statistics
 import sys
 import threading
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -29,12 +30,16 @@ app = typer.Typer(
 out = Console() if sys.stdout.isatty() else Console(width=160)
 err = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=160)
 _DEBUG = False
-_MODEL_HELP = ("Network: a name from `lotteryir models`, or your own as package.module:factory or "
-               "path/to/file.py:factory (called with no arguments).")
+_MODEL_HELP = (
+    "Network: a name from `lotteryir models`, or your own as package.module:factory or "
+    "path/to/file.py:factory (called with no arguments)."
+)
 
 
 @app.callback()
-def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors (may also follow the command).")) -> None:
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors (may also follow the command)."),
+) -> None:
     """lotteryir: iterative magnitude pruning for MIR-L / PromptIR, Restormer, or your own network."""
 
 
@@ -51,32 +56,41 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show full traceback
 )
 def prune(
     model: str = typer.Option("mirl", help=_MODEL_HELP),
-    size: Optional[str] = typer.Option(None, help="Model size (default: tiny on the sample recipe, else full)."),
+    size: str | None = typer.Option(None, help="Model size (default: tiny on the sample recipe, else full)."),
     recipe: str = typer.Option("sample", help="Data recipe: see `lotteryir recipes`."),
-    data: Optional[Path] = typer.Option(None, help="Data root of the recipe (not needed for sample)."),
-    data_path: List[str] = typer.Option([], "--data-path", help="Override one recipe path, KEY=PATH (e.g. derain_train=/x). Repeatable."),
-    tasks: Optional[str] = typer.Option(None, help="Comma-separated tasks (default: all of the recipe's)."),
-    rounds: Optional[int] = typer.Option(None, help="Pruning rounds after the dense round 0."),
-    target_density: Optional[float] = typer.Option(None, help="Prune until at most this fraction of weights remains."),
+    data: Path | None = typer.Option(None, help="Data root of the recipe (not needed for sample)."),
+    data_path: list[str] = typer.Option(
+        [], "--data-path", help="Override one recipe path, KEY=PATH (e.g. derain_train=/x). Repeatable."
+    ),
+    tasks: str | None = typer.Option(None, help="Comma-separated tasks (default: all of the recipe's)."),
+    rounds: int | None = typer.Option(None, help="Pruning rounds after the dense round 0."),
+    target_density: float | None = typer.Option(None, help="Prune until at most this fraction of weights remains."),
     rate: float = typer.Option(0.2, help="Fraction of the remaining weights pruned per round, in (0, 1)."),
     scope: str = typer.Option("global", help="global | layerwise | random."),
     rewind: str = typer.Option("init", help="init | step:K | none."),
-    epochs: Optional[int] = typer.Option(None, help="Epochs per round (default 120 on real data)."),
-    steps: Optional[int] = typer.Option(None, help="Optimizer steps per round (default on sample data: 300)."),
+    epochs: int | None = typer.Option(None, help="Epochs per round (default 120 on real data)."),
+    steps: int | None = typer.Option(None, help="Optimizer steps per round (default on sample data: 300)."),
     batch_size: int = typer.Option(8, help="Global batch size (under torchrun split evenly across the processes)."),
-    patch_size: Optional[int] = typer.Option(None, help="Training patch size (default 64; 48 on sample data)."),
-    lr: Optional[float] = typer.Option(None, help="AdamW learning rate (default 2e-4; on sample data the tuned default)."),
-    loss: Optional[str] = typer.Option(None, help="Training loss: l1 (the paper's, the default) or psnr."),
-    init: Optional[str] = typer.Option(None, help="default (as the network's builder draws it) or identity (last conv "
-                                                   "at zero: starts as the identity; the default on sample data)."),
+    patch_size: int | None = typer.Option(None, help="Training patch size (default 64; 48 on sample data)."),
+    lr: float | None = typer.Option(None, help="AdamW learning rate (default 2e-4; on sample data the tuned default)."),
+    loss: str | None = typer.Option(None, help="Training loss: l1 (the paper's, the default) or psnr."),
+    init: str | None = typer.Option(
+        None,
+        help="default (as the network's builder draws it) or identity (last conv "
+        "at zero: starts as the identity; the default on sample data).",
+    ),
     seed: int = typer.Option(0, help="Seed for initialization, data order and controls."),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA when present)."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/<model>-<size>-<recipe>)."),
-    controls: bool = typer.Option(False, "--controls", help="Also train random-reinit and random-prune controls each round."),
-    preset: Optional[str] = typer.Option(None, help="'paper': the MIR-L paper's settings (needs --data)."),
+    device: str | None = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA when present)."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Run directory (default runs/<model>-<size>-<recipe>)."),
+    controls: bool = typer.Option(
+        False, "--controls", help="Also train random-reinit and random-prune controls each round."
+    ),
+    preset: str | None = typer.Option(None, help="'paper': the MIR-L paper's settings (needs --data)."),
     checkpoint_every: int = typer.Option(50, help="Optimizer steps between mid-round checkpoints."),
     num_workers: int = typer.Option(0, help="DataLoader worker processes."),
-    threads: str = typer.Option("auto", help="CPU threads: auto (the cores idle at the start; a resumed run keeps its count) or N."),
+    threads: str = typer.Option(
+        "auto", help="CPU threads: auto (the cores idle at the start; a resumed run keeps its count) or N."
+    ),
 ) -> None:
     """Run (or resume) an iterative-magnitude-pruning search and save every round.
 
@@ -90,12 +104,31 @@ def prune(
     paths = _parse_paths(data_path)
     model = register_import_path(model)  # typed here: the one kind of name lotteryir may import
     config = RunConfig(
-        model=model, size=size, recipe=recipe, data=str(data) if data else None, data_paths=paths,
+        model=model,
+        size=size,
+        recipe=recipe,
+        data=str(data) if data else None,
+        data_paths=paths,
         tasks=[t.strip() for t in tasks.split(",") if t.strip()] if tasks else None,
-        rounds=rounds, target_density=target_density, rate=rate, scope=scope, rewind=rewind,
-        epochs=epochs, steps=steps, batch_size=batch_size, patch_size=patch_size, lr=lr, loss=loss, init=init, seed=seed,
-        controls=["random_reinit", "random_prune"] if controls else [], device=device,
-        num_workers=num_workers, checkpoint_every=checkpoint_every, preset=preset, threads=_threads_option(threads),
+        rounds=rounds,
+        target_density=target_density,
+        rate=rate,
+        scope=scope,
+        rewind=rewind,
+        epochs=epochs,
+        steps=steps,
+        batch_size=batch_size,
+        patch_size=patch_size,
+        lr=lr,
+        loss=loss,
+        init=init,
+        seed=seed,
+        controls=["random_reinit", "random_prune"] if controls else [],
+        device=device,
+        num_workers=num_workers,
+        checkpoint_every=checkpoint_every,
+        preset=preset,
+        threads=_threads_option(threads),
     ).resolved()
     target = out_dir or Path("runs") / f"{model_label(config.model)}-{config.size}-{config.recipe}"
     stop = threading.Event()
@@ -123,7 +156,9 @@ def prune(
     if not main_rank:
         return
     out.print(_round_table(history, title=f"{target}: finished"))
-    out.print(f"report figure: {target / 'report.png'}   export: lotteryir export {target} --round N -o ticket.safetensors")
+    out.print(
+        f"report figure: {target / 'report.png'}   export: lotteryir export {target} --round N -o ticket.safetensors"
+    )
 
 
 def _threads_option(value: str) -> int | None:
@@ -143,7 +178,7 @@ def _use_threads(value: str) -> None:
     apply_threads(resolve_threads("auto" if count is None else count))
 
 
-def _parse_paths(items: List[str]) -> dict[str, Any]:
+def _parse_paths(items: list[str]) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -158,9 +193,14 @@ class _PruneDrawer:
 
     def __init__(self) -> None:
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]} steps/s"), TimeRemainingColumn(),
-            console=err, transient=False,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("{task.fields[rate]} steps/s"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=False,
         )
         self.task = None
         self.history: list[dict] = []
@@ -171,25 +211,31 @@ class _PruneDrawer:
         resumed = f", resuming after round {plan.resumed_from_round}" if plan.resumed_from_round >= 0 else ""
         if plan.extended_from is not None:
             resumed += f" (extended from {plan.extended_from} to {plan.rounds} rounds)"
-        threads = f" ({plan.threads} thread{'s' if plan.threads != 1 else ''}: {plan.threads_reason})" if plan.threads else ""
+        threads = (
+            f" ({plan.threads} thread{'s' if plan.threads != 1 else ''}: {plan.threads_reason})" if plan.threads else ""
+        )
         out.print(
             f"lotteryir prune: recipe {data}, model {plan.model}/{plan.size} ({plan.params / 1e6:.2f}M params), "
             f"device {plan.device}{threads}, {plan.trainings} trainings x {plan.steps_per_training} steps{resumed}; "
             f"expected duration {expected}; run directory {target}",
-            highlight=False, soft_wrap=True,
+            highlight=False,
+            soft_wrap=True,
         )
         if plan.world_size > 1:
             out.print(
                 f"DistributedDataParallel: {plan.world_size} processes ({plan.backend}); global batch "
                 f"{plan.batch_size} = {plan.world_size} ranks x {plan.batch_per_rank}; lr {plan.lr:g} on the "
                 f"schedule of one process with batch {plan.batch_size}",
-                highlight=False, soft_wrap=True,
+                highlight=False,
+                soft_wrap=True,
             )
 
     def callbacks(self):
         from .runs import RunCallbacks
 
-        return RunCallbacks(on_train_start=self._start, on_step=self._step, on_evaluate=self._eval, on_round_end=self._end)
+        return RunCallbacks(
+            on_train_start=self._start, on_step=self._step, on_evaluate=self._eval, on_round_end=self._end
+        )
 
     def _start(self, r: int, density: float, kind: str, total: int) -> None:
         label = "dense" if r == 0 else f"density {density:.3f}"
@@ -219,7 +265,14 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-_SHORT = {"denoise_15": "σ15", "denoise_25": "σ25", "denoise_50": "σ50", "derain": "rain", "dehaze": "haze", "web": "web"}
+_SHORT = {
+    "denoise_15": "σ15",
+    "denoise_25": "σ25",
+    "denoise_50": "σ50",
+    "derain": "rain",
+    "dehaze": "haze",
+    "web": "web",
+}
 
 
 def _short(label: str) -> str:
@@ -250,7 +303,8 @@ def _evaluate_caption(summary: dict[str, dict[str, float]]) -> str:
 
 
 def _round_table(history: list[dict], title: str = "") -> Table:
-    """Rounds as rows under an "input" row: density, weights left, PSNR per test set, mean PSNR, gain, SSIM, controls, time.
+    """Rounds as rows under an "input" row: density, weights left, PSNR per test set, mean PSNR, gain, SSIM,
+    controls, time.
 
     A PSNR below the degraded input's is red, and a line under the table names those sets.
     """
@@ -261,21 +315,40 @@ def _round_table(history: list[dict], title: str = "") -> Table:
     for h in history:
         worse = _worse_than_input(h.get("eval", {}))
         if worse:
-            notes.append(f"round {h['round']} is worse than its input on " + ", ".join(
-                f"{_short(l)} ({h['eval'][l]['psnr'] - h['eval'][l]['input_psnr']:+.2f} dB)" for l in worse))
+            notes.append(
+                f"round {h['round']} is worse than its input on "
+                + ", ".join(f"{_short(l)} ({h['eval'][l]['psnr'] - h['eval'][l]['input_psnr']:+.2f} dB)" for l in worse)
+            )
     caption = "PSNR in dB per test set; gain = mean PSNR minus the degraded input's; `report --json` has SSIM per set"
     if inputs and not notes:
         caption += "\nevery round beats the degraded input on every test set"
     table = Table(title=title, caption="\n".join([caption, *notes]), pad_edge=False)
-    for col in ["round", "density", "left", *map(_short, labels), "mean PSNR", "gain", "SSIM",
-                *[k.replace("random_", "") for k in kinds], "time"]:
+    for col in [
+        "round",
+        "density",
+        "left",
+        *map(_short, labels),
+        "mean PSNR",
+        "gain",
+        "SSIM",
+        *[k.replace("random_", "") for k in kinds],
+        "time",
+    ]:
         table.add_column(col, justify="right", no_wrap=True)
     if inputs:
         mean_in = statistics.fmean(v["psnr"] for v in inputs.values())
         table.add_row(
-            "input", "", "", *[f"{inputs[l]['psnr']:.2f}" if l in inputs else "-" for l in labels],
-            f"{mean_in:.2f}", "", f"{statistics.fmean(v['ssim'] for v in inputs.values()):.4f}",
-            *["" for _ in kinds], "", style="dim", end_section=True,
+            "input",
+            "",
+            "",
+            *[f"{inputs[l]['psnr']:.2f}" if l in inputs else "-" for l in labels],
+            f"{mean_in:.2f}",
+            "",
+            f"{statistics.fmean(v['ssim'] for v in inputs.values()):.4f}",
+            *["" for _ in kinds],
+            "",
+            style="dim",
+            end_section=True,
         )
     for h in history:
         ev = h.get("eval", {})
@@ -287,20 +360,28 @@ def _round_table(history: list[dict], title: str = "") -> Table:
                 cells.append(f"[red]{ev[l]['psnr']:.2f}[/]")
             else:
                 cells.append(f"{ev[l]['psnr']:.2f}")
-        gain = (h["mean_psnr"] - h["mean_input_psnr"]) if h.get("mean_psnr") is not None and h.get("mean_input_psnr") is not None else None
+        gain = (
+            (h["mean_psnr"] - h["mean_input_psnr"])
+            if h.get("mean_psnr") is not None and h.get("mean_input_psnr") is not None
+            else None
+        )
         ctrl = [f"{h['controls'][k]['mean_psnr']:.2f}" if k in h.get("controls", {}) else "-" for k in kinds]
         table.add_row(
-            str(h["round"]), f"{h['density']:.4f}", f"{h['remaining']:,}", *cells,
+            str(h["round"]),
+            f"{h['density']:.4f}",
+            f"{h['remaining']:,}",
+            *cells,
             f"{h['mean_psnr']:.2f}" if h.get("mean_psnr") is not None else "-",
             "-" if gain is None else (f"[red]{gain:+.2f}[/]" if gain < 0 else f"{gain:+.2f}"),
             f"{h['mean_ssim']:.4f}" if h.get("mean_ssim") is not None else "-",
-            *ctrl, _duration(h.get("seconds")),
+            *ctrl,
+            _duration(h.get("seconds")),
         )
     return table
 
 
 # --------------------------------------------------------------------------- sources
-def _load_source(source: Path, round: Optional[int], allow_nonfinite: bool = False, model: Optional[str] = None):
+def _load_source(source: Path, round: int | None, allow_nonfinite: bool = False, model: str | None = None):
     """A run directory (its round's ticket), a compact ticket, or a published checkpoint."""
     from .checkpoints import load_checkpoint
     from .models import refuse_from_file, register_import_path
@@ -326,11 +407,14 @@ def _load_source(source: Path, round: Optional[int], allow_nonfinite: bool = Fal
     return load_checkpoint(source, model, allow_nonfinite=allow_nonfinite), None
 
 
-_ALLOW_NONFINITE = typer.Option(False, "--allow-nonfinite", help="Use weights that hold NaN or infinity (refused by default).")
+_ALLOW_NONFINITE = typer.Option(
+    False, "--allow-nonfinite", help="Use weights that hold NaN or infinity (refused by default)."
+)
 
 
 def _json(payload: Any) -> str:
     """JSON with NaN and infinity (which JSON does not have) written as null."""
+
     def clean(value: Any) -> Any:
         if isinstance(value, float) and not math.isfinite(value):
             return None
@@ -353,21 +437,25 @@ def _json(payload: Any) -> str:
     )
 )
 def evaluate(
-    source: Path = typer.Argument(..., help="Run directory, exported ticket, or a MIR-L/PromptIR/Restormer checkpoint."),
-    round: Optional[int] = typer.Option(None, help="Round of a run directory (default: the last finished)."),
-    recipe: Optional[str] = typer.Option(None, help="Test data recipe (default: the run's, else sample)."),
-    data: Optional[Path] = typer.Option(None, help="Data root of the recipe."),
-    data_path: List[str] = typer.Option([], "--data-path", help="Override one recipe path, KEY=PATH. Repeatable."),
-    tasks: Optional[str] = typer.Option(None, help="Comma-separated tasks (default: all)."),
-    save_images: Optional[Path] = typer.Option(None, "--save-images", help="Write restored images here."),
-    tile: Optional[int] = typer.Option(None, help="Restore in tiles of this size (large images)."),
-    y_channel: bool = typer.Option(False, "--y-channel", help="Score on the Y channel (BT.601), as Restormer's deraining."),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda, ..."),
+    source: Path = typer.Argument(
+        ..., help="Run directory, exported ticket, or a MIR-L/PromptIR/Restormer checkpoint."
+    ),
+    round: int | None = typer.Option(None, help="Round of a run directory (default: the last finished)."),
+    recipe: str | None = typer.Option(None, help="Test data recipe (default: the run's, else sample)."),
+    data: Path | None = typer.Option(None, help="Data root of the recipe."),
+    data_path: list[str] = typer.Option([], "--data-path", help="Override one recipe path, KEY=PATH. Repeatable."),
+    tasks: str | None = typer.Option(None, help="Comma-separated tasks (default: all)."),
+    save_images: Path | None = typer.Option(None, "--save-images", help="Write restored images here."),
+    tile: int | None = typer.Option(None, help="Restore in tiles of this size (large images)."),
+    y_channel: bool = typer.Option(
+        False, "--y-channel", help="Score on the Y channel (BT.601), as Restormer's deraining."
+    ),
+    device: str | None = typer.Option(None, help="cpu, cuda, ..."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON (NaN as null)."),
     threads: str = typer.Option("auto", help="CPU threads: auto (the cores idle now) or N."),
     allow_nonfinite: bool = _ALLOW_NONFINITE,
     overwrite: bool = typer.Option(False, "--overwrite", help="Write --save-images into a folder that is not empty."),
-    model: Optional[str] = typer.Option(None, help="The network, when it is your own: " + _MODEL_HELP),
+    model: str | None = typer.Option(None, help="The network, when it is your own: " + _MODEL_HELP),
 ) -> None:
     """Per-task PSNR/SSIM of a run's round, a ticket, or a published checkpoint, beside the degraded input's."""
     from .data import get_recipe
@@ -390,32 +478,67 @@ def evaluate(
     problems = rec.check()
     if problems:
         raise ValueError(f"recipe {name!r} cannot run: " + "; ".join(problems[:5]))
-    selected = [t.strip() for t in tasks.split(",")] if tasks else (config.tasks if config and config.tasks and not recipe else None)
+    selected = (
+        [t.strip() for t in tasks.split(",")]
+        if tasks
+        else (config.tasks if config and config.tasks and not recipe else None)
+    )
     dev = pick_device(device)
     if dev.type == "cpu":
         _use_threads(threads)
-    result = run_eval(loaded.model.to(dev), rec.test_sets(tasks=selected), tile=tile, y_channel=y_channel,
-                      save_dir=save_images, device=dev)
+    result = run_eval(
+        loaded.model.to(dev),
+        rec.test_sets(tasks=selected),
+        tile=tile,
+        y_channel=y_channel,
+        save_dir=save_images,
+        device=dev,
+    )
     summary = result.summary()
     psnr, ssim = mean_scores(summary)
     input_psnr, input_ssim = mean_scores(summary, of="input")
-    payload = {"source": str(source), "model": loaded.name, "size": loaded.size, "density": loaded.mask.density,
-               "recipe": name, "sets": summary, "mean_psnr": psnr, "mean_ssim": ssim,
-               "mean_input_psnr": input_psnr, "mean_input_ssim": input_ssim, "mean_gain": psnr - input_psnr,
-               "worse_than_input": _worse_than_input(summary)}
+    payload = {
+        "source": str(source),
+        "model": loaded.name,
+        "size": loaded.size,
+        "density": loaded.mask.density,
+        "recipe": name,
+        "sets": summary,
+        "mean_psnr": psnr,
+        "mean_ssim": ssim,
+        "mean_input_psnr": input_psnr,
+        "mean_input_ssim": input_ssim,
+        "mean_gain": psnr - input_psnr,
+        "worse_than_input": _worse_than_input(summary),
+    }
     if as_json:
         print(_json(payload))
         return
-    table = Table(title=f"{source} ({loaded.name}/{loaded.size}, density {loaded.mask.density:.4f})",
-                  caption=_evaluate_caption(summary))
+    table = Table(
+        title=f"{source} ({loaded.name}/{loaded.size}, density {loaded.mask.density:.4f})",
+        caption=_evaluate_caption(summary),
+    )
     for col in ("test set", "input PSNR", "PSNR (dB)", "gain", "input SSIM", "SSIM"):
         table.add_column(col, justify="right")
     for label, s in summary.items():
         gain = s["psnr"] - s["input_psnr"]
-        table.add_row(label, f"{s['input_psnr']:.2f}", f"{s['psnr']:.2f}", f"[red]{gain:+.2f}[/]" if gain < 0 else f"{gain:+.2f}",
-                      f"{s['input_ssim']:.4f}", f"{s['ssim']:.4f}")
-    table.add_row("mean", f"{input_psnr:.2f}", f"{psnr:.2f}", f"{psnr - input_psnr:+.2f}", f"{input_ssim:.4f}", f"{ssim:.4f}",
-                  end_section=False)
+        table.add_row(
+            label,
+            f"{s['input_psnr']:.2f}",
+            f"{s['psnr']:.2f}",
+            f"[red]{gain:+.2f}[/]" if gain < 0 else f"{gain:+.2f}",
+            f"{s['input_ssim']:.4f}",
+            f"{s['ssim']:.4f}",
+        )
+    table.add_row(
+        "mean",
+        f"{input_psnr:.2f}",
+        f"{psnr:.2f}",
+        f"{psnr - input_psnr:+.2f}",
+        f"{input_ssim:.4f}",
+        f"{ssim:.4f}",
+        end_section=False,
+    )
     out.print(table)
     if save_images:
         out.print(f"restored images: {save_images}")
@@ -431,17 +554,17 @@ def evaluate(
 )
 def restore(
     source: Path = typer.Argument(..., help="Checkpoint, exported ticket or run directory."),
-    images: List[Path] = typer.Argument(..., help="Images to restore."),
+    images: list[Path] = typer.Argument(..., help="Images to restore."),
     output: Path = typer.Option(..., "-o", "--output", help="Output directory."),
-    round: Optional[int] = typer.Option(None, help="Round of a run directory (default: the last finished)."),
-    tile: Optional[int] = typer.Option(None, help="Tile size; default: tiles of 512 for images above 1024x1024."),
+    round: int | None = typer.Option(None, help="Round of a run directory (default: the last finished)."),
+    tile: int | None = typer.Option(None, help="Tile size; default: tiles of 512 for images above 1024x1024."),
     overlap: int = typer.Option(32, help="Tile overlap in pixels."),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda, ..."),
+    device: str | None = typer.Option(None, help="cpu, cuda, ..."),
     threads: str = typer.Option("auto", help="CPU threads: auto (the cores idle now) or N."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace restored images from an earlier call."),
     allow_nonfinite: bool = _ALLOW_NONFINITE,
     sparse: bool = typer.Option(False, "--sparse", help="CPU: run pruned 1x1 convolutions as sparse (CSR) products."),
-    model: Optional[str] = typer.Option(None, help="The network, when it is your own: " + _MODEL_HELP),
+    model: str | None = typer.Option(None, help="The network, when it is your own: " + _MODEL_HELP),
 ) -> None:
     """Restore your own images (any size; tiled when large) to <output>/<name>.png.
 
@@ -470,14 +593,21 @@ def restore(
         except Exception as e:  # noqa: BLE001 - one bad image must not cost the others
             failed += 1
             message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            err.print(f"error: {message if str(path) in message else f'{path}: {message}'}", highlight=False,
-                      markup=False, soft_wrap=True)
+            err.print(
+                f"error: {message if str(path) in message else f'{path}: {message}'}",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
             continue
         out.print(f"{path} -> {target}" + (f" (tiles of {use_tile})" if use_tile else ""), highlight=False)
     if failed:
         if len(pairs) > 1:
-            err.print(f"error: {failed} of {len(pairs)} images failed (listed above); the others were restored",
-                      highlight=False, markup=False)
+            err.print(
+                f"error: {failed} of {len(pairs)} images failed (listed above); the others were restored",
+                highlight=False,
+                markup=False,
+            )
         raise typer.Exit(1)
 
 
@@ -491,8 +621,11 @@ def _sparse_model(model, dev):
     done, kept = sparse.sparsify_report.replaced, sparse.sparsify_report.dense
     dense = f"; {len(kept)} denser than {MAX_DENSITY:g} stay dense" if kept else ""
     fused = len(sparse.sparsify_report.fused)
-    out.print(f"sparse: {len(done)} of {len(done) + len(kept)} 1x1 convolutions/linears run as CSR products{dense}; "
-              f"{fused} 1x1+depthwise pairs computed in row bands", highlight=False)
+    out.print(
+        f"sparse: {len(done)} of {len(done) + len(kept)} 1x1 convolutions/linears run as CSR products{dense}; "
+        f"{fused} 1x1+depthwise pairs computed in row bands",
+        highlight=False,
+    )
     return sparse
 
 
@@ -501,7 +634,9 @@ def _sparse_model(model, dev):
 def report(
     run_dir: Path = typer.Argument(..., help="Run directory."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON (NaN as null)."),
-    figure: Optional[Path] = typer.Option(None, "--figure", help="Also draw the figure to this PNG file (outside the run)."),
+    figure: Path | None = typer.Option(
+        None, "--figure", help="Also draw the figure to this PNG file (outside the run)."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --figure file."),
 ) -> None:
     """The round table (density, parameters left, per-task PSNR/SSIM, controls, time) and the figure.
@@ -544,12 +679,12 @@ def report(
 )
 def export(
     run_dir: Path = typer.Argument(..., help="Run directory (with --format onnx also a ticket or checkpoint)."),
-    round: Optional[int] = typer.Option(None, help="Round to export (default: the last finished)."),
+    round: int | None = typer.Option(None, help="Round to export (default: the last finished)."),
     output: Path = typer.Option(..., "-o", "--output", help="File to write (.safetensors ticket or .onnx)."),
     dtype: str = typer.Option("fp32", help="Surviving values as fp32 (exact) or fp16/bf16."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file (never one inside a run)."),
     fmt: str = typer.Option("ticket", "--format", help="ticket (compact safetensors) or onnx (sparse initializers)."),
-    model: Optional[str] = typer.Option(None, help="With --format onnx, the network when it is your own: " + _MODEL_HELP),
+    model: str | None = typer.Option(None, help="With --format onnx, the network when it is your own: " + _MODEL_HELP),
 ) -> None:
     """Write a round's compact ticket (entropy-coded mask + surviving values), or the network as ONNX."""
     from .runs import export_run
@@ -561,12 +696,16 @@ def export(
 
     meta = export_run(run_dir, output, round=round, dtype=dtype, overwrite=overwrite)
     size = output.stat().st_size
-    out.print(f"wrote {output} ({size / 1e6:.2f} MB; {meta['model']}/{meta['size']}, round {meta['round']}, "
-              f"density {meta['density']:.4f}, values {dtype})", highlight=False)
+    out.print(
+        f"wrote {output} ({size / 1e6:.2f} MB; {meta['model']}/{meta['size']}, round {meta['round']}, "
+        f"density {meta['density']:.4f}, values {dtype})",
+        highlight=False,
+    )
 
 
-def _export_onnx(source: Path, round: Optional[int], output: Path, dtype: str, overwrite: bool,
-                 model: Optional[str] = None) -> None:
+def _export_onnx(
+    source: Path, round: int | None, output: Path, dtype: str, overwrite: bool, model: str | None = None
+) -> None:
     from .deploy import compare_onnx, to_onnx
     from .runs import check_output
 
@@ -576,16 +715,20 @@ def _export_onnx(source: Path, round: Optional[int], output: Path, dtype: str, o
     loaded, _ = _load_source(source, round, model=model)
     meta = {"lotteryir_model": f"{loaded.name}/{loaded.size}", "density": f"{loaded.mask.density:.6f}"}
     done = to_onnx(loaded.model, output, metadata=meta)
-    out.print(f"wrote {output} ({done.bytes / 1e6:.2f} MB; stored densely {done.dense_bytes / 1e6:.2f} MB; "
-              f"{done.sparse_tensors} sparse initializers; {loaded.name}/{loaded.size}, density "
-              f"{loaded.mask.density:.4f}; opset {done.opset}, any height and width >= {done.metadata['multiple']})",
-              highlight=False, soft_wrap=True)
+    out.print(
+        f"wrote {output} ({done.bytes / 1e6:.2f} MB; stored densely {done.dense_bytes / 1e6:.2f} MB; "
+        f"{done.sparse_tensors} sparse initializers; {loaded.name}/{loaded.size}, density "
+        f"{loaded.mask.density:.4f}; opset {done.opset}, any height and width >= {done.metadata['multiple']})",
+        highlight=False,
+        soft_wrap=True,
+    )
     diffs = compare_onnx(loaded.model, output, sizes=((64, 64), (40, 56)))
     worst = max(diffs.values())
     if worst > 1e-4:
         raise RuntimeError(f"{output}: onnxruntime differs from torch by {worst:.2e} (> 1e-4); please report this")
-    out.print(f"checked with onnxruntime: max |difference| to torch {worst:.1e} on {', '.join(diffs)} images",
-              highlight=False)
+    out.print(
+        f"checked with onnxruntime: max |difference| to torch {worst:.1e} on {', '.join(diffs)} images", highlight=False
+    )
 
 
 # --------------------------------------------------------------------------- web
@@ -599,15 +742,15 @@ def _export_onnx(source: Path, round: Optional[int], output: Path, dtype: str, o
 def web(
     source: Path = typer.Argument(..., help="Ticket, checkpoint or run directory."),
     output: Path = typer.Option(..., "-o", "--output", help="Folder to write the site into."),
-    round: Optional[int] = typer.Option(None, help="Round of a run directory (default: the last finished)."),
-    runtime: Optional[Path] = typer.Option(None, help="onnxruntime-web's dist folder, copied into the site (no CDN)."),
-    runtime_url: Optional[str] = typer.Option(None, "--runtime-url", help="Where the page loads onnxruntime-web from."),
+    round: int | None = typer.Option(None, help="Round of a run directory (default: the last finished)."),
+    runtime: Path | None = typer.Option(None, help="onnxruntime-web's dist folder, copied into the site (no CDN)."),
+    runtime_url: str | None = typer.Option(None, "--runtime-url", help="Where the page loads onnxruntime-web from."),
     tile: int = typer.Option(256, help="Images larger than this are restored in tiles of this size."),
     overlap: int = typer.Option(32, help="Tile overlap in pixels."),
     serve: bool = typer.Option(False, "--serve", help="Then serve the site on 127.0.0.1 until Ctrl-C."),
     port: int = typer.Option(8000, help="Port for --serve."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a folder that is not empty."),
-    model: Optional[str] = typer.Option(None, help="The network, when it is your own: " + _MODEL_HELP),
+    model: str | None = typer.Option(None, help="The network, when it is your own: " + _MODEL_HELP),
 ) -> None:
     """A static web page that restores images in the visitor's browser (onnxruntime-web, WebAssembly)."""
     from .deploy import DEFAULT_RUNTIME, build_site, serve_site
@@ -615,10 +758,22 @@ def web(
 
     check_output_dir(output, overwrite)
     loaded, _ = _load_source(source, round, model=model)
-    site = build_site(loaded.model, output, name=f"{loaded.name}/{loaded.size}", density=loaded.mask.density,
-                      runtime_dir=runtime, runtime_url=runtime_url or DEFAULT_RUNTIME, tile=tile, overlap=overlap)
-    out.print(f"wrote {output}: index.html, restore.js, config.json, model.onnx ({site.export.bytes / 1e6:.2f} MB); "
-              f"runtime from {site.config['runtime']}", highlight=False, soft_wrap=True)
+    site = build_site(
+        loaded.model,
+        output,
+        name=f"{loaded.name}/{loaded.size}",
+        density=loaded.mask.density,
+        runtime_dir=runtime,
+        runtime_url=runtime_url or DEFAULT_RUNTIME,
+        tile=tile,
+        overlap=overlap,
+    )
+    out.print(
+        f"wrote {output}: index.html, restore.js, config.json, model.onnx ({site.export.bytes / 1e6:.2f} MB); "
+        f"runtime from {site.config['runtime']}",
+        highlight=False,
+        soft_wrap=True,
+    )
     if not serve:
         return
     server = serve_site(output, port=port)
@@ -683,7 +838,9 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     _DEBUG = "--debug" in args
     args = [a for a in args if a != "--debug"]
-    logging.basicConfig(level=logging.DEBUG if _DEBUG else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if _DEBUG else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     _show_pruning_warnings()
     try:
         # typer's standalone mode turns usage errors into its own short message and exit code 2.

@@ -1,4 +1,5 @@
 """The top-level ticket API on a network lotteryir does not know."""
+
 import torch
 from torch import nn
 

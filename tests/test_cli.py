@@ -1,4 +1,5 @@
 """The command line end to end: prune, resume after SIGKILL, evaluate, export, report, errors."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,9 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
 def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lotteryir", *args], capture_output=True, text=True, env=ENV,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "lotteryir", *args], capture_output=True, text=True, env=ENV, timeout=timeout
+    )
 
 
 def _one_error_line(capsys, argv: list[str], expect: str) -> str:
@@ -62,16 +64,25 @@ def test_prune_end_to_end_matches_the_api_run(finished_run, tmp_path):
     result = _cli("prune", *TINY_ARGS, "--out", str(tmp_path / "cli"))
     assert result.returncode == 0, result.stderr
     first = result.stdout.splitlines()[0]
-    for piece in ("recipe built-in sample", "model mirl/tiny", "device cpu (1 thread: OMP_NUM_THREADS)",
-                  "3 trainings x 4 steps", "expected duration"):
+    for piece in (
+        "recipe built-in sample",
+        "model mirl/tiny",
+        "device cpu (1 thread: OMP_NUM_THREADS)",
+        "3 trainings x 4 steps",
+        "expected duration",
+    ):
         assert piece in first, first
     _same_run(finished_run, tmp_path / "cli")
 
 
 def test_sigkill_mid_round_then_resume_gives_identical_results(finished_run, tmp_path):
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "lotteryir", "prune", *TINY_ARGS, "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lotteryir", "prune", *TINY_ARGS, "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=ENV,
+    )
     state = out / "rounds" / "r01" / "ckpt" / "train_state.json"
     deadline = time.time() + 90
     try:
@@ -93,13 +104,16 @@ def test_sigkill_mid_round_then_resume_gives_identical_results(finished_run, tmp
 
 def _with(args: list[str], option: str, value: str) -> list[str]:
     i = args.index(option)
-    return [*args[:i + 1], value, *args[i + 2:]]
+    return [*args[: i + 1], value, *args[i + 2 :]]
 
 
 def test_changed_configuration_refused(finished_run, capsys):
-    _one_error_line(capsys, ["prune", *TINY_ARGS, "--rate", "0.3", "--out", str(finished_run)], "different configuration")
-    line = _one_error_line(capsys, ["prune", *_with(TINY_ARGS, "--rounds", "1"), "--out", str(finished_run)],
-                           "rounds: 2 -> 1")
+    _one_error_line(
+        capsys, ["prune", *TINY_ARGS, "--rate", "0.3", "--out", str(finished_run)], "different configuration"
+    )
+    line = _one_error_line(
+        capsys, ["prune", *_with(TINY_ARGS, "--rounds", "1"), "--out", str(finished_run)], "rounds: 2 -> 1"
+    )
     assert "larger --rounds" in line
 
 
@@ -120,7 +134,7 @@ def test_a_larger_rounds_continues_a_finished_run(finished_run, tmp_path, capsys
     assert state["extensions"] == [{"after_round": 2, "rounds": [2, 3], "rewind": ["init", "init"]}]
     # A target density below the run's: continued the same way (0.8^4 = 0.41 <= 0.45).
     i = TINY_ARGS.index("--rounds")
-    assert main(["prune", *TINY_ARGS[:i], *TINY_ARGS[i + 2:], "--target-density", "0.45", "--out", str(run)]) == 0
+    assert main(["prune", *TINY_ARGS[:i], *TINY_ARGS[i + 2 :], "--target-density", "0.45", "--out", str(run)]) == 0
     assert [h["round"] for h in read_history(run)] == [0, 1, 2, 3, 4]
 
 
@@ -186,8 +200,21 @@ def test_bad_inputs_one_line(capsys, tmp_path, argv, expect):
 
 def test_wrong_data_layout(capsys, tmp_path):
     (tmp_path / "data").mkdir()
-    line = _one_error_line(capsys, ["prune", "--recipe", "mirl", "--data", str(tmp_path / "data"), "--rounds", "1",
-                                    "--out", str(tmp_path / "run")], "cannot run")
+    line = _one_error_line(
+        capsys,
+        [
+            "prune",
+            "--recipe",
+            "mirl",
+            "--data",
+            str(tmp_path / "data"),
+            "--rounds",
+            "1",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        "cannot run",
+    )
     assert f"folder not found: {tmp_path / 'data' / 'train' / 'denoise'}" in line and "more)" in line
 
 
@@ -196,10 +223,16 @@ def test_checkpoint_of_another_model(capsys, tmp_path):
 
     torch.save(build_model("restormer", "tiny").state_dict(), tmp_path / "restormer.pt")
     torch.save({"state_dict": {"net.foo.weight": torch.zeros(2, 2)}}, tmp_path / "odd.ckpt")
-    _one_error_line(capsys, ["restore", str(tmp_path / "odd.ckpt"), str(tmp_path / "x.png"), "-o",
-                             str(tmp_path / "out")], "match no registered model")
-    line = _one_error_line(capsys, ["restore", str(tmp_path / "restormer.pt"), str(tmp_path / "missing.png"), "-o",
-                                    str(tmp_path / "out")], "missing.png")
+    _one_error_line(
+        capsys,
+        ["restore", str(tmp_path / "odd.ckpt"), str(tmp_path / "x.png"), "-o", str(tmp_path / "out")],
+        "match no registered model",
+    )
+    line = _one_error_line(
+        capsys,
+        ["restore", str(tmp_path / "restormer.pt"), str(tmp_path / "missing.png"), "-o", str(tmp_path / "out")],
+        "missing.png",
+    )
     assert "Traceback" not in line
 
 
@@ -243,14 +276,31 @@ def test_round_table_has_an_input_row_and_names_sets_worse_than_it():
 
     def entry(r, psnrs):
         ev = {label: {"psnr": p, "ssim": 0.5, "input_psnr": 20.0, "input_ssim": 0.4} for label, p in psnrs.items()}
-        return {"round": r, "density": 0.8 ** r, "remaining": 100, "eval": ev, "mean_psnr": sum(psnrs.values()) / 2,
-                "mean_ssim": 0.5, "mean_input_psnr": 20.0, "controls": {}, "seconds": 1.0}
+        return {
+            "round": r,
+            "density": 0.8**r,
+            "remaining": 100,
+            "eval": ev,
+            "mean_psnr": sum(psnrs.values()) / 2,
+            "mean_ssim": 0.5,
+            "mean_input_psnr": 20.0,
+            "controls": {},
+            "seconds": 1.0,
+        }
 
     console = Console(record=True, width=200, color_system=None)
-    console.print(_round_table([entry(0, {"web/sample": 21.0, "derain/sample": 19.5}),
-                                entry(1, {"web/sample": 22.0, "derain/sample": 23.0})]))
+    console.print(
+        _round_table(
+            [
+                entry(0, {"web/sample": 21.0, "derain/sample": 19.5}),
+                entry(1, {"web/sample": 22.0, "derain/sample": 23.0}),
+            ]
+        )
+    )
     text = console.export_text().replace("│", " ")
-    rows = {line.split()[0]: line for line in text.splitlines() if line.split() and line.split()[0] in ("input", "0", "1")}
+    rows = {
+        line.split()[0]: line for line in text.splitlines() if line.split() and line.split()[0] in ("input", "0", "1")
+    }
     assert "20.00" in rows["input"]
     assert "+0.25" in rows["0"] and "+2.50" in rows["1"]  # mean gain over the input
     assert "round 0 is worse than its input on rain (-0.50 dB)" in text

@@ -6,6 +6,7 @@ single-process computation from the same trained weights, files written by rank
 0 only, the documented global batch and learning rate, bit-identity with an
 uninterrupted 2-process run, and agreement with the single-process run.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,14 +27,14 @@ from lotteryir.pruning import IterativeMagnitudePruner, Mask
 from lotteryir.pruning.ticket import load_compact
 from lotteryir.runs import read_history
 
-from .tiny_run import TINY_ARGS
 from .test_cli import _same_run
+from .tiny_run import TINY_ARGS
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc to find torchrun's workers")
 
 # Installed (through PYTHONPATH) in every process torchrun starts: on ranks other than 0,
 # any write, rename, mkdir or delete under the watched run directory is recorded.
-WATCH = '''
+WATCH = """
 import os, sys
 _dir = os.environ.get("LOTTERYIR_TEST_WATCH")
 _log = os.environ.get("LOTTERYIR_TEST_WATCH_LOG")
@@ -71,7 +72,7 @@ if _dir and _log and os.environ.get("RANK", "0") != "0":
                 _busy.pop()
 
     sys.addaudithook(_hook)
-'''
+"""
 
 
 def _descendants(pid: int) -> list[int]:
@@ -92,8 +93,20 @@ def _descendants(pid: int) -> list[int]:
 
 
 def _torchrun(out: Path, env: dict[str, str], **kw) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "lotteryir", "prune", *TINY_ARGS, "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "lotteryir",
+        "prune",
+        *TINY_ARGS,
+        "--out",
+        str(out),
+    ]
     return subprocess.Popen(cmd, env=env, text=True, start_new_session=True, **kw)
 
 
@@ -105,10 +118,13 @@ def ddp_run(tmp_path_factory):
     (base / "site").mkdir()
     (base / "site" / "sitecustomize.py").write_text(textwrap.dedent(WATCH))
     env = {
-        **os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONUNBUFFERED": "1",
         "PYTHONPATH": os.pathsep.join([str(base / "site"), *filter(None, [os.environ.get("PYTHONPATH")])]),
         "LOTTERYIR_DEBUG_MASKS_DIR": str(masks),
-        "LOTTERYIR_TEST_WATCH": str(out), "LOTTERYIR_TEST_WATCH_LOG": str(watch_log),
+        "LOTTERYIR_TEST_WATCH": str(out),
+        "LOTTERYIR_TEST_WATCH_LOG": str(watch_log),
     }
     start = time.perf_counter()
     proc = _torchrun(out, env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -138,8 +154,14 @@ def ddp_run(tmp_path_factory):
     again = _torchrun(out, env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     stdout, stderr = again.communicate(timeout=120)
     return {
-        "out": out, "masks": masks, "watch_log": watch_log, "returncode": again.returncode, "stdout": stdout,
-        "stderr": stderr, "killed_step": killed_step, "finished_before_kill": finished_before_kill,
+        "out": out,
+        "masks": masks,
+        "watch_log": watch_log,
+        "returncode": again.returncode,
+        "stdout": stdout,
+        "stderr": stderr,
+        "killed_step": killed_step,
+        "finished_before_kill": finished_before_kill,
         "seconds": time.perf_counter() - start,
     }
 
@@ -192,8 +214,9 @@ def test_masks_identical_on_every_rank_and_equal_to_a_single_process_computation
         model = build_model("mirl", "tiny")
         model.load_state_dict(weights)
         # The sample recipe starts mirl at the identity, so `output` is pruned at the rate on its own.
-        pruner = IterativeMagnitudePruner(model, rate=0.2, scope="global",
-                                          layer_rates=identity_layer_rates("identity", 0.2))
+        pruner = IterativeMagnitudePruner(
+            model, rate=0.2, scope="global", layer_rates=identity_layer_rates("identity", 0.2)
+        )
         pruner.active = list(active)
         pruner.apply_mask(saved[r])
         pruner.level = r
@@ -286,6 +309,7 @@ def _own_loop_worker(rank: int, world: int, init: str) -> None:
 
     dist._broadcast_coalesced = counting
     try:
+
         def broadcast_per_step(model: torch.nn.Module) -> tuple[float, list[torch.Tensor]]:
             ddp = DistributedDataParallel(model, find_unused_parameters=True)  # as README says: plain DDP
             x, y = fixed_batch()

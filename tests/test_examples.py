@@ -1,4 +1,5 @@
 """The examples and the lottery-ticket benchmark run end to end with tiny settings (so they cannot rot)."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run(script: str, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT, env=env)
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env
+    )
 
 
 def ok(proc: subprocess.CompletedProcess) -> str:
@@ -27,8 +29,25 @@ def ok(proc: subprocess.CompletedProcess) -> str:
 
 
 def test_wrap_your_own(tmp_path: Path) -> None:
-    out = ok(run("examples/wrap_your_own.py", "--steps", "4", "--rounds", "2", "--extend-to-step", "3",
-                 "--batch", "2", "--patch", "32", "--threads", "1", "--out", str(tmp_path)))
+    out = ok(
+        run(
+            "examples/wrap_your_own.py",
+            "--steps",
+            "4",
+            "--rounds",
+            "2",
+            "--extend-to-step",
+            "3",
+            "--batch",
+            "2",
+            "--patch",
+            "32",
+            "--threads",
+            "1",
+            "--out",
+            str(tmp_path),
+        )
+    )
     assert "round 2: density 0.640" in out and "rewound to init" in out
     assert "round 3: density 0.512" in out and "rewound to step:3" in out  # the extension
     assert "reload check passed" in out
@@ -38,8 +57,25 @@ def test_wrap_your_own(tmp_path: Path) -> None:
 
 
 def test_restormer_lth(tmp_path: Path) -> None:
-    out = ok(run("examples/restormer_lth.py", "--steps", "3", "--rounds", "1", "--patch", "32", "--batch", "2",
-                 "--test-images", "1", "--threads", "1", "--out", str(tmp_path)))
+    out = ok(
+        run(
+            "examples/restormer_lth.py",
+            "--steps",
+            "3",
+            "--rounds",
+            "1",
+            "--patch",
+            "32",
+            "--batch",
+            "2",
+            "--test-images",
+            "1",
+            "--threads",
+            "1",
+            "--out",
+            str(tmp_path),
+        )
+    )
     assert "round 1: density 0.800" in out
     assert "ticket - dense:" in out
     assert (tmp_path / "restormer_tiny_denoise_25_ticket.safetensors").is_file()
@@ -55,8 +91,12 @@ def _mirl_tree(root: Path) -> None:
     for folder in ("train/denoise/WED", "train/denoise/BSD400", "test/denoise/BSD68", "test/denoise/Urban100"):
         for i in range(2):
             image(root / folder / f"{i}.png")
-    for folder, kind in (("train/derain/Rain100L", "rainy"), ("test/derain/Rain100L", "rainy"),
-                         ("train/dehaze/OTS", "hazy"), ("test/dehaze/SOTS", "hazy")):
+    for folder, kind in (
+        ("train/derain/Rain100L", "rainy"),
+        ("test/derain/Rain100L", "rainy"),
+        ("train/dehaze/OTS", "hazy"),
+        ("test/dehaze/SOTS", "hazy"),
+    ):
         for i in range(2):
             image(root / folder / "input" / f"{i}_{kind}.png")
             image(root / folder / "target" / f"{i}_gt.png")
@@ -64,8 +104,26 @@ def _mirl_tree(root: Path) -> None:
 
 def test_mirl_paper_runs_on_the_standard_layout(tmp_path: Path) -> None:
     _mirl_tree(tmp_path / "data")
-    out = ok(run("examples/mirl_paper.py", str(tmp_path / "data"), "--size", "tiny", "--steps", "2", "--rounds", "1",
-                 "--patch", "32", "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "run")))
+    out = ok(
+        run(
+            "examples/mirl_paper.py",
+            str(tmp_path / "data"),
+            "--size",
+            "tiny",
+            "--steps",
+            "2",
+            "--rounds",
+            "1",
+            "--patch",
+            "32",
+            "--workers",
+            "0",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path / "run"),
+        )
+    )
     assert "round 1: density 0.8000" in out
     assert (tmp_path / "run" / "ticket_round01.safetensors").is_file()
     assert len(json.loads((tmp_path / "run" / "history.json").read_text())) == 2
@@ -86,8 +144,21 @@ def test_mirl_paper_says_what_is_missing(tmp_path: Path) -> None:
 
 def test_lottery_ticket_benchmark_smoke(tmp_path: Path) -> None:
     out_json = tmp_path / "lt.json"
-    out = ok(run("benchmarks/lottery_tickets.py", "--smoke", "--seeds", "2", "--late-rewind", "1", "--threads", "1",
-                 "--out", str(out_json), timeout=300))
+    out = ok(
+        run(
+            "benchmarks/lottery_tickets.py",
+            "--smoke",
+            "--seeds",
+            "2",
+            "--late-rewind",
+            "1",
+            "--threads",
+            "1",
+            "--out",
+            str(out_json),
+            timeout=300,
+        )
+    )
     assert "estimated" in out and "Verdict" in out
     report = json.loads(out_json.read_text())
     assert report["config"]["rounds"] == 2 and report["config"]["seeds"] == [0, 1]

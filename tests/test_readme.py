@@ -1,4 +1,5 @@
 """README's "Your own network" section runs as written: its code blocks, in order, in one namespace."""
+
 from __future__ import annotations
 
 import functools
@@ -14,15 +15,27 @@ from lotteryir.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 # Only the training budget shrinks for the test: the commands' own options are kept (later ones win).
-FAST_PRUNE = ["--steps", "2", "--data-path", "max_images=2", "--tasks", "denoise_25", "--patch-size", "16",
-              "--batch-size", "2", "--device", "cpu"]
+FAST_PRUNE = [
+    "--steps",
+    "2",
+    "--data-path",
+    "max_images=2",
+    "--tasks",
+    "denoise_25",
+    "--patch-size",
+    "16",
+    "--batch-size",
+    "2",
+    "--device",
+    "cpu",
+]
 
 
 def _section(title: str) -> str:
     text = (ROOT / "README.md").read_text()
     start = text.index(f"## {title}\n")
     end = text.find("\n## ", start + 3)
-    return text[start:end if end >= 0 else None]
+    return text[start : end if end >= 0 else None]
 
 
 def _free_port() -> int:
@@ -42,8 +55,13 @@ def test_your_own_network_section_runs(tmp_path, monkeypatch, capsys):
     # (benchmarks/mask_overhead.py times the inductor build).
     monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
     # The DDP block runs as a one-process group (tests/test_distributed.py runs two).
-    for key, value in {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "RANK": "0",
-                       "WORLD_SIZE": "1", "LOCAL_RANK": "0"}.items():
+    for key, value in {
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(_free_port()),
+        "RANK": "0",
+        "WORLD_SIZE": "1",
+        "LOCAL_RANK": "0",
+    }.items():
         monkeypatch.setenv(key, value)
     from lotteryir.data import write_image
 

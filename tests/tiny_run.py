@@ -1,14 +1,43 @@
 """The tiny pruning run the run, CLI and distributed tests share (config, CLI args)."""
+
 from __future__ import annotations
 
 TINY = dict(
-    model="mirl", size="tiny", recipe="sample", data_paths={"max_images": 2}, tasks=["denoise_25", "derain"],
-    rounds=2, steps=4, batch_size=2, patch_size=32, checkpoint_every=1, seed=3, device="cpu",
+    model="mirl",
+    size="tiny",
+    recipe="sample",
+    data_paths={"max_images": 2},
+    tasks=["denoise_25", "derain"],
+    rounds=2,
+    steps=4,
+    batch_size=2,
+    patch_size=32,
+    checkpoint_every=1,
+    seed=3,
+    device="cpu",
 )
 
 TINY_ARGS = [
-    "--model", "mirl", "--size", "tiny", "--data-path", "max_images=2", "--tasks", "denoise_25,derain",
-    "--rounds", "2", "--steps", "4", "--batch-size", "2", "--patch-size", "32", "--checkpoint-every", "1",
-    "--seed", "3", "--device", "cpu",
+    "--model",
+    "mirl",
+    "--size",
+    "tiny",
+    "--data-path",
+    "max_images=2",
+    "--tasks",
+    "denoise_25,derain",
+    "--rounds",
+    "2",
+    "--steps",
+    "4",
+    "--batch-size",
+    "2",
+    "--patch-size",
+    "32",
+    "--checkpoint-every",
+    "1",
+    "--seed",
+    "3",
+    "--device",
+    "cpu",
 ]
-

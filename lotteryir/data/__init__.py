@@ -3,6 +3,7 @@
 Knows images, nothing about models or pruning. Items are dicts
 ``{"input": 3xHxW float, "target": 3xHxW float, "task": str, "name": str}`` with values in [0, 1].
 """
+
 from __future__ import annotations
 
 from .errors import DataError

@@ -1,4 +1,5 @@
 """Patch sampling and the 8 flips/rotations, applied identically to input and target."""
+
 from __future__ import annotations
 
 import torch

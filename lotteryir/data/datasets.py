@@ -4,6 +4,7 @@ Every item is ``{"input": 3xHxW float, "target": 3xHxW float, "task": str, "name
 Randomness comes from a generator derived from (seed, epoch, index), so an item is the same
 in any worker, in any order, after a resume.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -62,8 +63,14 @@ class PatchDataset(Dataset):
     the patch are reflect-padded (bottom/right) after degradation.
     """
 
-    def __init__(self, source: ImageSource, task: str, patch_size: int = 64, seed: int = 0,
-                 degrade_options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        source: ImageSource,
+        task: str,
+        patch_size: int = 64,
+        seed: int = 0,
+        degrade_options: dict[str, Any] | None = None,
+    ) -> None:
         task_family(task)
         if patch_size < 1:
             raise DataError(f"patch size must be positive, got {patch_size}")
@@ -97,8 +104,12 @@ class PatchDataset(Dataset):
             input_patch = to_float(crop(degraded, top, left, size))
         input_patch = dihedral(pad_to_at_least(input_patch, size), k).contiguous()
         target_patch = dihedral(pad_to_at_least(target_patch, size), k).contiguous()
-        return {"input": input_patch, "target": target_patch, "task": self.task,
-                "name": self.source.name(index % len(self.source))}
+        return {
+            "input": input_patch,
+            "target": target_patch,
+            "task": self.task,
+            "name": self.source.name(index % len(self.source)),
+        }
 
 
 class ImageDataset(Dataset):
@@ -110,8 +121,14 @@ class ImageDataset(Dataset):
     strength or JPEG quality per photograph make a small test set's mean steadier.
     """
 
-    def __init__(self, source: ImageSource, task: str, seed: int = 0,
-                 degrade_options: dict[str, Any] | None = None, degradations: int = 1) -> None:
+    def __init__(
+        self,
+        source: ImageSource,
+        task: str,
+        seed: int = 0,
+        degrade_options: dict[str, Any] | None = None,
+        degradations: int = 1,
+    ) -> None:
         task_family(task)
         if degradations < 1:
             raise DataError(f"degradations must be at least 1, got {degradations}")

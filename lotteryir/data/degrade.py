@@ -4,6 +4,7 @@ Every function takes a ``torch.Generator`` (or None for torch's global one) and 
 ranges; a scalar range ``(a, a)`` or a plain number fixes a parameter. Same generator state,
 same output.
 """
+
 from __future__ import annotations
 
 import math
@@ -90,9 +91,7 @@ def _line_kernel(length: int, theta: float) -> torch.Tensor:
     return weight
 
 
-def haze_depth_proxy(
-    height: int, width: int, *, region: tuple[int, int, int, int] | None = None
-) -> torch.Tensor:
+def haze_depth_proxy(height: int, width: int, *, region: tuple[int, int, int, int] | None = None) -> torch.Tensor:
     """Scene depth to use when no depth map exists: farthest at the image centre, nearest at the corners.
 
     d(x) = 10 - 6 r(x), with r the distance to the image centre over the half-diagonal. This is a

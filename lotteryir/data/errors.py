@@ -1,4 +1,5 @@
 """The one exception type of lotteryir.data."""
+
 from __future__ import annotations
 
 

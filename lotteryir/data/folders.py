@@ -5,6 +5,7 @@ overrides one (a path, a list of paths, for tests a dict name -> path, or None t
 A folder holding input/target (or rainy/gt, hazy/clear, ...) is paired; a folder of plain images
 is clean and gets the task's synthetic degradation.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,8 +33,8 @@ class FolderSpec:
     name: str
     description: str
     families: tuple[str, ...]
-    train: dict[str, list[str]]               # family -> folders under root
-    test: dict[str, dict[str, str]]           # family -> dataset name -> folder under root
+    train: dict[str, list[str]]  # family -> folders under root
+    test: dict[str, dict[str, str]]  # family -> dataset name -> folder under root
     repeats: dict[str, int]
     layout_text: str
 
@@ -41,15 +42,25 @@ class FolderSpec:
 class FolderRecipe(Recipe):
     """A recipe over folders on disk: clean folders are degraded on the fly, paired folders are read."""
 
-    def __init__(self, spec: FolderSpec, root: PathLike | None, *, layout: str = "auto",
-                 cache: bool | None = None, skip_bad: bool = False, size_mismatch: str = "error",
-                 **paths: Any) -> None:
+    def __init__(
+        self,
+        spec: FolderSpec,
+        root: PathLike | None,
+        *,
+        layout: str = "auto",
+        cache: bool | None = None,
+        skip_bad: bool = False,
+        size_mismatch: str = "error",
+        **paths: Any,
+    ) -> None:
         self.name, self.description, self._spec = spec.name, spec.description, spec
         self.root = Path(root).expanduser() if root is not None else None
         self.layout, self.cache, self.skip_bad, self.size_mismatch = layout, cache, skip_bad, size_mismatch
         if self.root is not None and not self.root.is_dir():
-            raise DataError(f"data root {self.root} {'is not a folder' if self.root.exists() else 'not found'}; "
-                            f"the {self.name} recipe expects:\n{self.describe()}")
+            raise DataError(
+                f"data root {self.root} {'is not a folder' if self.root.exists() else 'not found'}; "
+                f"the {self.name} recipe expects:\n{self.describe()}"
+            )
         self._train, self._test = self._resolve(paths)
         families = [f for f in FAMILIES if f in self._train or f in self._test]
         self.tasks = expand_families(families)
@@ -60,8 +71,10 @@ class FolderRecipe(Recipe):
         allowed = {f"{f}_{kind}" for f in FAMILIES for kind in ("train", "test")}
         unknown = sorted(set(paths) - allowed)
         if unknown:
-            raise DataError(f"unknown option(s) for the {self.name} recipe: {', '.join(unknown)}; "
-                            f"paths are given as {', '.join(sorted(allowed))}")
+            raise DataError(
+                f"unknown option(s) for the {self.name} recipe: {', '.join(unknown)}; "
+                f"paths are given as {', '.join(sorted(allowed))}"
+            )
         train: dict[str, list[Path]] = {}
         test: dict[str, dict[str, Path]] = {}
         for family in FAMILIES:
@@ -82,8 +95,10 @@ class FolderRecipe(Recipe):
         if path.is_absolute():
             return path
         if self.root is None:
-            raise DataError(f"the {self.name} recipe needs a data root for the relative path {path} "
-                            f"(give root=..., or absolute paths); expected layout:\n{self.describe()}")
+            raise DataError(
+                f"the {self.name} recipe needs a data root for the relative path {path} "
+                f"(give root=..., or absolute paths); expected layout:\n{self.describe()}"
+            )
         return self.root / path
 
     def _all_folders(self) -> list[Path]:
@@ -161,10 +176,16 @@ _MIRL = FolderSpec(
     name="mirl",
     description="MIR-L's all-in-one sets: BSD400+WED denoising (sigma 15/25/50), Rain100L, RESIDE OTS/SOTS",
     families=("denoise", "derain", "dehaze"),
-    train={"denoise": ["train/denoise/WED", "train/denoise/BSD400"], "derain": ["train/derain/Rain100L"],
-           "dehaze": ["train/dehaze/OTS"]},
-    test={"denoise": {"BSD68": "test/denoise/BSD68", "Urban100": "test/denoise/Urban100"},
-          "derain": {"Rain100L": "test/derain/Rain100L"}, "dehaze": {"SOTS": "test/dehaze/SOTS"}},
+    train={
+        "denoise": ["train/denoise/WED", "train/denoise/BSD400"],
+        "derain": ["train/derain/Rain100L"],
+        "dehaze": ["train/dehaze/OTS"],
+    },
+    test={
+        "denoise": {"BSD68": "test/denoise/BSD68", "Urban100": "test/denoise/Urban100"},
+        "derain": {"Rain100L": "test/derain/Rain100L"},
+        "dehaze": {"SOTS": "test/dehaze/SOTS"},
+    },
     repeats=MIRL_REPEATS,
     layout_text=_MIRL_LAYOUT + "\nGive web_train=/web_test= folders to add the web (JPEG) task.",
 )
@@ -178,26 +199,38 @@ def _single(family: str, description: str, train: list[str], test: dict[str, str
 FOLDER_RECIPES: dict[str, FolderSpec] = {
     "mirl": _MIRL,
     "denoise": _single(
-        "denoise", "Gaussian denoising at sigma 15, 25, 50 on clean image folders (BSD400+WED / BSD68, Urban100)",
-        _MIRL.train["denoise"], _MIRL.test["denoise"],
+        "denoise",
+        "Gaussian denoising at sigma 15, 25, 50 on clean image folders (BSD400+WED / BSD68, Urban100)",
+        _MIRL.train["denoise"],
+        _MIRL.test["denoise"],
         "<root>/\n  train/denoise/WED/, train/denoise/BSD400/   clean images\n"
         "  test/denoise/BSD68/, test/denoise/Urban100/   clean images\n"
-        "Gaussian noise at sigma 15, 25, 50 is added on the fly (seeded per image for tests)."),
+        "Gaussian noise at sigma 15, 25, 50 is added on the fly (seeded per image for tests).",
+    ),
     "derain": _single(
-        "derain", "deraining on Rain100L-style pairs (or synthetic rain on clean images)",
-        _MIRL.train["derain"], _MIRL.test["derain"],
+        "derain",
+        "deraining on Rain100L-style pairs (or synthetic rain on clean images)",
+        _MIRL.train["derain"],
+        _MIRL.test["derain"],
         "<root>/\n  train/derain/Rain100L/{input,target}/   rainy/clean pairs\n"
         "  test/derain/Rain100L/{input,target}/\n"
-        "A folder of clean images instead gets synthetic rain streaks."),
+        "A folder of clean images instead gets synthetic rain streaks.",
+    ),
     "dehaze": _single(
-        "dehaze", "dehazing on RESIDE OTS/SOTS-style pairs (or synthetic haze on clean images)",
-        _MIRL.train["dehaze"], _MIRL.test["dehaze"],
+        "dehaze",
+        "dehazing on RESIDE OTS/SOTS-style pairs (or synthetic haze on clean images)",
+        _MIRL.train["dehaze"],
+        _MIRL.test["dehaze"],
         "<root>/\n  train/dehaze/OTS/{input,target}/   hazy/clean pairs (or hazy/clear, synthetic/original)\n"
         "  test/dehaze/SOTS/{input,target}/\n"
-        "A folder of clean images instead gets synthetic haze."),
+        "A folder of clean images instead gets synthetic haze.",
+    ),
     "web": _single(
-        "web", "JPEG/social-network degradation, synthesized on clean images or read from pairs",
-        ["train/web"], {"web": "test/web"},
+        "web",
+        "JPEG/social-network degradation, synthesized on clean images or read from pairs",
+        ["train/web"],
+        {"web": "test/web"},
         "<root>/\n  train/web/   clean images (JPEG/resize applied on the fly) or {input,target}/ pairs\n"
-        "  test/web/    the same; synthetic degradations are seeded per image"),
+        "  test/web/    the same; synthetic degradations are seeded per image",
+    ),
 }

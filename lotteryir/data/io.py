@@ -8,6 +8,7 @@ palette PNGs are expanded through their palette; alpha is composited over white,
 colour under transparent pixels is undefined (often black or leftovers) and viewers show such
 images over a light background.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,8 +34,9 @@ def quiet_codec_warnings() -> Iterator[None]:
     # torchvision 0.29 deprecates its codecs in favour of TorchCodec and warns on every call;
     # this module is the one place to migrate, so the warning need not repeat per image.
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*image decoding and encoding capabilities",
-                                category=DeprecationWarning)
+        warnings.filterwarnings(
+            "ignore", message=".*image decoding and encoding capabilities", category=DeprecationWarning
+        )
         yield
 
 

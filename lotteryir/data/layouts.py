@@ -9,6 +9,7 @@ Pairing layouts (``layout=`` names):
 
 ``auto`` picks the layout that pairs the most files.
 """
+
 from __future__ import annotations
 
 import logging
@@ -62,7 +63,7 @@ def _strip(pattern: re.Pattern[str]) -> Callable[[str], str | None]:
 
 
 def _prefix(prefix: str) -> Callable[[str], str | None]:
-    return lambda stem: stem[len(prefix):] if stem.lower().startswith(prefix) else None
+    return lambda stem: stem[len(prefix) :] if stem.lower().startswith(prefix) else None
 
 
 LAYOUTS: dict[str, _Layout] = {
@@ -91,8 +92,12 @@ def list_images(folder: str | Path, *, recursive: bool = False, what: str = "ima
         if entry.is_file():
             (images if is_image_file(entry) else ignored).append(entry)
     if ignored:
-        log.debug("ignored %d non-image file(s) in %s: %s", len(ignored), folder,
-                  ", ".join(p.name for p in sorted(ignored)[:MAX_LISTED]))
+        log.debug(
+            "ignored %d non-image file(s) in %s: %s",
+            len(ignored),
+            folder,
+            ", ".join(p.name for p in sorted(ignored)[:MAX_LISTED]),
+        )
     if not images:
         raise DataError(f"no images in {folder} (expected {what}; read: {' '.join(sorted(IMAGE_EXTENSIONS))})")
     return sorted(images)
@@ -150,8 +155,9 @@ def _match(
         if key is None:
             continue
         if key in by_key:
-            raise DataError(f"ambiguous targets in {target_dir}: {by_key[key].name} and {target.name} "
-                            "both match the same inputs")
+            raise DataError(
+                f"ambiguous targets in {target_dir}: {by_key[key].name} and {target.name} both match the same inputs"
+            )
         by_key[key] = target
     pairs, lonely_inputs, used = [], [], set()
     for path in inputs:

@@ -1,4 +1,5 @@
 """All-in-one training: several task datasets behind one index, by repeat factors or sampling weights."""
+
 from __future__ import annotations
 
 import bisect

@@ -1,4 +1,5 @@
 """The Recipe interface: training and test datasets for a set of tasks, plus checks and layout text."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,9 +8,9 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from .datasets import PatchDataset
+from .errors import DataError
 from .mixing import MixedDataset
 from .source import ImageSource
-from .errors import DataError
 from .tasks import IDENTITY, check_tasks
 
 

@@ -3,6 +3,7 @@
 'sample' is built in (skimage.data, offline); 'mirl' is the paper's all-in-one tree; 'denoise',
 'derain', 'dehaze' and 'web' are single-task recipes over folders (see folders.py).
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,9 @@ def _sample(root: PathLike | None, **options: Any) -> SampleRecipe:
         raise DataError(f"the sample recipe is built in and takes no data root (got {root})")
     unknown = sorted(set(options) - set(_SAMPLE_OPTIONS))
     if unknown:
-        raise DataError(f"unknown option(s) for the sample recipe: {', '.join(unknown)} "
-                        f"(accepted: {', '.join(_SAMPLE_OPTIONS)})")
+        raise DataError(
+            f"unknown option(s) for the sample recipe: {', '.join(unknown)} (accepted: {', '.join(_SAMPLE_OPTIONS)})"
+        )
     return SampleRecipe(**options)
 
 
@@ -47,7 +49,9 @@ def normalize_options(name: str, root: PathLike | None, options: Mapping[str, An
     if name == "sample":
         for key, value in options.items():
             if key not in _SAMPLE_OPTIONS:
-                raise DataError(f"unknown option {key!r} for the sample recipe (accepted: {', '.join(_SAMPLE_OPTIONS)})")
+                raise DataError(
+                    f"unknown option {key!r} for the sample recipe (accepted: {', '.join(_SAMPLE_OPTIONS)})"
+                )
             if key == "split":
                 if str(value) not in SPLITS:
                     raise DataError(f"split={value!r} is not one of {', '.join(SPLITS)}")

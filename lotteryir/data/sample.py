@@ -5,6 +5,7 @@ The split is fixed by image. Training images are scaled to at most 512 px and te
 most 256 px on the long side, then rounded to 8 bits, so CPU evaluation is quick and the clean
 targets are exact 8-bit images like those on disk.
 """
+
 from __future__ import annotations
 
 import functools
@@ -25,8 +26,18 @@ from .tasks import ALL_TASKS, check_tasks
 # Left out: cat (= chelsea), clock (motion-blurred), logo/text/checkerboard/horse/phantom (graphics),
 # microaneurysms and lfw_subset (tiny), and everything that needs a pooch download.
 SAMPLE_TRAIN: tuple[str, ...] = (
-    "astronaut", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
-    "colorwheel", "brick", "grass", "camera", "cell", "page",
+    "astronaut",
+    "coffee",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "colorwheel",
+    "brick",
+    "grass",
+    "camera",
+    "cell",
+    "page",
 )
 SAMPLE_TEST: tuple[str, ...] = ("chelsea", "motorcycle", "gravel", "moon", "coins")
 # split="validation" holds these training photographs out and scores on them instead of the test
@@ -81,8 +92,14 @@ class SampleRecipe(Recipe):
     name = "sample"
     description = "built-in photographs from scikit-image, all four degradations synthesized (no download)"
 
-    def __init__(self, max_images: int | None = None, repeat: int = 8, split: str = "test",
-                 identity: int = SAMPLE_IDENTITY, degradations: int = 1) -> None:
+    def __init__(
+        self,
+        max_images: int | None = None,
+        repeat: int = 8,
+        split: str = "test",
+        identity: int = SAMPLE_IDENTITY,
+        degradations: int = 1,
+    ) -> None:
         if max_images is not None and max_images < 1:
             raise DataError(f"max_images must be at least 1, got {max_images}")
         if split not in SPLITS:
@@ -102,7 +119,8 @@ class SampleRecipe(Recipe):
     def _train_source(self, task: str, cache: dict[Any, ImageSource]) -> ImageSource:
         if "train" not in cache:
             cache["train"] = ImageSource.from_tensors(
-                [(n, load_sample_image(n, TRAIN_MAX_SIDE)) for n in self.train_names])
+                [(n, load_sample_image(n, TRAIN_MAX_SIDE)) for n in self.train_names]
+            )
         return cache["train"]
 
     def _identity_source(self, cache: dict[Any, ImageSource]) -> ImageSource:
@@ -115,8 +133,10 @@ class SampleRecipe(Recipe):
         return {f"{t}/{dataset}": ImageDataset(source, t, degradations=self.degradations) for t in selected}
 
     def describe(self) -> str:
-        return ("No folders: images come from skimage.data (offline).\n"
-                f"  train ({len(self.train_names)}): {', '.join(self.train_names)} (long side <= {TRAIN_MAX_SIDE} px)\n"
-                f"  {self.split} ({len(self.test_names)}): {', '.join(self.test_names)} (long side <= {TEST_MAX_SIDE} px), "
-                "degraded with fixed per-image seeds\n"
-                f"  split=validation trains without {', '.join(SAMPLE_VALIDATION)} and scores on them instead")
+        return (
+            "No folders: images come from skimage.data (offline).\n"
+            f"  train ({len(self.train_names)}): {', '.join(self.train_names)} (long side <= {TRAIN_MAX_SIDE} px)\n"
+            f"  {self.split} ({len(self.test_names)}): {', '.join(self.test_names)} (long side <= {TEST_MAX_SIDE} px), "
+            "degraded with fixed per-image seeds\n"
+            f"  split=validation trains without {', '.join(SAMPLE_VALIDATION)} and scores on them instead"
+        )

@@ -1,4 +1,5 @@
 """Images behind a dataset: clean images or (input, target) pairs, decoded once when small."""
+
 from __future__ import annotations
 
 import logging
@@ -103,8 +104,9 @@ class ImageSource:
         if degraded.shape != target.shape and self.size_mismatch == "crop":
             return _centre_crop(degraded, target)
         if degraded.shape != target.shape:
-            raise DataError(f"pair sizes differ: {input_path} is {_size(degraded)} but {target_path} is "
-                            f"{_size(target)}")
+            raise DataError(
+                f"pair sizes differ: {input_path} is {_size(degraded)} but {target_path} is {_size(target)}"
+            )
         return degraded, target
 
     def _image(self, path: Path) -> torch.Tensor:

@@ -1,4 +1,5 @@
 """Task names: one per degradation, and one per noise level so evaluation reports each sigma."""
+
 from __future__ import annotations
 
 from .errors import DataError

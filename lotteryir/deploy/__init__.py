@@ -1,8 +1,10 @@
 """What a ticket becomes after the search: ONNX export, sparse CPU inference, the browser page.
 
 ``to_onnx`` and ``compare_onnx`` need the ``deploy`` extra (onnx, onnxruntime):
-``pip install 'lotteryir[deploy]'``. ``sparsify`` needs only torch. ``build_site`` writes the browser page, ``serve_site`` serves it.
+``pip install 'lotteryir[deploy]'``. ``sparsify`` needs only torch. ``build_site`` writes the browser page,
+``serve_site`` serves it.
 """
+
 from __future__ import annotations
 
 from .onnx_export import OnnxExport, compare_onnx, onnx_session, read_onnx_metadata, to_onnx

@@ -10,14 +10,16 @@ int16 and int32 indices, which is what ``indices="compact"`` (the default) write
 narrowest of those that holds the tensor's largest position. onnxruntime turns sparse
 initializers back into dense ones when it loads the model, so inference is unchanged.
 """
+
 from __future__ import annotations
 
 import io
 import os
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Mapping, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -103,8 +105,16 @@ def to_onnx(
         # it records; both are expected. It is chosen over the dynamo exporter because it gives
         # the same graph (outputs equal to 1e-6) at opset 17 in ~7 s for the full MIR-L, not ~100 s.
         warnings.simplefilter("ignore")
-        torch.onnx.export(_PadCrop(net, multiple).eval(), (example,), buf, opset_version=opset, dynamo=False,
-                          input_names=[INPUT], output_names=[OUTPUT], dynamic_axes={INPUT: dims, OUTPUT: dims})
+        torch.onnx.export(
+            _PadCrop(net, multiple).eval(),
+            (example,),
+            buf,
+            opset_version=opset,
+            dynamo=False,
+            input_names=[INPUT],
+            output_names=[OUTPUT],
+            dynamic_axes={INPUT: dims, OUTPUT: dims},
+        )
     proto = onnx.load_from_string(buf.getvalue())
     dense_bytes = len(buf.getvalue())
     stats = sparsify_initializers(proto, indices) if sparse else _count(proto)
@@ -184,8 +194,12 @@ def onnx_session(path: str | os.PathLike, threads: int | None = None):
 
 
 def compare_onnx(
-    model: nn.Module, path: str | os.PathLike, sizes: Sequence[tuple[int, int]] = ((64, 64), (37, 53), (96, 72)),
-    *, seed: int = 0, channels: int | None = None,
+    model: nn.Module,
+    path: str | os.PathLike,
+    sizes: Sequence[tuple[int, int]] = ((64, 64), (37, 53), (96, 72)),
+    *,
+    seed: int = 0,
+    channels: int | None = None,
 ) -> dict[str, float]:
     """Max |onnxruntime - torch| of ``model`` and its export at ``path``, per image size ("HxW")."""
     net = plain_copy(model)

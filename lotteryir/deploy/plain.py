@@ -1,4 +1,5 @@
 """The model every deploy path starts from: a detached, plain copy of the user's network."""
+
 from __future__ import annotations
 
 import copy

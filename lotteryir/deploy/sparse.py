@@ -14,6 +14,7 @@ sparse or dense weights alike: at 256x256 and above, writing and re-reading the 
 intermediate, and the depthwise convolution on image-sized inputs, cost as much as the
 arithmetic.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -22,8 +23,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-from torch import fx
+from torch import fx, nn
 
 from .plain import plain_copy
 
@@ -73,7 +73,10 @@ class BlockedConv1x1(nn.Module):
         return out.view(n, self.out_channels, h, w)
 
     def extra_repr(self) -> str:
-        return f"{self.in_channels}, {self.out_channels}, layout={self.layout}, density={self.density:.3f}, block={self.block}"
+        return (
+            f"{self.in_channels}, {self.out_channels}, layout={self.layout}, "
+            f"density={self.density:.3f}, block={self.block}"
+        )
 
 
 class PointDepth(nn.Module):
@@ -102,8 +105,9 @@ class PointDepth(nn.Module):
                 mid = self.pointwise.product(flat[i, :, first * w : last * w]).view(1, channels, last - first, w)
                 # Outside the image the depthwise conv sees zeros (its own padding), not the 1x1 conv's bias.
                 mid = F.pad(mid, (0, 0, int(first == top), int(last == bottom)))
-                out[i : i + 1, :, top:bottom] = F.conv2d(mid, self.depthwise.weight, self.depthwise.bias,
-                                                         padding=(0, 1), groups=channels)
+                out[i : i + 1, :, top:bottom] = F.conv2d(
+                    mid, self.depthwise.weight, self.depthwise.bias, padding=(0, 1), groups=channels
+                )
         return out
 
 
@@ -138,13 +142,27 @@ class SparsifyReport:
 
 
 def _is_pointwise(m: nn.Module | None) -> bool:
-    return (isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) and m.stride == (1, 1) and m.groups == 1
-            and m.dilation == (1, 1) and m.padding in ((0, 0), "valid") and m.padding_mode == "zeros")
+    return (
+        isinstance(m, nn.Conv2d)
+        and m.kernel_size == (1, 1)
+        and m.stride == (1, 1)
+        and m.groups == 1
+        and m.dilation == (1, 1)
+        and m.padding in ((0, 0), "valid")
+        and m.padding_mode == "zeros"
+    )
 
 
 def _is_depthwise3x3(m: nn.Module | None) -> bool:
-    return (isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3) and m.stride == (1, 1) and m.padding == (1, 1)
-            and m.dilation == (1, 1) and m.groups == m.in_channels == m.out_channels and m.padding_mode == "zeros")
+    return (
+        isinstance(m, nn.Conv2d)
+        and m.kernel_size == (3, 3)
+        and m.stride == (1, 1)
+        and m.padding == (1, 1)
+        and m.dilation == (1, 1)
+        and m.groups == m.in_channels == m.out_channels
+        and m.padding_mode == "zeros"
+    )
 
 
 def _fusable_pairs(net: nn.Module) -> list[tuple[str, str]]:
@@ -168,16 +186,25 @@ def _fusable_pairs(net: nn.Module) -> list[tuple[str, str]]:
             if not (_is_pointwise(children.get(node.target)) and len(users) == 1):
                 continue
             user = users[0]
-            if (user.op == "call_module" and _is_depthwise3x3(children.get(user.target)) and user.args == (node,)
-                    and not user.kwargs and count[node.target] == count[user.target] == 1
-                    and children[user.target].in_channels == children[node.target].out_channels):
+            if (
+                user.op == "call_module"
+                and _is_depthwise3x3(children.get(user.target))
+                and user.args == (node,)
+                and not user.kwargs
+                and count[node.target] == count[user.target] == 1
+                and children[user.target].in_channels == children[node.target].out_channels
+            ):
                 name = f"{prefix}." if prefix else ""
                 pairs.append((name + node.target, name + user.target))
     return pairs
 
 
 def sparsify(
-    model: nn.Module, *, max_density: float = MAX_DENSITY, layout: Layout = "csr", block: int = BLOCK,
+    model: nn.Module,
+    *,
+    max_density: float = MAX_DENSITY,
+    layout: Layout = "csr",
+    block: int = BLOCK,
 ) -> nn.Module:
     """A copy of ``model`` that computes the same function with sparse kernels where they pay.
 

@@ -5,6 +5,7 @@ script), the model as ONNX and ``config.json``, which tells the page where the r
 is (a public CDN by default, or files copied into the site for offline hosting).
 ``serve_site`` serves a folder on localhost for a quick look.
 """
+
 from __future__ import annotations
 
 import functools
@@ -74,9 +75,16 @@ def build_site(
         runtime_url = "runtime/"
     params = sum(p.numel() for p in model.parameters())
     config = {
-        "model": MODEL_FILE, "runtime": runtime_url, "name": name, "density": density, "params": params,
-        "model_bytes": export.bytes, "dense_bytes": export.dense_bytes, "multiple": multiple,
-        "tile": tile, "overlap": overlap,
+        "model": MODEL_FILE,
+        "runtime": runtime_url,
+        "name": name,
+        "density": density,
+        "params": params,
+        "model_bytes": export.bytes,
+        "dense_bytes": export.dense_bytes,
+        "multiple": multiple,
+        "tile": tile,
+        "overlap": overlap,
     }
     atomic_write_text(out / "config.json", json.dumps(config, indent=2) + "\n")
     return Site(out, export, config)
@@ -94,8 +102,13 @@ def _runtime_sources(runtime_dir: Path) -> list[Path]:
 
 class _Handler(SimpleHTTPRequestHandler):
     # Module scripts and WebAssembly need these types; Python's table lacks .mjs on some systems.
-    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript",
-                      ".js": "text/javascript", ".wasm": "application/wasm", ".onnx": "application/octet-stream"}
+    extensions_map = {
+        **SimpleHTTPRequestHandler.extensions_map,
+        ".mjs": "text/javascript",
+        ".js": "text/javascript",
+        ".wasm": "application/wasm",
+        ".onnx": "application/octet-stream",
+    }
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
         pass  # library code does not print; the CLI says where the site is
@@ -105,6 +118,8 @@ def serve_site(directory: str | os.PathLike, host: str = "127.0.0.1", port: int 
     """An HTTP server for ``directory`` on ``host:port`` (port 0 picks a free one); call ``serve_forever()``."""
     directory = Path(directory)
     if not (directory / "index.html").is_file():
-        raise FileNotFoundError(f"{directory} has no index.html; write the site first (lotteryir web ... -o {directory})")
+        raise FileNotFoundError(
+            f"{directory} has no index.html; write the site first (lotteryir web ... -o {directory})"
+        )
     handler = functools.partial(_Handler, directory=str(directory))
     return ThreadingHTTPServer((host, port), handler)

@@ -1,4 +1,5 @@
 """Training closure, metrics, padded and tiled inference, and evaluation for restorers."""
+
 from __future__ import annotations
 
 from lotteryir.engine.device import pick_device

@@ -10,6 +10,7 @@ Tensor files carry the step in their name and are written before the JSON that
 names them is atomically replaced, so a crash at any moment leaves the previous
 complete checkpoint readable.
 """
+
 from __future__ import annotations
 
 import json
@@ -109,9 +110,7 @@ def save_checkpoint(
             stale.unlink(missing_ok=True)
 
 
-def load_checkpoint(
-    directory: Path, model: torch.nn.Module
-) -> tuple[TrainState, dict[str, Any]] | None:
+def load_checkpoint(directory: Path, model: torch.nn.Module) -> tuple[TrainState, dict[str, Any]] | None:
     """Load the checkpoint in ``directory`` into ``model`` and the global RNGs.
 
     Returns the state and the optimizer state dict, or None when there is no
@@ -128,7 +127,8 @@ def load_checkpoint(
         model.load_state_dict(weights, strict=True)
     except RuntimeError as err:
         raise RuntimeError(
-            f"checkpoint {directory / record['model_file']} does not fit this model (were the same masks attached?): {err}"
+            f"checkpoint {directory / record['model_file']} does not fit this model (were the same masks attached?): "
+            f"{err}"
         ) from err
     optim_state = torch.load(directory / record["optim_file"], map_location="cpu", weights_only=True)
     restore_rng(rng, record["rng"])
@@ -153,7 +153,9 @@ def peek_state(directory: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise RuntimeError(f"training checkpoint record {path} is unreadable ({err}); delete it to restart the round") from err
+        raise RuntimeError(
+            f"training checkpoint record {path} is unreadable ({err}); delete it to restart the round"
+        ) from err
 
 
 def _fsync_dir(directory: Path) -> None:

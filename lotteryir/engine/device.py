@@ -1,4 +1,5 @@
 """Where training and inference run."""
+
 from __future__ import annotations
 
 import torch

@@ -5,6 +5,7 @@ one): ``rank()`` is 0, ``barrier()`` does nothing, ``broadcast_object`` returns
 its argument. torchrun sets RANK, WORLD_SIZE, LOCAL_RANK and the rendezvous
 variables; :func:`init_from_env` starts the group from them.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -183,7 +184,11 @@ def ddp_wrap(model: nn.Module, device: torch.device, find_unused_parameters: boo
         others = [name for name, _ in model.named_buffers() if name not in ignored]
         ids = [device.index] if device.type == "cuda" else None
         # torch >= 2.14 renamed broadcast_buffers (per-forward buffer sync) to forward_sync_buffers.
-        sync = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters else "broadcast_buffers"
+        sync = (
+            "forward_sync_buffers"
+            if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+            else "broadcast_buffers"
+        )
         holder.ddp = DistributedDataParallel(
             model, device_ids=ids, find_unused_parameters=find_unused_parameters, **{sync: bool(others)}
         )

@@ -1,12 +1,14 @@
 """Evaluate a restorer on test sets: per-set and per-image PSNR/SSIM, optionally saving restored images."""
+
 from __future__ import annotations
 
 import logging
 import math
 import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -68,7 +70,7 @@ class EvalResult:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "EvalResult":
+    def from_dict(cls, data: Mapping[str, Any]) -> EvalResult:
         """Inverse of :meth:`to_dict`."""
         sets = {}
         for label, s in data["sets"].items():
@@ -102,8 +104,8 @@ def evaluate(
     Each item is restored whole (padded, or tiled with ``tile``), clipped to
     [0, 1] as the PromptIR evaluation does, and scored with :func:`psnr` and
     :func:`ssim`; its degraded input, clipped the same way, is scored beside it
-    (``input_psnr``/``input_ssim``), so every result carries its reference. Items are loaded under a torch RNG seeded from (label,
-    index), so even a dataset that draws its degradation from the global RNG
+    (``input_psnr``/``input_ssim``), so every result carries its reference. Items are loaded under a
+    torch RNG seeded from (label, index), so even a dataset that draws its degradation from the global RNG
     gives the same inputs on every call; the caller's RNG state is untouched.
     With ``save_dir``, restored images go to ``save_dir/<label>/<name>.png``.
     ``progress(label, index, count, score)`` is called after each image.

@@ -1,8 +1,9 @@
 """Restore one image of any size: pad to the network's multiple, optionally in blended tiles."""
+
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

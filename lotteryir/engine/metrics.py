@@ -6,6 +6,7 @@ The published MIR-L / PromptIR numbers come from ``skimage.metrics`` called as
 images clipped to [0, 1]. These functions reproduce those calls on NCHW tensors,
 one value per image, on whichever device the tensors live.
 """
+
 from __future__ import annotations
 
 import torch
@@ -119,5 +120,3 @@ def _prepare(restored: torch.Tensor, clean: torch.Tensor, y_channel: bool) -> tu
     if y_channel:
         x, y = rgb_to_y(x), rgb_to_y(y)
     return x, y
-
-

@@ -10,6 +10,7 @@ Changing OpenMP's wait policy instead was measured and rejected (``python benchm
 one on a quiet machine (5.18 against 8.47), and with a busy neighbour two passive threads stayed
 far below one thread (3.24 against 8.65).
 """
+
 from __future__ import annotations
 
 import os

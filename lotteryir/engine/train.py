@@ -1,4 +1,5 @@
 """The default training closure: L1 loss, AdamW, linear warm-up then cosine, restarted every round."""
+
 from __future__ import annotations
 
 import contextlib
@@ -6,10 +7,10 @@ import logging
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -18,7 +19,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from lotteryir.engine import distributed as ddp
-from lotteryir.engine.checkpoint import TrainState, capture_rng, load_checkpoint, peek_state, restore_rng, save_checkpoint
+from lotteryir.engine.checkpoint import (
+    TrainState,
+    capture_rng,
+    load_checkpoint,
+    peek_state,
+    restore_rng,
+    save_checkpoint,
+)
 from lotteryir.engine.device import pick_device
 from lotteryir.engine.threads import ThreadChoice, apply_threads, resolve_threads
 
@@ -88,7 +96,9 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be at least 1; got {value}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"TrainConfig.lr must be a finite number > 0; got {self.lr}")
-        if self.threads is not None and not (self.threads == "auto" or (type(self.threads) is int and self.threads >= 1)):
+        if self.threads is not None and not (
+            self.threads == "auto" or (type(self.threads) is int and self.threads >= 1)
+        ):
             raise ValueError(f"TrainConfig.threads must be 'auto', a positive int or None; got {self.threads!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"TrainConfig.loss must be one of {', '.join(LOSSES)}; got {self.loss!r}")
@@ -118,7 +128,9 @@ class TrainProgress:
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; the model still holds the weights of the last good step."""
 
-    def __init__(self, step: int, lr: float, loss: float, round: int, checkpoint: Path | None, checkpoint_step: int | None):
+    def __init__(
+        self, step: int, lr: float, loss: float, round: int, checkpoint: Path | None, checkpoint_step: int | None
+    ):
         self.step, self.lr, self.loss, self.round = step, lr, loss, round
         where = (
             f"the last good checkpoint (step {checkpoint_step}) in {checkpoint} is intact"
@@ -281,10 +293,16 @@ class RestorationTrainer:
             ctx.steps_done = max(ctx.steps_done, state.step)
             if state.round_state is not None:
                 ctx.load_state_dict(state.round_state)
-            if ctx.round == 0 and ctx.rewind_step is not None and state.step >= ctx.rewind_step and not ctx.rewind_marked:
+            if (
+                ctx.round == 0
+                and ctx.rewind_step is not None
+                and state.step >= ctx.rewind_step
+                and not ctx.rewind_marked
+            ):
                 # The snapshot was taken before the interruption; only the caller can have kept it.
                 log.warning(
-                    "resumed at step %d, past the rewind step %d: the rewind snapshot must come from the run's own record",
+                    "resumed at step %d, past the rewind step %d: the rewind snapshot must come from the run's own "
+                    "record",
                     state.step,
                     ctx.rewind_step,
                 )
@@ -299,7 +317,9 @@ class RestorationTrainer:
         start_time, start_step, prior_seconds = time.perf_counter(), state.step, state.seconds
         lr = lr_at(max(state.step - 1, 0), horizon, warmup, cfg.lr)
         autocast = (
-            torch.autocast(device_type=device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
+            torch.autocast(device_type=device.type, dtype=amp_dtype)
+            if amp_dtype is not None
+            else contextlib.nullcontext()
         )
         while state.step < total:
             epoch = state.step // per_epoch
@@ -351,7 +371,9 @@ class RestorationTrainer:
                         )
                     )
                 stop = cfg.should_stop is not None and cfg.should_stop()
-                if world > 1 and cfg.should_stop is not None:  # one rank asked to stop (e.g. its Ctrl-C came a step early): all stop here
+                if (
+                    world > 1 and cfg.should_stop is not None
+                ):  # one rank asked to stop (e.g. its Ctrl-C came a step early): all stop here
                     stop = bool(ddp.all_reduce_sum(torch.tensor([float(stop)], device=device)).item())
                 due = cfg.checkpoint_every is not None and state.step % cfg.checkpoint_every == 0
                 if ckpt_dir is not None and (due or stop or state.step == total):
@@ -422,7 +444,9 @@ class RestorationTrainer:
             # A finished checkpoint of an earlier round sharing the directory: not ours to resume.
             log.info("ignoring checkpoint of round %s in %s", record["fingerprint"].get("round"), ckpt_dir)
             return None
-        changed = {k: (record["fingerprint"].get(k), v) for k, v in fingerprint.items() if record["fingerprint"].get(k) != v}
+        changed = {
+            k: (record["fingerprint"].get(k), v) for k, v in fingerprint.items() if record["fingerprint"].get(k) != v
+        }
         if changed:
             detail = ", ".join(f"{k}: checkpoint {old!r}, now {new!r}" for k, (old, new) in changed.items())
             raise ValueError(
@@ -483,7 +507,9 @@ def _unpack(batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tenso
     elif isinstance(batch, Sequence) and len(batch) >= 2:
         inputs, targets = batch[0], batch[1]
     else:
-        raise TypeError(f"training items must be dicts with 'input' and 'target' or (input, target) pairs; got {type(batch)}")
+        raise TypeError(
+            f"training items must be dicts with 'input' and 'target' or (input, target) pairs; got {type(batch)}"
+        )
     return inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
 
 

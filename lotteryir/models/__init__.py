@@ -2,6 +2,7 @@
 
 This package knows nothing about pruning: a network is a network.
 """
+
 from __future__ import annotations
 
 from .checkpoint import (

@@ -8,6 +8,7 @@ Formats, detected from the file's content rather than its name:
 - a plain state dict saved with `torch.save`.
 Pickled files are read with `torch.load(weights_only=True)`, so a file cannot run code.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,8 @@ import pickle
 import re
 import struct
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import torch
 from safetensors.torch import load_file
@@ -35,8 +36,14 @@ class CheckpointError(ValueError):
 class CheckpointMismatchError(CheckpointError):
     """A state dict whose keys or shapes differ from the model's."""
 
-    def __init__(self, message: str, missing: list[str], unexpected: list[str], wrong_shape: list[str],
-                 guess: tuple[str, str] | None) -> None:
+    def __init__(
+        self,
+        message: str,
+        missing: list[str],
+        unexpected: list[str],
+        wrong_shape: list[str],
+        guess: tuple[str, str] | None,
+    ) -> None:
         super().__init__(message)
         self.missing = missing
         self.unexpected = unexpected
@@ -112,7 +119,7 @@ def _unwrap(obj: object, path: Path) -> tuple[dict[str, torch.Tensor], str]:
         raise CheckpointError(f"{path}: expected a dict of weights, found {type(obj).__name__}")
     if isinstance(obj.get("state_dict"), Mapping):
         raw = {
-            (k[len(LIGHTNING_PREFIX):] if k.startswith(LIGHTNING_PREFIX) else k): v
+            (k[len(LIGHTNING_PREFIX) :] if k.startswith(LIGHTNING_PREFIX) else k): v
             for k, v in obj["state_dict"].items()
         }
         state_dict, fmt = raw, "lightning"
@@ -172,8 +179,14 @@ def guess_model(state_dict: Mapping[str, torch.Tensor], name: str | None = None)
     return best
 
 
-def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, model_name: str | None = None,
-                 size: str | None = None, source: str | None = None) -> None:
+def load_weights(
+    model: nn.Module,
+    state_dict: Mapping[str, torch.Tensor],
+    *,
+    model_name: str | None = None,
+    size: str | None = None,
+    source: str | None = None,
+) -> None:
     """Load `state_dict` into `model` strictly (same keys, same shapes).
 
     On a mismatch raises CheckpointMismatchError naming the first offending keys and the
@@ -184,8 +197,14 @@ def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, mo
     model.load_state_dict(state_dict, strict=True)
 
 
-def check_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, model_name: str | None = None,
-                  size: str | None = None, source: str | None = None) -> None:
+def check_weights(
+    model: nn.Module,
+    state_dict: Mapping[str, torch.Tensor],
+    *,
+    model_name: str | None = None,
+    size: str | None = None,
+    source: str | None = None,
+) -> None:
     """Raise CheckpointMismatchError unless `state_dict` has the model's keys and shapes.
 
     Only shapes are read, so meta tensors work: a file can be checked before its data is loaded.
@@ -202,16 +221,25 @@ def check_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, m
         raise _mismatch(state_dict, missing, unexpected, wrong, model_name, size, source)
 
 
-def _mismatch(state_dict: Mapping[str, torch.Tensor], missing: list[str], unexpected: list[str],
-              wrong: list[str], model_name: str | None, size: str | None,
-              source: str | None) -> CheckpointMismatchError:
+def _mismatch(
+    state_dict: Mapping[str, torch.Tensor],
+    missing: list[str],
+    unexpected: list[str],
+    wrong: list[str],
+    model_name: str | None,
+    size: str | None,
+    source: str | None,
+) -> CheckpointMismatchError:
     def listed(what: str, keys: list[str]) -> str:
         more = f", ... ({len(keys) - _SHOWN} more)" if len(keys) > _SHOWN else ""
         return f"{len(keys)} {what}: {', '.join(keys[:_SHOWN])}{more}"
 
     target = f"{model_name}/{size}" if model_name and size else model_name or "the model"
-    parts = [listed(w, k) for w, k in (("missing keys", missing), ("unexpected keys", unexpected),
-                                       ("keys with the wrong shape", wrong)) if k]
+    parts = [
+        listed(w, k)
+        for w, k in (("missing keys", missing), ("unexpected keys", unexpected), ("keys with the wrong shape", wrong))
+        if k
+    ]
     guess = guess_model(state_dict)
     if guess is not None and guess != (model_name, size):
         hint = f"The weights look like {guess[0]}/{guess[1]}: build_model({guess[0]!r}, {guess[1]!r})."
@@ -222,9 +250,14 @@ def _mismatch(state_dict: Mapping[str, torch.Tensor], missing: list[str], unexpe
     return CheckpointMismatchError(message, missing, unexpected, wrong, guess)
 
 
-def build_from_state_dict(state_dict: Mapping[str, torch.Tensor], name: str | None = None,
-                          size: str | None = None, *, source: str | None = None,
-                          load: bool = True) -> tuple[nn.Module, str, str]:
+def build_from_state_dict(
+    state_dict: Mapping[str, torch.Tensor],
+    name: str | None = None,
+    size: str | None = None,
+    *,
+    source: str | None = None,
+    load: bool = True,
+) -> tuple[nn.Module, str, str]:
     """Build the registered model the weights belong to and load them: (model, name, size).
 
     Without `name`/`size` the registry is searched for the model with these exact keys
@@ -236,8 +269,10 @@ def build_from_state_dict(state_dict: Mapping[str, torch.Tensor], name: str | No
         if guess is None:
             prefix = f"{source}: " if source else ""
             choices = ", ".join(f"{n}/{s}" for n in ([name] if name else model_names()) for s in sizes(n))
-            raise CheckpointError(f"{prefix}the weights match no registered model (tried {choices}); "
-                                  "pass the model's name and size, or register it first")
+            raise CheckpointError(
+                f"{prefix}the weights match no registered model (tried {choices}); "
+                "pass the model's name and size, or register it first"
+            )
         name, size = name or guess[0], size or guess[1]
     model = build_model(name, size)
     if load:

@@ -13,6 +13,7 @@ command line:
   ``mynet = "mypkg.models:build"`` in its pyproject.toml. The name is the model's
   name; the object is a builder (size ``default``) or a mapping size -> builder.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,8 +22,9 @@ import importlib.metadata
 import importlib.util
 import os
 import sys
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 ENTRY_POINT_GROUP = "lotteryir.models"
 DEFAULT_SIZE = "default"

@@ -13,6 +13,7 @@ would remove it first and the pruned network would collapse to the identity. Run
 init therefore prune ``output`` at the pruning rate on its own (:func:`identity_layer_rates`);
 every other tensor shares the global threshold.
 """
+
 from __future__ import annotations
 
 import torch
@@ -33,21 +34,26 @@ def apply_init(model: nn.Module, init: str) -> nn.Module:
         return model
     last = getattr(model, "output", None)
     if not isinstance(last, nn.Conv2d):
-        raise ValueError(f"init 'identity' zeroes the network's last convolution, `output`; "
-                         f"{type(model).__name__} has none (use init 'default')")
+        raise ValueError(
+            f"init 'identity' zeroes the network's last convolution, `output`; "
+            f"{type(model).__name__} has none (use init 'default')"
+        )
     with torch.no_grad():
         last.weight.zero_()
         if last.bias is not None:
             last.bias.zero_()
-        probe = torch.rand(1, last.out_channels, 16, 16, generator=torch.Generator().manual_seed(0),
-                           device=last.weight.device)
+        probe = torch.rand(
+            1, last.out_channels, 16, 16, generator=torch.Generator().manual_seed(0), device=last.weight.device
+        )
         was_training = model.training
         model.eval()
         same = torch.equal(model(probe), probe)
         model.train(was_training)
     if not same:
-        raise ValueError(f"init 'identity': {type(model).__name__} does not return its input with `output` "
-                         "at zero (no global residual); use init 'default'")
+        raise ValueError(
+            f"init 'identity': {type(model).__name__} does not return its input with `output` "
+            "at zero (no global residual); use init 'default'"
+        )
     return model
 
 

@@ -1,4 +1,5 @@
 """Padding images to a size the networks' down/up-sampling can round-trip."""
+
 from __future__ import annotations
 
 import torch

@@ -6,6 +6,7 @@ weights predicted from the features, the result is concatenated to the features,
 a transformer block ("noise_level") plus a 1x1 conv fuse it back to the level's width.
 Attribute names follow the published code, because they are the checkpoint keys.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -140,10 +141,23 @@ class PromptIR(nn.Module):
 # 64:128:320 for dim 48) and shrink the prompts' resolution to their 64x64-crop features.
 _SIZES: dict[str, PromptIRConfig] = {
     "full": PromptIRConfig(),
-    "small": PromptIRConfig(dim=12, num_blocks=(1, 2, 2, 2), num_refinement_blocks=1,
-                            prompt_dims=(16, 32, 80), prompt_sizes=(32, 16, 8), unused_reduce_dims=(16, 32, 64)),
-    "tiny": PromptIRConfig(dim=6, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1, heads=(1, 1, 2, 2),
-                           prompt_dims=(8, 16, 40), prompt_sizes=(16, 8, 4), unused_reduce_dims=(8, 16, 32)),
+    "small": PromptIRConfig(
+        dim=12,
+        num_blocks=(1, 2, 2, 2),
+        num_refinement_blocks=1,
+        prompt_dims=(16, 32, 80),
+        prompt_sizes=(32, 16, 8),
+        unused_reduce_dims=(16, 32, 64),
+    ),
+    "tiny": PromptIRConfig(
+        dim=6,
+        num_blocks=(1, 1, 1, 1),
+        num_refinement_blocks=1,
+        heads=(1, 1, 2, 2),
+        prompt_dims=(8, 16, 40),
+        prompt_sizes=(16, 8, 4),
+        unused_reduce_dims=(8, 16, 32),
+    ),
 }
 
 

@@ -7,11 +7,13 @@ calls for the ``--model`` a person typed. A name read from a file (a run's
 config.json, a ticket's metadata) is therefore never imported, whichever command
 reads it; :func:`refuse_from_file` turns that case into advice.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, TypeVar, overload
+from typing import TypeVar, overload
 
 import torch
 from torch import nn
@@ -52,15 +54,18 @@ class UnregisteredModelError(ValueError):
 
 
 @overload
-def register_model(name: str, size: str = ..., builder: None = ..., *, description: str = ...,
-                   overwrite: bool = ...) -> Callable[[B], B]: ...
+def register_model(
+    name: str, size: str = ..., builder: None = ..., *, description: str = ..., overwrite: bool = ...
+) -> Callable[[B], B]: ...
 @overload
-def register_model(name: str, size: str = ..., builder: B = ..., *, description: str = ...,
-                   overwrite: bool = ...) -> B: ...
+def register_model(
+    name: str, size: str = ..., builder: B = ..., *, description: str = ..., overwrite: bool = ...
+) -> B: ...
 
 
-def register_model(name: str, size: str = "full", builder: Builder | None = None, *,
-                   description: str = "", overwrite: bool = False):
+def register_model(
+    name: str, size: str = "full", builder: Builder | None = None, *, description: str = "", overwrite: bool = False
+):
     """Register `builder(**kwargs) -> nn.Module` as model `name` at `size`.
 
     Use as a function, `register_model("mynet", "small", build_small)`, or as a
@@ -68,11 +73,11 @@ def register_model(name: str, size: str = "full", builder: Builder | None = None
     parameters on the current default device (no explicit `device=`), so the registry
     can count parameters on the meta device without allocating memory.
     """
+
     def add(fn: B) -> B:
         sizes_of = _REGISTRY.setdefault(name, {})
         if size in sizes_of and not overwrite:
-            raise ValueError(f"model {name!r} size {size!r} is already registered "
-                             "(pass overwrite=True to replace it)")
+            raise ValueError(f"model {name!r} size {size!r} is already registered (pass overwrite=True to replace it)")
         doc = (fn.__doc__ or "").strip()
         sizes_of[size] = _Entry(fn, description or (doc.splitlines()[0] if doc else ""))
         return fn
@@ -92,8 +97,13 @@ def register_import_path(name: str) -> str:
     canonical = external.canonical_name(name)
     if canonical not in _REGISTRY:
         factory = external.resolve_import_path(canonical)
-        register_model(canonical, external.DEFAULT_SIZE, factory,
-                       description=external.description(factory, f"imported from {canonical}"), overwrite=True)
+        register_model(
+            canonical,
+            external.DEFAULT_SIZE,
+            factory,
+            description=external.description(factory, f"imported from {canonical}"),
+            overwrite=True,
+        )
     return canonical
 
 
@@ -199,8 +209,10 @@ def _entries(name: str) -> dict[str, _Entry]:
             f"lotteryir.models.register_import_path({name!r}) in Python"
         )
     if name not in model_names():
-        raise ValueError(f"unknown model {name!r}; choose one of {model_names()}, or name your own as "
-                         "package.module:factory or path/to/file.py:factory")
+        raise ValueError(
+            f"unknown model {name!r}; choose one of {model_names()}, or name your own as "
+            "package.module:factory or path/to/file.py:factory"
+        )
     return _REGISTRY[name]
 
 

@@ -6,6 +6,7 @@ configuration, the network, then the registered sizes. Attribute names follow th
 published code exactly, because they are the state-dict keys of released checkpoints.
 PromptIR (promptir.py) reuses these blocks.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
@@ -112,8 +113,9 @@ class GatedFeedForward(nn.Module):
 class TransformerBlock(nn.Module):
     """Pre-norm residual block: x + MDTA(LN(x)), then x + GDFN(LN(x))."""
 
-    def __init__(self, dim: int, num_heads: int, ffn_expansion_factor: float, bias: bool,
-                 layer_norm: LayerNormType) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, ffn_expansion_factor: float, bias: bool, layer_norm: LayerNormType
+    ) -> None:
         super().__init__()
         self.norm1 = LayerNorm(dim, layer_norm)
         self.attn = ChannelAttention(dim, num_heads, bias)
@@ -164,9 +166,9 @@ class Upsample(nn.Module):
 
 def stage(dim: int, blocks: int, heads: int, cfg: RestormerConfig) -> nn.Sequential:
     """A sequence of `blocks` transformer blocks at `dim` channels (one level of the U)."""
-    return nn.Sequential(*[
-        TransformerBlock(dim, heads, cfg.ffn_expansion_factor, cfg.bias, cfg.layer_norm) for _ in range(blocks)
-    ])
+    return nn.Sequential(
+        *[TransformerBlock(dim, heads, cfg.ffn_expansion_factor, cfg.bias, cfg.layer_norm) for _ in range(blocks)]
+    )
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,10 @@
 
 Imports torch and nothing else of lotteryir: it never learns what an image is.
 """
+
 from .bridge import attach_masks as _attach_params
-from .checks import PruningWarning
 from .bridge import current_mask, effective_weights, export_state_dict, remove_masks, write_weights
+from .checks import PruningWarning
 from .context import RoundContext, TrainClosure
 from .controls import ReinitError, check_reinit, default_init, reinitialize
 from .distributed import (

@@ -17,9 +17,10 @@ Two choices differ from torch's defaults, both measured (benchmarks/mask_overhea
 Masks are updated *in place*, so the parameter set never changes once attached
 (optimizers and DistributedDataParallel built before a pruning round stay valid).
 """
+
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
 from torch import nn
@@ -235,7 +236,9 @@ def remove_masks(params: Iterable[PrunableParam]) -> None:
             del mod._buffers[attr + MASK_SUFFIX]
             mod.__dict__.pop(attr, None)
             params = mod._parameters
-            renamed = [(attr if key == attr + ORIG_SUFFIX else key, fused if key == attr + ORIG_SUFFIX else value)
-                       for key, value in params.items()]
+            renamed = [
+                (attr if key == attr + ORIG_SUFFIX else key, fused if key == attr + ORIG_SUFFIX else value)
+                for key, value in params.items()
+            ]
             params.clear()
             params.update(renamed)

@@ -6,10 +6,11 @@ small (a layer initialised near zero, gains and offsets added with ``include=``)
 loses most of them in one round. lotteryir warns, and says what to change; it
 never refuses, since a deliberately sparse layer is a legitimate choice.
 """
+
 from __future__ import annotations
 
 import warnings
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -37,7 +38,9 @@ def warn_collapse(before: Mapping[str, int], after: Mapping[str, int], sizes: Ma
     )
 
 
-def warn_scale_mismatch(weights: Mapping[str, torch.Tensor], counts: Mapping[str, int], included: Sequence[str]) -> bool:
+def warn_scale_mismatch(
+    weights: Mapping[str, torch.Tensor], counts: Mapping[str, int], included: Sequence[str]
+) -> bool:
     """Warn when the ``included`` tensors' mean |w| differs from the others' by more than :data:`SCALE_RATIO`.
 
     ``weights`` hold zeros at pruned entries, so a sum over all entries divided

@@ -10,11 +10,12 @@
   silently keep their trained values, so :func:`check_reinit` finds them by name first and the
   pruner refuses to start with them.
 """
+
 from __future__ import annotations
 
 import contextlib
 import copy
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
@@ -76,7 +77,9 @@ def _init_in_place(model: nn.Module, init_fn: InitFn | None) -> list[str]:
     Floating buffers the initializer does not write (constant tables, say) keep their values:
     they are not trained, so keeping them is what a fresh model would have.
     """
-    kept = {name: b.clone() for name, b in model.named_buffers() if not name.endswith(MASK_SUFFIX) and b.is_floating_point()}
+    kept = {
+        name: b.clone() for name, b in model.named_buffers() if not name.endswith(MASK_SUFFIX) and b.is_floating_point()
+    }
     with torch.no_grad():
         for _, t in _state_tensors(model):
             t.fill_(float("nan"))
@@ -100,20 +103,29 @@ def _copy_from_fresh(model: nn.Module, fresh: nn.Module) -> None:
     if missing or extra:
         raise ReinitError(
             "the model factory builds a different network: "
-            + "; ".join(p for p in (f"missing {', '.join(missing[:5])}" if missing else "",
-                                    f"unexpected {', '.join(extra[:5])}" if extra else "") if p)
+            + "; ".join(
+                p
+                for p in (
+                    f"missing {', '.join(missing[:5])}" if missing else "",
+                    f"unexpected {', '.join(extra[:5])}" if extra else "",
+                )
+                if p
+            )
         )
     for name, t in mine.items():
         if theirs[name].shape != t.shape:
-            raise ReinitError(f"the model factory builds {name} with shape {tuple(theirs[name].shape)}, "
-                              f"the model has {tuple(t.shape)}")
+            raise ReinitError(
+                f"the model factory builds {name} with shape {tuple(theirs[name].shape)}, "
+                f"the model has {tuple(t.shape)}"
+            )
     with torch.no_grad(), _weights_as_parameters(model):  # leaving it recomputes masked weights
         for name, t in mine.items():
             t.copy_(theirs[name].to(device=t.device, dtype=t.dtype))
 
 
-def reinitialize(model: nn.Module, seed: int, init_fn: InitFn | None = None,
-                 factory: ModelFactory | None = None) -> None:
+def reinitialize(
+    model: nn.Module, seed: int, init_fn: InitFn | None = None, factory: ModelFactory | None = None
+) -> None:
     """Re-draw every parameter and floating buffer of ``model`` in place under ``seed``, keeping its masks.
 
     With ``factory`` the values come from a freshly built model; otherwise ``init_fn`` (default:
@@ -133,5 +145,7 @@ def reinitialize(model: nn.Module, seed: int, init_fn: InitFn | None = None,
 
 def untouched_message(names: list[str]) -> str:
     more = f" and {len(names) - 8} more" if len(names) > 8 else ""
-    return (f"random_reinit cannot re-draw {', '.join(names[:8])}{more}: no reset_parameters() writes them. "
-            "Pass model_factory= (a function that builds the model afresh) or an init_fn= that sets them.")
+    return (
+        f"random_reinit cannot re-draw {', '.join(names[:8])}{more}: no reset_parameters() writes them. "
+        "Pass model_factory= (a function that builds the model afresh) or an init_fn= that sets them."
+    )

@@ -8,9 +8,10 @@ tensor, compared with one all-reduce, when the pruner starts (the weights) and
 after every pruning (the masks). A rank that differs is an error on every rank,
 never a silent divergence.
 """
+
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
 import torch.distributed as dist
@@ -120,7 +121,7 @@ def _agree(local: torch.Tensor) -> torch.Tensor:
     device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
     both = torch.cat([local, -local]).to(device)
     dist.all_reduce(both, op=dist.ReduceOp.MAX)
-    hi, lo = both[: local.numel()].cpu(), -both[local.numel():].cpu()
+    hi, lo = both[: local.numel()].cpu(), -both[local.numel() :].cpu()
     return torch.nonzero(hi != lo).flatten()
 
 
@@ -132,8 +133,16 @@ def verify_weights_agree(tensors: Mapping[str, torch.Tensor]) -> None:
     if not active():
         return
     names = list(tensors)
-    local = torch.cat([torch.stack([tensor_checksum(t) for t in tensors.values()]).reshape(-1),
-                       torch.tensor([len(names)], dtype=torch.int64)]) if names else torch.zeros(1, dtype=torch.int64)
+    local = (
+        torch.cat(
+            [
+                torch.stack([tensor_checksum(t) for t in tensors.values()]).reshape(-1),
+                torch.tensor([len(names)], dtype=torch.int64),
+            ]
+        )
+        if names
+        else torch.zeros(1, dtype=torch.int64)
+    )
     bad = _agree(local)
     if bad.numel():
         first = int(bad[0]) // 2

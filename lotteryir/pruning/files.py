@@ -3,13 +3,14 @@
 Temporary files and folders are named ``.<name>.<random>.tmp`` beside their target, so a write
 killed half way leaves only names that :func:`remove_leftovers` recognises and removes.
 """
+
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 import torch
 from safetensors.torch import save_file

@@ -7,10 +7,12 @@ the next pruning would ask for a negative amount. Level k of a schedule has exac
 survivor counts (``round(n * (1 - rate)^k)`` per group), so existing sparsity is
 either exactly some level k, which the pruner adopts, or it is not.
 """
+
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -43,7 +45,7 @@ def find_level(pruner: IterativeMagnitudePruner, mask: Mask, active: list[str]) 
         total, left = sum(mask[n].numel() for n in active), sum(counts.values())
         slowest = 1.0 - min([pruner.rate, *pruner.layer_rates.values()])
         for level in range(1, _MAX_LEVEL):
-            if slowest ** level * total < left - 1:
+            if slowest**level * total < left - 1:
                 return None  # past it: the schedule only shrinks
             if _matches(pruner, counts, level):
                 return level
@@ -85,7 +87,11 @@ def adopt_existing(pruner: IterativeMagnitudePruner) -> int | None:
         if level is not None:
             break
     else:
-        what = "carries pruning masks" if from_masks else f"has {mask.num_total - mask.num_remaining:,} prunable weights that are exactly zero"
+        what = (
+            "carries pruning masks"
+            if from_masks
+            else f"has {mask.num_total - mask.num_remaining:,} prunable weights that are exactly zero"
+        )
         message = (
             f"the model {what} (density {mask.density:.4f} over {mask.num_total:,} prunable weights), which is no "
             f"level of this schedule (rate {pruner.rate}, scope {pruner.scope})"
@@ -105,6 +111,10 @@ def adopt_existing(pruner: IterativeMagnitudePruner) -> int | None:
     pruner.excluded_unused = [n for n in everything if n not in active]
     pruner.level = pruner.round = level
     pruner.adopted_level = level
-    log.info("adopted the model's existing sparsity (density %.4f) as level %d; the next round is %d",
-             mask.density, level, level + 1)
+    log.info(
+        "adopted the model's existing sparsity (density %.4f) as level %d; the next round is %d",
+        mask.density,
+        level,
+        level + 1,
+    )
     return level

@@ -1,9 +1,11 @@
 """`Mask`: parameter name -> bool tensor, a saved and compared value."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 import torch
 from safetensors.torch import load_file
@@ -160,4 +162,3 @@ class Mask(Mapping[str, torch.Tensor]):
     def save(self, path: str | os.PathLike, metadata: Mapping[str, str] | None = None) -> None:
         """Write as safetensors (bool tensors), atomically."""
         atomic_save_safetensors(self._t, path, metadata)
-

@@ -11,6 +11,7 @@ first pruning: they keep all their entries and do not count in the density.
 If no prunable tensor received a gradient at all (round 0 did not train
 through autograd), nothing is dropped and a warning is logged.
 """
+
 from __future__ import annotations
 
 import copy
@@ -21,18 +22,18 @@ import math
 import os
 import re
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from . import bridge, checks, levels
+from . import bridge, checks, distributed, levels
 from .context import RoundContext, TrainClosure
 from .controls import InitFn, ModelFactory, ReinitError, check_reinit, reinitialize, untouched_message
-from . import distributed
 from .files import atomic_save_safetensors, atomic_write_text
 from .mask import MASK_SUFFIX, ORIG_SUFFIX, Mask
 from .report import SparsityReport, sparsity_report
@@ -221,7 +222,9 @@ class IterativeMagnitudePruner:
         on_rewind_point: Callable[[int | None], None] | None = None,
     ) -> None:
         if not isinstance(rate, (int, float)) or not 0.0 < float(rate) < 1.0:
-            raise ValueError(f"rate must be in (0, 1) (the fraction of remaining weights removed per round), got {rate}")
+            raise ValueError(
+                f"rate must be in (0, 1) (the fraction of remaining weights removed per round), got {rate}"
+            )
         if scope not in SCOPES:
             raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
         if rounds is not None and target_density is not None:
@@ -266,7 +269,9 @@ class IterativeMagnitudePruner:
         self._selection = (list(include or []), list(exclude or []), module_types)
         self.params: list[PrunableParam] = find_prunable(model, *self._selection)
         if not self.params:
-            raise ValueError("the model has no prunable parameters (no Conv/ConvTranspose/Linear weights, no include match)")
+            raise ValueError(
+                "the model has no prunable parameters (no Conv/ConvTranspose/Linear weights, no include match)"
+            )
         self.layer_rates = self._resolve_layer_rates(layer_rates or {})
         bridge.attach_masks(model, self.params)
         # DDP wrapped around this model later must not broadcast the masks at every forward.
@@ -408,13 +413,21 @@ class IterativeMagnitudePruner:
     # -- pruning -------------------------------------------------------------
     def _targets(self, r: int) -> dict[str, int]:
         """Surviving-entry counts per group after round ``r``: exact (1 - rate)^r schedules."""
+
         def left(n: int, rate: float) -> int:
             return int(round(n * (1.0 - rate) ** r))
 
         active = self._active_params()
         if self.scope == "layerwise":
-            return {p.name: left(bridge.trainable_tensor(p).numel(), self.layer_rates.get(p.name, self.rate)) for p in active}
-        out = {p.name: left(bridge.trainable_tensor(p).numel(), self.layer_rates[p.name]) for p in active if p.name in self.layer_rates}
+            return {
+                p.name: left(bridge.trainable_tensor(p).numel(), self.layer_rates.get(p.name, self.rate))
+                for p in active
+            }
+        out = {
+            p.name: left(bridge.trainable_tensor(p).numel(), self.layer_rates[p.name])
+            for p in active
+            if p.name in self.layer_rates
+        }
         shared = sum(bridge.trainable_tensor(p).numel() for p in active if p.name not in self.layer_rates)
         out["*"] = left(shared, self.rate)
         return out
@@ -512,8 +525,9 @@ class IterativeMagnitudePruner:
             included = [n for n in shared if any(fnmatch.fnmatchcase(n, g) for g in self._selection[0])]
             weights = {n: bridge.trainable_tensor(self._by_name[n]) for n in shared}
             self._scale_warned = checks.warn_scale_mismatch(weights, before, included)
-        checks.warn_collapse(before, {n: after[n] for n in shared}, {n: mask[n].numel() for n in shared},
-                             self.level + 1)
+        checks.warn_collapse(
+            before, {n: after[n] for n in shared}, {n: mask[n].numel() for n in shared}, self.level + 1
+        )
 
     # -- rounds --------------------------------------------------------------
     def _context(self, r: int, density: float, kind: str = "ticket") -> RoundContext:
@@ -528,7 +542,9 @@ class IterativeMagnitudePruner:
         if kind != "ticket":
             ctx.extras["control"] = kind  # the older spelling of ctx.kind
         ctx._on_mark = self.mark_rewind_point if r == 0 and kind == "ticket" else None
-        if r == 0 and kind == "ticket":  # which tensors got gradients is decided while round 0 trains: resumes must keep it
+        if (
+            r == 0 and kind == "ticket"
+        ):  # which tensors got gradients is decided while round 0 trains: resumes must keep it
             ctx._save_state = lambda: {"grad_seen": sorted(self._grad_seen)}
             ctx._load_state = self._restore_grad_seen
         return ctx
@@ -550,12 +566,18 @@ class IterativeMagnitudePruner:
             h.remove()
         self._grad_hooks.clear()
         if not self._grad_seen:
-            log.warning("no prunable tensor received a gradient in round 0; keeping all %d as prunable", len(self.active))
+            log.warning(
+                "no prunable tensor received a gradient in round 0; keeping all %d as prunable", len(self.active)
+            )
             return
         self.excluded_unused = [n for n in self.active if n not in self._grad_seen]
         self.active = [n for n in self.active if n in self._grad_seen]
         if self.excluded_unused:
-            log.info("not pruning %d tensor(s) that received no gradient: %s", len(self.excluded_unused), ", ".join(self.excluded_unused))
+            log.info(
+                "not pruning %d tensor(s) that received no gradient: %s",
+                len(self.excluded_unused),
+                ", ".join(self.excluded_unused),
+            )
 
     @property
     def finished(self) -> bool:
@@ -649,10 +671,21 @@ class IterativeMagnitudePruner:
             raise ValueError("extend() needs rounds, target_density or a different rewind")
         self.rounds = new_rounds
         self.target_density = target_density if target_density is not None else None
-        self.extensions.append({"after_round": self.round, "rounds": [old_rounds, new_rounds],
-                                "rewind": [old_rewind, str(self.rewind_spec)]})
-        log.info("run extended after round %d: rounds %s -> %s, rewind %s -> %s", self.round, old_rounds,
-                 new_rounds, old_rewind, self.rewind_spec)
+        self.extensions.append(
+            {
+                "after_round": self.round,
+                "rounds": [old_rounds, new_rounds],
+                "rewind": [old_rewind, str(self.rewind_spec)],
+            }
+        )
+        log.info(
+            "run extended after round %d: rounds %s -> %s, rewind %s -> %s",
+            self.round,
+            old_rounds,
+            new_rounds,
+            old_rewind,
+            self.rewind_spec,
+        )
 
     def _switch_rewind(self, spec: Rewind) -> None:
         """Make ``spec`` the active rewind; its weights must have been kept."""
@@ -662,7 +695,9 @@ class IterativeMagnitudePruner:
             self.rewind_spec = spec  # keeps the snapshot: random_prune still starts from it
             return
         wanted = spec.step if spec.kind == "step" else 0
-        if wanted == self._snapshot_step or (wanted == 0 and self._snapshot_step is None and self._snapshot is not None):
+        if wanted == self._snapshot_step or (
+            wanted == 0 and self._snapshot_step is None and self._snapshot is not None
+        ):
             self.rewind_spec = spec
             return
         if wanted not in self._points:
@@ -757,13 +792,18 @@ class IterativeMagnitudePruner:
             diff.append("rewind")
         if diff:
             details = "; ".join(f"{k}: saved {saved.get(k)!r}, now {mine[k]!r}" for k in diff[:4])
-            raise ValueError(f"pruner state in {d} was made with a different configuration ({details}); "
-                             "to change the rewind of a saved run, load it as it was made and call extend(rewind=...)")
+            raise ValueError(
+                f"pruner state in {d} was made with a different configuration ({details}); "
+                "to change the rewind of a saved run, load it as it was made and call extend(rewind=...)"
+            )
         if (d / "model.safetensors").is_file():
             weights = load_file(str(d / "model.safetensors"))
             missing, unexpected = self.model.load_state_dict(weights, strict=False)
             if missing or unexpected:
-                raise ValueError(f"{d / 'model.safetensors'} does not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+                raise ValueError(
+                    f"{d / 'model.safetensors'} does not fit the model: missing {missing[:5]}, unexpected "
+                    f"{unexpected[:5]}"
+                )
         bridge.attach_masks(self.model, self.params, Mask.load(d / "mask.safetensors"))
         if state["has_rewind_point"]:
             device = next(iter(self._named_tensors().values())).device
@@ -793,4 +833,3 @@ class IterativeMagnitudePruner:
             for h in self._grad_hooks:
                 h.remove()
             self._grad_hooks.clear()
-

@@ -1,4 +1,5 @@
 """Sparsity report: remaining/total, density and compression per tensor and overall."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -51,9 +52,7 @@ class SparsityReport:
             "total": self.total,
             "density": self.density,
             "compression": self.compression,
-            "tensors": [
-                {**asdict(t), "density": t.density, "compression": t.compression} for t in self.tensors
-            ],
+            "tensors": [{**asdict(t), "density": t.density, "compression": t.compression} for t in self.tensors],
         }
 
     def format(self, max_rows: int | None = None) -> str:

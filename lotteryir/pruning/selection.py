@@ -1,9 +1,10 @@
 """Which parameters are prunable: module types, globs on names, tied weights."""
+
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import torch
 from torch import nn

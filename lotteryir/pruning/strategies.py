@@ -13,11 +13,12 @@ fallback). Small tensors are processed as concatenated runs, so hundreds of
 tensors cost a few dozen kernel calls per pass. This is what makes a global
 round over 33M weights take a fraction of a second on one CPU core.
 """
+
 from __future__ import annotations
 
 import math
 import sys
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
@@ -79,8 +80,7 @@ def _layout(sizes: Sequence[int]) -> list[tuple[int, int]]:
 
 def _join(tensors: Sequence[torch.Tensor], runs: list[tuple[int, int]]) -> list[torch.Tensor]:
     """One flat tensor per run (a view for a run of one tensor)."""
-    return [tensors[a].reshape(-1) if b - a == 1 else torch.cat([t.reshape(-1) for t in tensors[a:b]])
-            for a, b in runs]
+    return [tensors[a].reshape(-1) if b - a == 1 else torch.cat([t.reshape(-1) for t in tensors[a:b]]) for a, b in runs]
 
 
 def _joined_keys(weights: Sequence[torch.Tensor], runs: list[tuple[int, int]]) -> list[torch.Tensor]:
@@ -94,7 +94,7 @@ def _joined_keys(weights: Sequence[torch.Tensor], runs: list[tuple[int, int]]) -
         at = 0
         for w in weights[a:b]:
             bits = w.detach().to(torch.float32).contiguous().view(torch.int32).reshape(-1)
-            torch.bitwise_and(bits, 0x7FFFFFFF, out=flat[at:at + bits.numel()])
+            torch.bitwise_and(bits, 0x7FFFFFFF, out=flat[at : at + bits.numel()])
             at += bits.numel()
         out.append(flat)
     return out

@@ -16,6 +16,7 @@ model is known, against its shapes, all before any tensor is allocated. Every
 stored tensor carries a CRC32 in the header and the header carries its own, so
 a flipped byte is an error rather than a silently different network.
 """
+
 from __future__ import annotations
 
 import base64
@@ -23,8 +24,8 @@ import json
 import math
 import os
 import zlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -108,7 +109,9 @@ def _encode_mask(name: str, mask: torch.Tensor) -> tuple[dict, dict[str, torch.T
 def _decode_mask(name: str, meta: Mapping, n: int, streams: Mapping[str, torch.Tensor], where: str) -> np.ndarray:
     if meta["coding"] == "bitmap":
         return np.unpackbits(streams["bits"].numpy())[:n].astype(bool)
-    pos = _decode_positions(int(meta["k"]), int(meta["count"]), n, streams["unary"].numpy(), streams["rem"].numpy(), where)
+    pos = _decode_positions(
+        int(meta["k"]), int(meta["count"]), n, streams["unary"].numpy(), streams["rem"].numpy(), where
+    )
     kept = meta["positions_of"] == "kept"
     flat = np.zeros(n, dtype=bool) if kept else np.ones(n, dtype=bool)
     flat[pos] = kept
@@ -181,8 +184,13 @@ def save_compact(
             entries[name] = {"shape": list(value.shape), "dtype": str(value.dtype).removeprefix("torch."), **meta}
         else:
             tensors[name] = value.contiguous()
-    header = {"format": FORMAT, "version": FORMAT_VERSION, "pruned": entries, "order": list(state_dict),
-              **(metadata or {})}
+    header = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "pruned": entries,
+        "order": list(state_dict),
+        **(metadata or {}),
+    }
     header["crc32"] = _pack_crcs([_crc(tensors[k]) for k in _stored_keys(header["order"], entries)])
     raw = json.dumps(header)
     atomic_save_safetensors(tensors, path, {_META_KEY: raw, _HEADER_CRC_KEY: str(zlib.crc32(raw.encode()))})
@@ -221,10 +229,16 @@ def _check_header(path: Path, raw: str, crc: str | None, info: Mapping[str, tupl
         header = json.loads(raw)
     except json.JSONDecodeError as e:
         raise bad(f"the header is not JSON ({e.msg})") from e
-    if not isinstance(header, dict) or header.get("format") != FORMAT or header.get("version") not in _READABLE_VERSIONS:
+    if (
+        not isinstance(header, dict)
+        or header.get("format") != FORMAT
+        or header.get("version") not in _READABLE_VERSIONS
+    ):
         fmt, ver = (header.get("format"), header.get("version")) if isinstance(header, dict) else (None, None)
-        raise TicketError(f"{path}: unsupported ticket format {fmt!r} v{ver!r} (this lotteryir reads {FORMAT} "
-                          f"v{', v'.join(map(str, _READABLE_VERSIONS))})")
+        raise TicketError(
+            f"{path}: unsupported ticket format {fmt!r} v{ver!r} (this lotteryir reads {FORMAT} "
+            f"v{', v'.join(map(str, _READABLE_VERSIONS))})"
+        )
     checked = header["version"] >= 2
     if checked and crc is None:
         raise bad("the header's checksum is missing")
@@ -243,8 +257,10 @@ def _check_header(path: Path, raw: str, crc: str | None, info: Mapping[str, tupl
     stored = set(info)
     if stored != set(expected):
         missing, extra = sorted(set(expected) - stored), sorted(stored - set(expected))
-        raise bad(f"the stored tensors do not match the header (missing: {', '.join(missing[:3]) or 'none'}; "
-                  f"unexpected: {', '.join(extra[:3]) or 'none'})")
+        raise bad(
+            f"the stored tensors do not match the header (missing: {', '.join(missing[:3]) or 'none'}; "
+            f"unexpected: {', '.join(extra[:3]) or 'none'})"
+        )
     for key, length in expected.items():
         shape, dtype = info[key]
         if "::" in key and (len(shape) != 1 or (length is not None and shape[0] != length)):
@@ -265,8 +281,11 @@ def _check_entry(name: str, entry: object, bad) -> dict[str, int | None]:
     if not isinstance(entry, dict):
         raise bad(f"{name}: the entry is not an object")
     shape = entry.get("shape")
-    if not (isinstance(shape, list) and len(shape) <= MAX_DIMS
-            and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+    if not (
+        isinstance(shape, list)
+        and len(shape) <= MAX_DIMS
+        and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+    ):
         raise bad(f"{name}: invalid shape {shape!r}")
     n = math.prod(shape)
     if n > MAX_ELEMENTS:
@@ -279,11 +298,19 @@ def _check_entry(name: str, entry: object, bad) -> dict[str, int | None]:
     if coding != "rice":
         raise bad(f"{name}: unknown mask coding {coding!r}")
     k, count, of = entry.get("k"), entry.get("count"), entry.get("positions_of")
-    if not (isinstance(k, int) and 0 <= k <= _MAX_RICE_K and isinstance(count, int) and 0 <= count <= n
-            and of in ("kept", "pruned")):
+    if not (
+        isinstance(k, int)
+        and 0 <= k <= _MAX_RICE_K
+        and isinstance(count, int)
+        and 0 <= count <= n
+        and of in ("kept", "pruned")
+    ):
         raise bad(f"{name}: invalid Rice parameters (k={k!r}, count={count!r}, positions_of={of!r})")
-    return {f"{name}::unary": None, f"{name}::rem": (count * k + 7) // 8,
-            f"{name}::values": count if of == "kept" else n - count}
+    return {
+        f"{name}::unary": None,
+        f"{name}::rem": (count * k + 7) // 8,
+        f"{name}::values": count if of == "kept" else n - count,
+    }
 
 
 def read_compact_metadata(path: str | os.PathLike) -> dict:
@@ -294,8 +321,10 @@ def read_compact_metadata(path: str | os.PathLike) -> dict:
 def compact_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
     """Every tensor's shape as the ticket declares it (checked, nothing allocated)."""
     header, info = _read_header(Path(path))
-    return {name: tuple(header["pruned"][name]["shape"]) if name in header["pruned"] else info[name][0]
-            for name in header["order"]}
+    return {
+        name: tuple(header["pruned"][name]["shape"]) if name in header["pruned"] else info[name][0]
+        for name in header["order"]
+    }
 
 
 def is_compact(path: str | os.PathLike) -> bool:
@@ -319,15 +348,26 @@ def load_compact(
     """
     path = Path(path)
     header, info = _read_header(path)
-    declared = {name: tuple(header["pruned"][name]["shape"]) if name in header["pruned"] else info[name][0]
-                for name in header["order"]}
+    declared = {
+        name: tuple(header["pruned"][name]["shape"]) if name in header["pruned"] else info[name][0]
+        for name in header["order"]
+    }
     if expected_shapes is not None:
-        wrong = [f"{k} ({list(declared[k])} in the ticket, {list(expected_shapes[k])} in the model)"
-                 for k in declared if k in expected_shapes and tuple(declared[k]) != tuple(expected_shapes[k])]
-        missing, extra = [k for k in expected_shapes if k not in declared], [k for k in declared if k not in expected_shapes]
+        wrong = [
+            f"{k} ({list(declared[k])} in the ticket, {list(expected_shapes[k])} in the model)"
+            for k in declared
+            if k in expected_shapes and tuple(declared[k]) != tuple(expected_shapes[k])
+        ]
+        missing, extra = (
+            [k for k in expected_shapes if k not in declared],
+            [k for k in declared if k not in expected_shapes],
+        )
         if wrong or missing or extra:
-            parts = [f"{what}: {', '.join(keys[:3])}" + (f" ... ({len(keys)} in all)" if len(keys) > 3 else "")
-                     for what, keys in (("wrong shapes", wrong), ("missing", missing), ("unexpected", extra)) if keys]
+            parts = [
+                f"{what}: {', '.join(keys[:3])}" + (f" ... ({len(keys)} in all)" if len(keys) > 3 else "")
+                for what, keys in (("wrong shapes", wrong), ("missing", missing), ("unexpected", extra))
+                if keys
+            ]
             raise TicketError(f"{path} does not fit the model: " + "; ".join(parts))
     else:
         size = path.stat().st_size
@@ -362,8 +402,9 @@ def load_compact(
             flat = _decode_mask(name, entry, n, streams, f"{path}: {name}")
             values = stored(f, f"{name}::values")
             if int(flat.sum()) != values.numel():
-                raise TicketError(f"{path} is damaged: {name} keeps {int(flat.sum())} entries but stores "
-                                  f"{values.numel()} values")
+                raise TicketError(
+                    f"{path} is damaged: {name} keeps {int(flat.sum())} entries but stores {values.numel()} values"
+                )
             values = values.to(getattr(torch, entry["dtype"]))
             m = torch.from_numpy(flat)
             full = torch.zeros(n, dtype=values.dtype)

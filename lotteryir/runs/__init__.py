@@ -1,4 +1,5 @@
 """Pruning runs on disk: configuration, resumable rounds, history, figures, export."""
+
 from .config import PAPER_PRESET, RunConfig
 from .export import export_run, round_ticket_path
 from .lock import RunLock, RunLockedError

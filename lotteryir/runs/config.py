@@ -1,11 +1,13 @@
 """The resolved configuration of a pruning run: what defines its results, saved first."""
+
 from __future__ import annotations
 
 import dataclasses
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from ..data import DataError, available_recipes
 from ..data.recipes import normalize_options
@@ -97,7 +99,9 @@ class RunConfig:
             if not c.data:
                 raise ValueError("--preset paper needs the paper's data: give --data ROOT (see `lotteryir recipes`)")
         if not 0.0 < c.rate < 1.0:
-            raise ValueError(f"--rate must be in (0, 1) (fraction of the remaining weights pruned per round), got {c.rate}")
+            raise ValueError(
+                f"--rate must be in (0, 1) (fraction of the remaining weights pruned per round), got {c.rate}"
+            )
         if c.target_density is not None:
             if not 0.0 < c.target_density < 1.0:
                 raise ValueError(f"--target-density must be in (0, 1), got {c.target_density}")
@@ -112,8 +116,12 @@ class RunConfig:
             raise ValueError(f"--rounds must be between 0 and {MAX_ROUNDS}, got {c.rounds}")
         if c.epochs is not None and c.steps is not None:
             raise ValueError("give --epochs or --steps, not both")
-        for option, value, least in (("--epochs", c.epochs, 1), ("--steps", c.steps, 1),
-                                     ("--checkpoint-every", c.checkpoint_every, 1), ("--num-workers", c.num_workers, 0)):
+        for option, value, least in (
+            ("--epochs", c.epochs, 1),
+            ("--steps", c.steps, 1),
+            ("--checkpoint-every", c.checkpoint_every, 1),
+            ("--num-workers", c.num_workers, 0),
+        ):
             if value is not None and value < least:
                 raise ValueError(f"{option} must be at least {least}, got {value}")
         # Paths are resolved once, here: a run means the same data from any working directory.

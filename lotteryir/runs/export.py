@@ -1,4 +1,5 @@
 """Export a run's round as a compact ticket."""
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,13 @@ def round_ticket_path(run_dir: str | os.PathLike, round: int | None = None) -> P
     return path
 
 
-def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, round: int | None = None, dtype: str = "fp32",
-               overwrite: bool = False) -> dict:
+def export_run(
+    run_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    round: int | None = None,
+    dtype: str = "fp32",
+    overwrite: bool = False,
+) -> dict:
     """Write the compact ticket of a run's round to ``out``; returns its metadata.
 
     ``out`` may not lie inside a run directory, and an existing file is replaced only with ``overwrite``.

@@ -1,9 +1,11 @@
 """What people look at: the lottery-ticket figure and per-round sample strips."""
+
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -40,7 +42,9 @@ def write_report_figure(history: Sequence[Mapping[str, Any]], path: Path, title:
         reference = rounds[-1]["eval"].get(label, {}).get("input_psnr")
         if reference is not None:  # each set's degraded input, faint, in the set's colour
             ax.axhline(reference, color=cmap(i % 10), ls=(0, (1, 3)), lw=0.8, alpha=0.6)
-    ax.plot(x, [h.get("mean_psnr", math.nan) for h in rounds], marker="o", lw=2.5, color="black", label="IMP ticket (mean)")
+    ax.plot(
+        x, [h.get("mean_psnr", math.nan) for h in rounds], marker="o", lw=2.5, color="black", label="IMP ticket (mean)"
+    )
     reference = rounds[-1].get("mean_input_psnr")
     if reference is not None:
         ax.axhline(reference, color="tab:red", ls="--", lw=1.5, label="degraded input (mean)")
@@ -91,7 +95,7 @@ def write_samples_figure(
 ) -> None:
     """For a few test images per task: degraded | restored | clean, one row each."""
     rows = []
-    for label, dataset in test_sets.items():
+    for _label, dataset in test_sets.items():
         for i in range(min(per_task, len(dataset))):  # type: ignore[arg-type]
             item = dataset[i]
             restored = restore_image(model, item["input"], device=device).cpu()

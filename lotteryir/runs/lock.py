@@ -5,6 +5,7 @@ returns. The lock belongs to the open file, so a process killed in any way (SIGK
 releases it, and no stale lock is ever left behind. The file also records who holds it (PID and
 host), which is what a second writer is told. Readers (report, evaluate, export) never take it.
 """
+
 from __future__ import annotations
 
 import os

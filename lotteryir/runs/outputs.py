@@ -3,11 +3,12 @@
 ``export``, ``report --figure``, ``evaluate --save-images`` and ``restore`` check their outputs
 here before doing any work, so a refusal costs nothing and loses nothing.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .run import RunError, run_dir_containing
 
@@ -17,8 +18,10 @@ _SHOWN = 3
 def _refuse_inside_run(path: Path, option: str) -> None:
     inside = run_dir_containing(path)
     if inside is not None:
-        raise RunError(f"{option} {path} is inside the run directory {inside}, which only `lotteryir prune` writes; "
-                       "choose a path outside it")
+        raise RunError(
+            f"{option} {path} is inside the run directory {inside}, which only `lotteryir prune` writes; "
+            "choose a path outside it"
+        )
 
 
 def check_output(path: str | os.PathLike, overwrite: bool = False, option: str = "-o") -> Path:
@@ -39,13 +42,16 @@ def check_output_dir(path: str | os.PathLike, overwrite: bool = False, option: s
     if path.exists() and not path.is_dir():
         raise RunError(f"{option} {path} is a file; give a folder")
     if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise RunError(f"{option} {path} is not empty; pass --overwrite to write into it (existing files "
-                       "with the same names are replaced)")
+        raise RunError(
+            f"{option} {path} is not empty; pass --overwrite to write into it (existing files "
+            "with the same names are replaced)"
+        )
     return path
 
 
-def restore_targets(images: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
-                    overwrite: bool = False) -> list[tuple[Path, Path]]:
+def restore_targets(
+    images: Sequence[str | os.PathLike], out_dir: str | os.PathLike, overwrite: bool = False
+) -> list[tuple[Path, Path]]:
     """(input, output) pairs for restoring ``images`` into ``out_dir`` as ``<stem>.png``.
 
     Refused before any work: two inputs that would share an output name, an output that is
@@ -67,18 +73,24 @@ def restore_targets(images: Sequence[str | os.PathLike], out_dir: str | os.PathL
         target = out_dir / f"{given.stem}.png"
         other = claimed.get(target.name)
         if other is not None:
-            raise RunError(f"{other} and {given} would both be restored to {target}; restore them into "
-                           "different -o folders (or rename one)")
+            raise RunError(
+                f"{other} and {given} would both be restored to {target}; restore them into "
+                "different -o folders (or rename one)"
+            )
         claimed[target.name] = given
         pairs.append((given, target))
     inputs = set(seen)
     for given, target in pairs:
         if target.resolve() in inputs:
-            raise RunError(f"restoring {given} into {out_dir} would replace the input {seen[target.resolve()]}; "
-                           "choose another -o folder")
+            raise RunError(
+                f"restoring {given} into {out_dir} would replace the input {seen[target.resolve()]}; "
+                "choose another -o folder"
+            )
     existing = [t for _, t in pairs if t.exists()]
     if existing and not overwrite:
         more = f", ... ({len(existing)} in all)" if len(existing) > _SHOWN else ""
-        raise RunError(f"{len(existing)} output(s) exist already ({', '.join(map(str, existing[:_SHOWN]))}{more}); "
-                       "pass --overwrite to replace them, or choose another -o folder")
+        raise RunError(
+            f"{len(existing)} output(s) exist already ({', '.join(map(str, existing[:_SHOWN]))}{more}); "
+            "pass --overwrite to replace them, or choose another -o folder"
+        )
     return pairs

@@ -27,6 +27,7 @@ replica; only rank 0 writes the run directory, evaluates and calls the
 callbacks, the others wait at a barrier and read the same files on resume (on
 several machines the run directory must be on a shared filesystem).
 """
+
 from __future__ import annotations
 
 import json
@@ -35,9 +36,10 @@ import os
 import shutil
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -157,7 +159,9 @@ def read_history(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
                 "--out rebuilds it from rounds/*/metrics.json"
             ) from e
         if not isinstance(entry, dict) or not isinstance(entry.get("round"), int):
-            raise RunError(f"{path} is damaged at line {number} (not a round entry); rerunning the prune command rebuilds it")
+            raise RunError(
+                f"{path} is damaged at line {number} (not a round entry); rerunning the prune command rebuilds it"
+            )
         out.append(entry)
     return out
 
@@ -238,7 +242,9 @@ class PruningRun:
         else:
             if config is None:
                 raise RunError(f"{self.dir} is not a lotteryir run directory (no {CONFIG_FILE})")
-            if self.dir.exists() and any(p.name != LOCK_FILE and not self._config_leftover(p) for p in self.dir.iterdir()):
+            if self.dir.exists() and any(
+                p.name != LOCK_FILE and not self._config_leftover(p) for p in self.dir.iterdir()
+            ):
                 raise RunError(f"{self.dir} exists and is not empty but holds no run; choose another --out")
             self.config = config.resolved()
 
@@ -422,8 +428,14 @@ class PruningRun:
             input_psnr, input_ssim = mean_scores(summary, of="input")
             if kind == "ticket":
                 write_samples_figure(model, self.test_sets, rdir / "samples.png", device=self.device)
-            metrics = {"train": train, "eval": summary, "mean_psnr": psnr, "mean_ssim": ssim,
-                       "mean_input_psnr": input_psnr, "mean_input_ssim": input_ssim}
+            metrics = {
+                "train": train,
+                "eval": summary,
+                "mean_psnr": psnr,
+                "mean_ssim": ssim,
+                "mean_input_psnr": input_psnr,
+                "mean_input_ssim": input_ssim,
+            }
         # Every rank keeps rank 0's record (and waits here while rank 0 evaluates).
         return ddp.broadcast_object(metrics)
 
@@ -530,8 +542,11 @@ class PruningRun:
         # lottery-ticket curve (its finished rounds, or at least its config.json, fix the lr), so the
         # only sound way on is a new run.
         lr = self.config.lr
-        tied = (f"its finished rounds 0-{self.pruner.round} were trained with --lr {lr:g}" if self.pruner.round >= 0
-                else f"its config.json fixes --lr {lr:g}")
+        tied = (
+            f"its finished rounds 0-{self.pruner.round} were trained with --lr {lr:g}"
+            if self.pruner.round >= 0
+            else f"its config.json fixes --lr {lr:g}"
+        )
         return (
             f"the training loss became {e.loss} at step {e.step} of round {e.round} (learning rate {e.lr:.3g} at that "
             f"step); rerunning the same command would fail the same way, and {self.dir} cannot continue with "
@@ -571,8 +586,10 @@ class PruningRun:
             pass
         if fallback is not None:
             return fallback
-        raise RunError(f"{path} is missing or damaged and {self.dir / HISTORY_FILE} has no round {r} either; "
-                       f"start again with a new --out ({self.dir} is left as it is)")
+        raise RunError(
+            f"{path} is missing or damaged and {self.dir / HISTORY_FILE} has no round {r} either; "
+            f"start again with a new --out ({self.dir} is left as it is)"
+        )
 
     def _debug_dump_mask(self, r: int) -> None:
         target = os.environ.get(DEBUG_MASKS_ENV)
@@ -626,8 +643,12 @@ class PruningRun:
             "mean_input_psnr": m.get("mean_input_psnr"),
             "mean_input_ssim": m.get("mean_input_ssim"),
             "controls": {
-                kind: {"eval": v.get("eval", {}), "mean_psnr": v.get("mean_psnr"), "mean_ssim": v.get("mean_ssim"),
-                       "train": v.get("train", {})}
+                kind: {
+                    "eval": v.get("eval", {}),
+                    "mean_psnr": v.get("mean_psnr"),
+                    "mean_ssim": v.get("mean_ssim"),
+                    "train": v.get("train", {}),
+                }
                 for kind, v in record.controls.items()
             },
         }

@@ -1,4 +1,5 @@
 """Training patches, test images, augmentation pairing, determinism and bad inputs."""
+
 from __future__ import annotations
 
 import logging
@@ -159,8 +160,9 @@ def test_workers_deliver_the_same_batches(tmp_path):
     mixed.set_epoch(2)
 
     def batches(workers: int) -> list[torch.Tensor]:
-        loader = DataLoader(mixed, batch_size=4, shuffle=True, num_workers=workers,
-                            generator=torch.Generator().manual_seed(0))
+        loader = DataLoader(
+            mixed, batch_size=4, shuffle=True, num_workers=workers, generator=torch.Generator().manual_seed(0)
+        )
         return [b["input"] for b in loader]
 
     assert all(torch.equal(a, b) for a, b in zip(batches(0), batches(2), strict=True))

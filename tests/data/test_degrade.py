@@ -1,4 +1,5 @@
 """Degradations: measured statistics, monotonicity, determinism."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """Image I/O: conversions to 3-channel float RGB, bad files, writing."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Folder listing and input/target pairing for each layout."""
+
 from __future__ import annotations
 
 import logging
@@ -20,13 +21,17 @@ def test_mirl_layout(tmp_path):
     write_images(tmp_path / "target", ["a_gt.png", "b_gt.png"])
     for layout in ("auto", "mirl"):
         assert _pairs(pair_images(tmp_path / "input", tmp_path / "target", layout=layout)) == {
-            ("a_rainy.png", "a_gt.png"), ("b_rainy.png", "b_gt.png")}
+            ("a_rainy.png", "a_gt.png"),
+            ("b_rainy.png", "b_gt.png"),
+        }
 
 
 def test_mirl_layout_for_haze(tmp_path):
     write_images(tmp_path / "input", ["0001_0.8_0.2_hazy.jpg"])
     write_images(tmp_path / "target", ["0001_0.8_0.2_gt.png"])
-    assert _pairs(pair_images(tmp_path / "input", tmp_path / "target")) == {("0001_0.8_0.2_hazy.jpg", "0001_0.8_0.2_gt.png")}
+    assert _pairs(pair_images(tmp_path / "input", tmp_path / "target")) == {
+        ("0001_0.8_0.2_hazy.jpg", "0001_0.8_0.2_gt.png")
+    }
 
 
 def test_promptir_rain_layout(tmp_path):
@@ -34,7 +39,9 @@ def test_promptir_rain_layout(tmp_path):
     write_images(tmp_path / "gt", ["norain-1.png", "norain-12.png"])
     assert find_pair_folders(tmp_path) == (tmp_path / "rainy", tmp_path / "gt")
     assert _pairs(pair_images(tmp_path / "rainy", tmp_path / "gt")) == {
-        ("rain-1.png", "norain-1.png"), ("rain-12.png", "norain-12.png")}
+        ("rain-1.png", "norain-1.png"),
+        ("rain-12.png", "norain-12.png"),
+    }
 
 
 def test_reside_layout_many_inputs_per_target_in_subfolders(tmp_path):
@@ -42,8 +49,11 @@ def test_reside_layout_many_inputs_per_target_in_subfolders(tmp_path):
     write_images(tmp_path / "hazy" / "part2", ["0002_1_0.04.jpg"])
     write_images(tmp_path / "clear", ["0001.png", "0002.png"])
     pairs = pair_images(*find_pair_folders(tmp_path))
-    assert _pairs(pairs) == {("0001_0.8_0.2.jpg", "0001.png"), ("0001_0.9_0.1.jpg", "0001.png"),
-                             ("0002_1_0.04.jpg", "0002.png")}
+    assert _pairs(pairs) == {
+        ("0001_0.8_0.2.jpg", "0001.png"),
+        ("0001_0.9_0.1.jpg", "0001.png"),
+        ("0002_1_0.04.jpg", "0002.png"),
+    }
 
 
 def test_same_name_layout_across_extensions(tmp_path):

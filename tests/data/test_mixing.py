@@ -1,4 +1,5 @@
 """All-in-one mixing: balance by repeat factors or weights, task tags, epochs."""
+
 from __future__ import annotations
 
 import pytest
@@ -38,8 +39,9 @@ def test_weights_set_the_sampling_rates():
     assert len(mixed) == 2000
     assert abs(counts["web"] / 2000 - 0.75) < 0.04
     mixed.set_epoch(1)
-    assert [mixed.task_of(i) for i in range(50)] != [MixedDataset(parts, weights={"web": 3.0, "dehaze": 1.0},
-                                                                  length=2000, seed=5).task_of(i) for i in range(50)]
+    assert [mixed.task_of(i) for i in range(50)] != [
+        MixedDataset(parts, weights={"web": 3.0, "dehaze": 1.0}, length=2000, seed=5).task_of(i) for i in range(50)
+    ]
 
 
 def test_mixed_items_are_deterministic_and_epochs_differ():

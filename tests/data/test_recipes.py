@@ -1,4 +1,5 @@
 """Named recipes: the offline sample set, MIR-L's tree, single-task recipes, and root problems."""
+
 from __future__ import annotations
 
 import shutil
@@ -26,7 +27,9 @@ def test_sample_recipe_loads_offline(sample):
     assert sorted(sets) == sorted(f"{t}/sample" for t in ALL_TASKS)
     first = sets["derain/sample"][0]
     assert max(first["input"].shape[-2:]) <= 256 and first["name"] == "chelsea"
-    assert torch.equal(first["input"], get_recipe("sample", max_images=2).test_sets(["derain"])["derain/sample"][0]["input"])
+    assert torch.equal(
+        first["input"], get_recipe("sample", max_images=2).test_sets(["derain"])["derain/sample"][0]["input"]
+    )
 
 
 def test_full_sample_split_is_disjoint():
@@ -74,9 +77,18 @@ def test_mirl_recipe_on_its_tree(tmp_path):
     assert train.task_counts() == {"denoise_15": 9, "denoise_25": 9, "denoise_50": 9, "derain": 120, "dehaze": 2}
     assert train[len(train) - 1]["task"] == "dehaze"
     sets = recipe.test_sets()
-    assert sorted(sets) == sorted(["denoise_15/BSD68", "denoise_15/Urban100", "denoise_25/BSD68",
-                                   "denoise_25/Urban100", "denoise_50/BSD68", "denoise_50/Urban100",
-                                   "derain/Rain100L", "dehaze/SOTS"])
+    assert sorted(sets) == sorted(
+        [
+            "denoise_15/BSD68",
+            "denoise_15/Urban100",
+            "denoise_25/BSD68",
+            "denoise_25/Urban100",
+            "denoise_50/BSD68",
+            "denoise_50/Urban100",
+            "derain/Rain100L",
+            "dehaze/SOTS",
+        ]
+    )
     assert len(sets["denoise_50/Urban100"]) == 2 and sets["dehaze/SOTS"][0]["input"].shape == (3, 40, 48)
     balanced = recipe.train_dataset(16, weights={"derain": 1, "dehaze": 1}, tasks=["derain", "dehaze"], length=10)
     assert len(balanced) == 10

@@ -4,10 +4,11 @@ Layerwise magnitude pruning rather than global: at initialization global magnitu
 whole layers (the output conv among them), and a network whose output is its input would
 let a broken export pass.
 """
+
 from __future__ import annotations
 
 import copy
-from functools import lru_cache
+from functools import cache
 
 import torch
 from torch import nn
@@ -21,7 +22,7 @@ def pruned(name: str, size: str, rounds: int = 10, seed: int = 0) -> nn.Module:
     return copy.deepcopy(_pruned(name, size, rounds, seed))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _pruned(name: str, size: str, rounds: int, seed: int) -> nn.Module:
     torch.manual_seed(seed)
     model = build_model(name, size)

@@ -4,6 +4,7 @@ Needs node, Chromium and the pinned JavaScript packages of tests/web (``npm ci``
 Without them the test is skipped, saying what is missing; with LOTTERYIR_REQUIRE_BROWSER=1
 (set by .ci/run) it fails instead. LOTTERYIR_SCREENSHOT=path keeps the page's screenshot.
 """
+
 from __future__ import annotations
 
 import json
@@ -88,14 +89,25 @@ def test_page_restores_like_lotteryir_restore(browser_ready, tmp_path, capsys):
         server, url = _serve(site)
         servers.append(server)
         shot = os.environ.get("LOTTERYIR_SCREENSHOT") if case == "whole" else None
-        jobs.append({"url": url, "image": str(degraded), "out": str(tmp_path / f"{case}.json"),
-                     "screenshot": shot or str(tmp_path / f"{case}.png")})
+        jobs.append(
+            {
+                "url": url,
+                "image": str(degraded),
+                "out": str(tmp_path / f"{case}.json"),
+                "screenshot": shot or str(tmp_path / f"{case}.png"),
+            }
+        )
     (tmp_path / "jobs.json").write_text(json.dumps(jobs))
     capsys.readouterr()
     try:
-        run = subprocess.run(["node", str(WEB / "browser_check.mjs"), str(tmp_path / "jobs.json")], cwd=WEB,
-                             env={**os.environ, "LOTTERYIR_CHROMIUM": browser_ready}, capture_output=True, text=True,
-                             timeout=600)
+        run = subprocess.run(
+            ["node", str(WEB / "browser_check.mjs"), str(tmp_path / "jobs.json")],
+            cwd=WEB,
+            env={**os.environ, "LOTTERYIR_CHROMIUM": browser_ready},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     finally:
         for server in servers:
             server.shutdown()

@@ -1,4 +1,5 @@
 """ONNX export: the graph matches torch at any size, pruned weights are stored sparse, the file is small."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,8 +20,9 @@ SIZES = ((64, 64), (37, 53), (96, 72))  # divisible, odd on both sides, rectangu
 
 
 @pytest.mark.parametrize("name", ["mirl", "restormer"])
-@pytest.mark.parametrize("size, rounds", [("tiny", 0), ("tiny", 10), ("small", 10)],
-                         ids=["tiny-dense", "tiny-pruned", "small-pruned"])
+@pytest.mark.parametrize(
+    "size, rounds", [("tiny", 0), ("tiny", 10), ("small", 10)], ids=["tiny-dense", "tiny-pruned", "small-pruned"]
+)
 def test_onnxruntime_matches_torch(tmp_path, name, size, rounds):
     model = pruned(name, size, rounds)
     done = to_onnx(model, tmp_path / "m.onnx")
@@ -56,8 +58,11 @@ def test_index_widths(tmp_path):
     strict = to_onnx(model, tmp_path / "strict.onnx", indices="int64")
     onnx.checker.check_model(str(strict.path))  # the checker's rule: int64 indices
     kinds = {t.indices.data_type for t in onnx.load(str(compact.path)).graph.sparse_initializer}
-    assert onnx.TensorProto.INT64 not in kinds and kinds <= {onnx.TensorProto.INT8, onnx.TensorProto.INT16,
-                                                             onnx.TensorProto.INT32}
+    assert onnx.TensorProto.INT64 not in kinds and kinds <= {
+        onnx.TensorProto.INT8,
+        onnx.TensorProto.INT16,
+        onnx.TensorProto.INT32,
+    }
     assert compact.bytes < strict.bytes
     x = np.random.default_rng(0).random((1, 3, 24, 32), dtype=np.float32)
     a = onnx_session(compact.path).run(None, {"image": x})[0]

@@ -1,4 +1,5 @@
 """The sparse CPU path computes the same function as the network it came from."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,8 +10,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from lotteryir.deploy import BlockedConv1x1, PointDepth, SparseLinear, sparsify
-from lotteryir.models.restormer import TransformerBlock
 from lotteryir.engine import restore_image
+from lotteryir.models.restormer import TransformerBlock
 from lotteryir.pruning import Mask, attach_masks, find_prunable
 
 from .helpers import pruned
@@ -45,8 +46,10 @@ def test_report_and_threshold():
     pointwise = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)]
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     assert len(everything.sparsify_report.replaced) == len(pointwise) + len(linears)
-    assert not any(isinstance(m, (nn.Linear, nn.Conv2d)) and getattr(m, "kernel_size", (3, 3)) == (1, 1)
-                   for m in everything.modules())
+    assert not any(
+        isinstance(m, (nn.Linear, nn.Conv2d)) and getattr(m, "kernel_size", (3, 3)) == (1, 1)
+        for m in everything.modules()
+    )
     # Fused pairs whose 1x1 conv is too dense keep a dense product inside the fused op.
     assert all(m.pointwise.layout == "strided" for m in sparse.modules() if isinstance(m, PointDepth))
     with pytest.raises(ValueError, match="layout"):
@@ -83,9 +86,18 @@ def test_original_untouched_and_masks_applied():
 
 
 @settings(max_examples=25, deadline=None)
-@given(cin=st.integers(1, 40), cout=st.integers(1, 40), h=st.integers(1, 20), w=st.integers(1, 20),
-       density=st.floats(0.0, 1.0), block=st.integers(1, 300), bias=st.booleans(), layout=st.sampled_from(["csr", "strided"]),
-       channels_last=st.booleans(), seed=st.integers(0, 2**16))
+@given(
+    cin=st.integers(1, 40),
+    cout=st.integers(1, 40),
+    h=st.integers(1, 20),
+    w=st.integers(1, 20),
+    density=st.floats(0.0, 1.0),
+    block=st.integers(1, 300),
+    bias=st.booleans(),
+    layout=st.sampled_from(["csr", "strided"]),
+    channels_last=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
 def test_blocked_conv_matches_conv2d(cin, cout, h, w, density, block, bias, layout, channels_last, seed):
     gen = torch.Generator().manual_seed(seed)
     conv = nn.Conv2d(cin, cout, 1, bias=bias)
@@ -100,8 +112,13 @@ def test_blocked_conv_matches_conv2d(cin, cout, h, w, density, block, bias, layo
 
 
 @settings(max_examples=15, deadline=None)
-@given(lead=st.lists(st.integers(1, 4), max_size=2), fin=st.integers(1, 30), fout=st.integers(1, 30),
-       bias=st.booleans(), seed=st.integers(0, 2**16))
+@given(
+    lead=st.lists(st.integers(1, 4), max_size=2),
+    fin=st.integers(1, 30),
+    fout=st.integers(1, 30),
+    bias=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
 def test_sparse_linear_matches_linear(lead, fin, fout, bias, seed):
     gen = torch.Generator().manual_seed(seed)
     linear = nn.Linear(fin, fout, bias=bias)
@@ -138,9 +155,17 @@ def test_fuses_only_sole_consumers():
 
 
 @settings(max_examples=25, deadline=None)
-@given(cin=st.integers(1, 12), cout=st.integers(1, 12), h=st.integers(1, 30), w=st.integers(1, 12),
-       density=st.floats(0.0, 1.0), pixels=st.integers(1, 200), bias=st.booleans(),
-       layout=st.sampled_from(["csr", "strided"]), seed=st.integers(0, 2**16))
+@given(
+    cin=st.integers(1, 12),
+    cout=st.integers(1, 12),
+    h=st.integers(1, 30),
+    w=st.integers(1, 12),
+    density=st.floats(0.0, 1.0),
+    pixels=st.integers(1, 200),
+    bias=st.booleans(),
+    layout=st.sampled_from(["csr", "strided"]),
+    seed=st.integers(0, 2**16),
+)
 def test_point_depth_matches_two_convs(cin, cout, h, w, density, pixels, bias, layout, seed):
     gen = torch.Generator().manual_seed(seed)
     pw = nn.Conv2d(cin, cout, 1, bias=bias)

@@ -1,4 +1,5 @@
 """The deploy commands: export --format onnx, restore --sparse, web (site files, runtime copy, serving)."""
+
 from __future__ import annotations
 
 import json
@@ -38,8 +39,10 @@ def test_export_onnx(ticket, tmp_path, capsys):
 def test_export_onnx_errors(ticket, tmp_path, capsys):
     for argv, expect in [
         (["export", str(ticket), "--format", "onnx", "-o", str(tmp_path / "a.onnx"), "--dtype", "fp16"], "--dtype"),
-        (["export", str(tmp_path / "missing.safetensors"), "--format", "onnx", "-o", str(tmp_path / "b.onnx")],
-         "missing.safetensors"),
+        (
+            ["export", str(tmp_path / "missing.safetensors"), "--format", "onnx", "-o", str(tmp_path / "b.onnx")],
+            "missing.safetensors",
+        ),
         (["export", str(ticket), "--format", "onxx", "-o", str(tmp_path / "c.onnx")], "--format"),
     ]:
         assert main(argv) != 0

@@ -1,4 +1,5 @@
 """Evaluation gives structured, repeatable per-set scores."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Padding, cropping and tiled inference keep shapes and agree with untiled inference."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,14 +1,14 @@
 """PSNR/SSIM agree with scikit-image on real photos with real degradations."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import skimage.data
+import torch
 from skimage.color import rgb2ycbcr
 from skimage.filters import gaussian
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
-import torch
 
 from lotteryir.engine import psnr, ssim
 

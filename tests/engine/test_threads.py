@@ -1,4 +1,5 @@
 """The CPU thread policy: idle cores when work starts, OMP_NUM_THREADS wins, applied before training."""
+
 from __future__ import annotations
 
 import itertools
@@ -73,7 +74,10 @@ def test_trainer_applies_its_thread_count_before_the_first_step(monkeypatch):
     seen = []
     model = torch.nn.Conv2d(3, 3, 3, padding=1)
     torch.set_num_threads(1)
-    trainer = RestorationTrainer(data, TrainConfig(steps=2, batch_size=2, device="cpu", checkpoint_every=None, threads=2),
-                                 progress=lambda p: seen.append(torch.get_num_threads()))
+    trainer = RestorationTrainer(
+        data,
+        TrainConfig(steps=2, batch_size=2, device="cpu", checkpoint_every=None, threads=2),
+        progress=lambda p: seen.append(torch.get_num_threads()),
+    )
     trainer(model, RoundContext(round=0, density=1.0))
     assert seen == [2, 2] and trainer.threads.threads == 2

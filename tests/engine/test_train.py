@@ -1,4 +1,5 @@
 """The default training closure: learns, is deterministic, resumes bit-exactly, fails clearly."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Checkpoint import: every released format round-trips; mismatches name their keys."""
+
 from __future__ import annotations
 
 import pickle
@@ -29,9 +30,16 @@ def _write(kind: str, sd: dict[str, torch.Tensor], path: Path) -> None:
     if kind == "safetensors":
         save_file(sd, str(path))
     elif kind == "lightning":
-        torch.save({"epoch": 3, "global_step": 100, "pytorch-lightning_version": "2.1.0",
-                    "state_dict": {f"net.{k}": v for k, v in sd.items()},
-                    "optimizer_states": [{"state": {}, "param_groups": [{"lr": 2e-4}]}]}, path)
+        torch.save(
+            {
+                "epoch": 3,
+                "global_step": 100,
+                "pytorch-lightning_version": "2.1.0",
+                "state_dict": {f"net.{k}": v for k, v in sd.items()},
+                "optimizer_states": [{"state": {}, "param_groups": [{"lr": 2e-4}]}],
+            },
+            path,
+        )
     elif kind == "basicsr":
         torch.save({"params": sd}, path)
     elif kind == "basicsr-ema":
@@ -60,8 +68,11 @@ def test_lightning_prefix_is_stripped_only_at_the_start(tmp_path: Path) -> None:
 
 
 def test_prune_reparametrised_weights_are_folded(tmp_path: Path) -> None:
-    sd = {"conv.weight_orig": torch.tensor([1.0, 2.0, 3.0]), "conv.weight_mask": torch.tensor([1.0, 0.0, 1.0]),
-          "conv.bias": torch.ones(1)}
+    sd = {
+        "conv.weight_orig": torch.tensor([1.0, 2.0, 3.0]),
+        "conv.weight_mask": torch.tensor([1.0, 0.0, 1.0]),
+        "conv.bias": torch.ones(1),
+    }
     torch.save(sd, tmp_path / "pruned.pt")
     got, _ = read_checkpoint(tmp_path / "pruned.pt")
     assert list(got) == ["conv.weight", "conv.bias"]

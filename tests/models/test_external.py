@@ -1,4 +1,5 @@
 """Your own network by import path or entry point: building, listing, tickets, the command line."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,7 @@ import torch
 
 from lotteryir import IterativeMagnitudePruner, load_ticket, save_ticket
 from lotteryir.cli import main
-from lotteryir.models import UnregisteredModelError, available, build_model, register_import_path
-from lotteryir.models import registry
+from lotteryir.models import UnregisteredModelError, available, build_model, register_import_path, registry
 
 NET = '''
 import torch
@@ -83,23 +83,30 @@ def test_a_file_path_works_too_and_is_registered_absolute(package, monkeypatch):
 
 def test_looking_up_an_import_path_never_imports_it(package):
     """Only register_import_path imports: building, sizes and signatures of an unregistered path refuse."""
-    (package / "usernets" / "evil.py").write_text("import pathlib; pathlib.Path(__file__).with_name('ran').touch()\n"
-                                                  "from usernets.nets import TinyNet\n")
-    for call in (lambda: build_model("usernets.evil:TinyNet"), lambda: registry.sizes("usernets.evil:TinyNet"),
-                 lambda: registry.signature("usernets.evil:TinyNet", "default"),
-                 lambda: registry.default_size("usernets.evil:TinyNet", "full")):
+    (package / "usernets" / "evil.py").write_text(
+        "import pathlib; pathlib.Path(__file__).with_name('ran').touch()\nfrom usernets.nets import TinyNet\n"
+    )
+    for call in (
+        lambda: build_model("usernets.evil:TinyNet"),
+        lambda: registry.sizes("usernets.evil:TinyNet"),
+        lambda: registry.signature("usernets.evil:TinyNet", "default"),
+        lambda: registry.default_size("usernets.evil:TinyNet", "full"),
+    ):
         with pytest.raises(UnregisteredModelError, match="register_import_path"):
             call()
     assert "usernets.evil" not in sys.modules and not (package / "usernets" / "ran").exists()
 
 
-@pytest.mark.parametrize("name, message", [
-    ("usernets.nets:Missing", "has no attribute 'Missing'"),
-    ("usernets.nope:TinyNet", "cannot import module 'usernets.nope'"),
-    ("usernets.nets:not_a_factory", "not a class or function"),
-    ("/no/such/file.py:Net", "no such file"),
-    (":Net", "expected package.module:factory"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("usernets.nets:Missing", "has no attribute 'Missing'"),
+        ("usernets.nope:TinyNet", "cannot import module 'usernets.nope'"),
+        ("usernets.nets:not_a_factory", "not a class or function"),
+        ("/no/such/file.py:Net", "no such file"),
+        (":Net", "expected package.module:factory"),
+    ],
+)
 def test_bad_import_paths_say_what_is_wrong(package, name, message):
     with pytest.raises(ValueError, match=message):
         register_import_path(name)
@@ -136,10 +143,12 @@ def _dist_info(root: Path, value: str) -> None:
 
 
 def test_an_installed_package_registers_models_through_its_entry_point(package, monkeypatch):
-    (package / "usernets" / "sizes.py").write_text(textwrap.dedent('''
+    (package / "usernets" / "sizes.py").write_text(
+        textwrap.dedent("""
         from usernets.nets import TinyNet
         SIZES = {"small": lambda: TinyNet(2), "large": lambda: TinyNet(16)}
-    '''))
+    """)
+    )
     _dist_info(package, "tinynet = usernets.nets:TinyNet\ntinysizes = usernets.sizes:SIZES\nbroken = usernets.nope:X")
     monkeypatch.setattr(registry, "_entry_points_loaded", False)
     try:
@@ -168,8 +177,20 @@ def test_your_model_through_prune_evaluate_restore_and_export(package, tmp_path,
 
     spec = "usernets.nets:TinyNet"
     run = tmp_path / "run"
-    args = ["--data-path", "max_images=2", "--tasks", "denoise_25", "--steps", "2", "--batch-size", "2",
-            "--patch-size", "16", "--device", "cpu"]
+    args = [
+        "--data-path",
+        "max_images=2",
+        "--tasks",
+        "denoise_25",
+        "--steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--patch-size",
+        "16",
+        "--device",
+        "cpu",
+    ]
     assert main(["prune", "--model", spec, "--rounds", "1", *args, "--out", str(run)]) == 0
     assert json.loads((run / "config.json").read_text())["model"] == spec
     capsys.readouterr()
@@ -182,8 +203,12 @@ def test_your_model_through_prune_evaluate_restore_and_export(package, tmp_path,
     ticket = tmp_path / "ticket.safetensors"
     assert main(["export", str(run), "-o", str(ticket)]) == 0
     capsys.readouterr()
-    assert main(["evaluate", str(ticket), "--model", spec, "--json", "--data-path", "max_images=2",
-                 "--tasks", "denoise_25"]) == 0
+    assert (
+        main(
+            ["evaluate", str(ticket), "--model", spec, "--json", "--data-path", "max_images=2", "--tasks", "denoise_25"]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["sets"] == from_run["sets"]
     write_image(torch.rand(3, 20, 24), tmp_path / "in.png")
     assert main(["restore", str(ticket), str(tmp_path / "in.png"), "-o", str(tmp_path / "out"), "--model", spec]) == 0

@@ -1,4 +1,5 @@
 """lotteryir.checkpoints.load_checkpoint: model plus the mask a released ticket's zeros encode."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,8 +31,9 @@ def test_zeroed_weights_give_their_mask(tmp_path: Path) -> None:
     pruned = qkv[::2].numel() + sd["prompt1.linear_layer.weight"][0].numel()
     assert loaded.mask.num_total - loaded.mask.num_remaining == pruned
     assert loaded.report.density == pytest.approx(loaded.mask.density) and loaded.mask.density < 1.0
-    assert torch.equal(loaded.model.state_dict()["encoder_level1.0.attn.qkv.weight"],
-                       sd["encoder_level1.0.attn.qkv.weight"])
+    assert torch.equal(
+        loaded.model.state_dict()["encoder_level1.0.attn.qkv.weight"], sd["encoder_level1.0.attn.qkv.weight"]
+    )
 
 
 def test_dense_checkpoint_has_density_one(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
 """The full configurations are the published networks: same keys, shapes and outputs."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -17,8 +18,12 @@ REFERENCES = {
     "restormer_full_biasfree": ("restormer", "full-biasfree", 26_111_668),
 }
 PROMPTIR_UNUSED = [
-    "chnl_reduce1.weight", "chnl_reduce2.weight", "chnl_reduce3.weight",
-    "reduce_noise_channel_1.weight", "reduce_noise_channel_2.weight", "reduce_noise_channel_3.weight",
+    "chnl_reduce1.weight",
+    "chnl_reduce2.weight",
+    "chnl_reduce3.weight",
+    "reduce_noise_channel_1.weight",
+    "reduce_noise_channel_2.weight",
+    "reduce_noise_channel_3.weight",
 ]
 
 

@@ -1,4 +1,5 @@
 """Every registered size builds, trains a step, and keeps odd input sizes."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,9 +14,9 @@ from lotteryir.models import (
     build_model,
     model_names,
     register_model,
+    registry,
     sizes,
 )
-from lotteryir.models import registry
 
 ALL_SIZES = [(i.name, i.size) for i in available()]
 
@@ -47,8 +48,10 @@ def test_forward_backward_keeps_odd_shapes(name: str, size: str) -> None:
     assert y.shape == x.shape
     y.square().mean().backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
-    assert sum(p.numel() for p in model.parameters()) == dict(
-        ((i.name, i.size), i.params) for i in available())[(name, size)]
+    assert (
+        sum(p.numel() for p in model.parameters())
+        == dict(((i.name, i.size), i.params) for i in available())[(name, size)]
+    )
 
 
 @pytest.mark.parametrize("name,size", [(n, s) for n, s in ALL_SIZES if s == "tiny"])

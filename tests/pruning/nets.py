@@ -1,4 +1,5 @@
 """Small networks that exercise every awkward case the pruner must handle."""
+
 from __future__ import annotations
 
 import torch

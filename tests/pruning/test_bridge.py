@@ -1,4 +1,5 @@
 """The torch.nn.utils.prune bridge: compile-friendliness, bool masks, torch interop, exports."""
+
 from __future__ import annotations
 
 import copy

@@ -1,4 +1,5 @@
 """random_reinit re-draws everything a fresh model would draw, or names what it cannot."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Runs that grow: extend(), continuing a saved run with more rounds, adopting an already pruned model."""
+
 from __future__ import annotations
 
 import copy
@@ -146,12 +147,17 @@ def test_iter_rounds_yields_each_round_as_it_finishes_and_ctx_names_what_trains(
     for record in pruner.iter_rounds(closure):
         done.append((record.round, len(kinds)))  # yielded before the next round trains
     assert done == [(0, 1), (1, 4), (2, 7)]
-    assert kinds[:4] == [(0, "ticket", False, None), (1, "ticket", False, None),
-                         (1, "random_reinit", True, "random_reinit"), (1, "random_prune", True, "random_prune")]
+    assert kinds[:4] == [
+        (0, "ticket", False, None),
+        (1, "ticket", False, None),
+        (1, "random_reinit", True, "random_reinit"),
+        (1, "random_prune", True, "random_prune"),
+    ]
 
 
 def _gated() -> torch.nn.Module:
     """A small restorer with NAFNet-style per-channel gains (1, C, 1, 1) initialised small."""
+
     class Gated(torch.nn.Module):
         def __init__(self):
             super().__init__()

@@ -37,9 +37,9 @@ def test_exact_density_after_k_rounds(scope):
     for h in history:
         assert h.total == total
         if scope == "layerwise":
-            expected = sum(round(mask[n].numel() * 0.8 ** h.round) for n in mask)
+            expected = sum(round(mask[n].numel() * 0.8**h.round) for n in mask)
         else:
-            expected = round(total * 0.8 ** h.round)
+            expected = round(total * 0.8**h.round)
         assert h.remaining == expected
     # The unused conv was never pruned.
     assert model.unused.weight_mask.all()

@@ -8,7 +8,11 @@ from lotteryir.pruning import Mask, global_magnitude, layerwise_magnitude, rando
 
 def _weights(seed=0):
     g = torch.Generator().manual_seed(seed)
-    return {"a": torch.randn(16, 8, generator=g), "b": torch.randn(4, 3, 3, 3, generator=g) * 10, "c": torch.randn(50, generator=g)}
+    return {
+        "a": torch.randn(16, 8, generator=g),
+        "b": torch.randn(4, 3, 3, 3, generator=g) * 10,
+        "c": torch.randn(50, generator=g),
+    }
 
 
 def test_global_threshold_is_global():

@@ -5,6 +5,7 @@ Restormer code with every floating state-dict tensor set by the rule below, whic
 depends only on a tensor's name and shape. Filling our networks the same way and
 comparing outputs therefore tests that they compute the same function.
 """
+
 from __future__ import annotations
 
 import zlib

@@ -1,4 +1,5 @@
 """Checking what the command line tells the user when it refuses."""
+
 from __future__ import annotations
 
 from ..test_cli import _one_error_line
@@ -14,5 +15,8 @@ def one_error_line(capsys, argv: list[str], *expect: str) -> str:
 
 def listing(directory) -> dict[str, tuple[int, int]]:
     """Every file under ``directory`` with its size and modification time, to prove nothing changed."""
-    return {str(p.relative_to(directory)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }

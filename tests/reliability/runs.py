@@ -2,6 +2,7 @@
 
 ``python -m tests.reliability.runs OUT`` runs it in a fresh process (what the SIGKILL tests kill).
 """
+
 from __future__ import annotations
 
 import json
@@ -19,9 +20,20 @@ from lotteryir.runs import PruningRun, RunConfig, read_history
 
 # Round 0 with a late-rewinding snapshot (step 1), two pruned rounds, each with a control training.
 RELIABLE = dict(
-    model="mirl", size="tiny", recipe="sample", data_paths={"max_images": 1}, tasks=["denoise_25"],
-    rounds=2, steps=2, batch_size=2, patch_size=32, checkpoint_every=1, seed=3, device="cpu",
-    rewind="step:1", controls=["random_prune"],
+    model="mirl",
+    size="tiny",
+    recipe="sample",
+    data_paths={"max_images": 1},
+    tasks=["denoise_25"],
+    rounds=2,
+    steps=2,
+    batch_size=2,
+    patch_size=32,
+    checkpoint_every=1,
+    seed=3,
+    device="cpu",
+    rewind="step:1",
+    controls=["random_prune"],
 )
 
 TIMING = ("seconds", "resumed_from")  # how long, and from which step a training resumed: not results
@@ -47,7 +59,9 @@ def assert_same_run(reference: Path, other: Path) -> None:
     assert without_timing(history) == without_timing(read_history(reference))
     for h in history:
         r = f"r{h['round']:02d}"
-        assert Mask.load(other / "rounds" / r / "mask.safetensors") == Mask.load(reference / "rounds" / r / "mask.safetensors"), r
+        assert Mask.load(other / "rounds" / r / "mask.safetensors") == Mask.load(
+            reference / "rounds" / r / "mask.safetensors"
+        ), r
         mine, _, _ = load_compact(other / "rounds" / r / "ticket.safetensors")
         theirs, _, _ = load_compact(reference / "rounds" / r / "ticket.safetensors")
         assert mine.keys() == theirs.keys()

@@ -1,4 +1,5 @@
 """3. What kills and damage leave in a run directory: leftovers, permissions, damaged records."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,6 @@ import shutil
 
 import pytest
 
-from lotteryir.cli import main
 from lotteryir.runs import PruningRun, RunCallbacks, RunConfig, RunError, read_history
 
 from ..tiny_run import TINY, TINY_ARGS
@@ -28,8 +28,11 @@ def _umask() -> int:
 
 
 def test_leftover_temporary_files_are_removed_on_the_next_start(run_copy):
-    leftovers = [run_copy / ".history.jsonl.k2j4.tmp", run_copy / "rounds" / "r01" / ".mask.safetensors.x9.tmp",
-                 run_copy / ".pruner.q1w2.tmp"]
+    leftovers = [
+        run_copy / ".history.jsonl.k2j4.tmp",
+        run_copy / "rounds" / "r01" / ".mask.safetensors.x9.tmp",
+        run_copy / ".pruner.q1w2.tmp",
+    ]
     leftovers[0].write_text('{"round": 0, "dens')
     leftovers[1].write_bytes(b"\0" * 100)
     leftovers[2].mkdir()

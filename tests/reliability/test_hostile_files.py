@@ -1,4 +1,5 @@
 """5. Hostile and damaged files: crafted and corrupted tickets, non-finite weights, pickles."""
+
 from __future__ import annotations
 
 import builtins
@@ -53,9 +54,14 @@ def _header(path: Path) -> dict:
 def small_ticket(tmp_path_factory) -> tuple[Path, dict, Mask]:
     """A ticket of a small network with a Rice-coded, a bitmap-coded and a dense tensor."""
     g = torch.Generator().manual_seed(0)
-    state = {"a.weight": torch.randn(16, 8, 3, 3, generator=g), "b.weight": torch.randn(32, 16, generator=g),
-             "b.bias": torch.randn(32, generator=g)}
-    mask = Mask({"a.weight": torch.rand(16, 8, 3, 3, generator=g) < 0.1, "b.weight": torch.rand(32, 16, generator=g) < 0.5})
+    state = {
+        "a.weight": torch.randn(16, 8, 3, 3, generator=g),
+        "b.weight": torch.randn(32, 16, generator=g),
+        "b.bias": torch.randn(32, generator=g),
+    }
+    mask = Mask(
+        {"a.weight": torch.rand(16, 8, 3, 3, generator=g) < 0.1, "b.weight": torch.rand(32, 16, generator=g) < 0.5}
+    )
     state = {k: v * mask[k] if k in mask else v for k, v in state.items()}
     path = tmp_path_factory.mktemp("ticket") / "small.safetensors"
     save_compact(state, mask, path, metadata={"model": "mine"})
@@ -66,11 +72,28 @@ def small_ticket(tmp_path_factory) -> tuple[Path, dict, Mask]:
 def test_a_crafted_header_is_refused_before_anything_is_allocated(tmp_path, monkeypatch, capsys):
     # The reported case: a few hundred bytes declaring a 250M-entry tensor (checksums all valid).
     path = tmp_path / "crafted.safetensors"
-    streams = {"w::unary": torch.zeros(1, dtype=torch.uint8), "w::rem": torch.zeros(3, dtype=torch.uint8),
-               "w::values": torch.ones(1)}
-    header = {"format": "lotteryir-ticket", "version": 2, "order": ["w"], "model": "mirl", "size": "tiny",
-              "pruned": {"w": {"shape": [250_000_000], "dtype": "float32", "coding": "rice", "k": 20,
-                               "positions_of": "kept", "count": 1}}}
+    streams = {
+        "w::unary": torch.zeros(1, dtype=torch.uint8),
+        "w::rem": torch.zeros(3, dtype=torch.uint8),
+        "w::values": torch.ones(1),
+    }
+    header = {
+        "format": "lotteryir-ticket",
+        "version": 2,
+        "order": ["w"],
+        "model": "mirl",
+        "size": "tiny",
+        "pruned": {
+            "w": {
+                "shape": [250_000_000],
+                "dtype": "float32",
+                "coding": "rice",
+                "k": 20,
+                "positions_of": "kept",
+                "count": 1,
+            }
+        },
+    }
     _rewrite(path, header, streams)
     assert path.stat().st_size < 1000
 
@@ -142,7 +165,7 @@ def test_a_flipped_mask_byte_is_a_clear_error(small_ticket, tmp_path, capsys):
     data = path.read_bytes()
     at = data.index(stream.numpy().tobytes())
     damaged = tmp_path / "flipped.safetensors"
-    damaged.write_bytes(data[:at] + bytes([data[at] ^ 0x10]) + data[at + 1:])
+    damaged.write_bytes(data[:at] + bytes([data[at] ^ 0x10]) + data[at + 1 :])
     with pytest.raises(TicketError, match="checksum of a.weight::unary does not match"):
         load_compact(damaged)
 
@@ -158,7 +181,9 @@ def test_tickets_without_checksums_still_load(small_ticket, tmp_path):
     assert loaded_mask == mask and all(torch.equal(loaded[k], state[k]) for k in state)
     # A current ticket must carry its checksums: dropping them is damage, not an old file.
     raw = json.dumps({**header, "version": 2})
-    save_file(load_file(str(path)), str(old), metadata={"lotteryir": raw, "lotteryir_crc32": str(zlib.crc32(raw.encode()))})
+    save_file(
+        load_file(str(path)), str(old), metadata={"lotteryir": raw, "lotteryir_crc32": str(zlib.crc32(raw.encode()))}
+    )
     with pytest.raises(TicketError, match="checksums are missing"):
         load_compact(old)
 

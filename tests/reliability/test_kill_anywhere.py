@@ -9,6 +9,7 @@ SIGKILLs of a separate process at random times.
 ``LOTTERYIR_KILL_SWEEP=1`` resumes from every recorded state (a few minutes); by default
 hypothesis draws a few, plus the states the issue reported by name.
 """
+
 from __future__ import annotations
 
 import os
@@ -130,8 +131,13 @@ def test_named_instants_resume_identically(recording, tmp_path, name):
     _resume(recording, _find(recording, when, target, nth), tmp_path)
 
 
-@settings(max_examples=int(os.environ.get("LOTTERYIR_KILL_EXAMPLES", "5")), deadline=None, database=None,
-          phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=int(os.environ.get("LOTTERYIR_KILL_EXAMPLES", "5")),
+    deadline=None,
+    database=None,
+    phases=[Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
 @given(data=st.data())
 def test_kill_at_any_recorded_instant_resumes_identically(recording, tmp_path_factory, data):
     state = data.draw(st.sampled_from(recording.states), label="state")
@@ -149,14 +155,24 @@ def test_every_recorded_instant_resumes_identically(recording, tmp_path):
     assert not failed, f"{len(failed)} of {len(recording.states)} states:\n" + "\n".join(failed)
 
 
-@settings(max_examples=int(os.environ.get("LOTTERYIR_SIGKILL_EXAMPLES", "2")), deadline=None, database=None,
-          phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=int(os.environ.get("LOTTERYIR_SIGKILL_EXAMPLES", "2")),
+    deadline=None,
+    database=None,
+    phases=[Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
 @given(fraction=st.floats(min_value=0.0, max_value=1.0))
 def test_sigkill_at_a_random_time_resumes_identically(recording, tmp_path_factory, fraction):
     out = tmp_path_factory.mktemp("sigkill") / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "tests.reliability.runs", str(out)], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.reliability.runs", str(out)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     # Importing torch takes a few seconds before the run starts; spread kills over both.
     time.sleep(fraction * (recording.seconds + 4.0))
     proc.send_signal(signal.SIGKILL)

@@ -1,4 +1,5 @@
 """2. One writer per run (an OS lock that dies with its process); readers never write into a run."""
+
 from __future__ import annotations
 
 import json
@@ -24,9 +25,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _start(out: Path) -> subprocess.Popen:
     """The reliability run in its own process, returned once it has written its configuration."""
-    proc = subprocess.Popen([sys.executable, "-m", "tests.reliability.runs", str(out)], cwd=REPO,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.reliability.runs", str(out)],
+        cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 120
     while not (out / "config.json").is_file():
         if proc.poll() is not None or time.time() > deadline:

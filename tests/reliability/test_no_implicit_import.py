@@ -1,5 +1,6 @@
 """Names read from files are never imported: every command on a run (or ticket) whose file names a
 module with a side effect, each in a fresh process, and the side effect never happens."""
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,7 @@ from lotteryir.data import write_image
 from lotteryir.models import registry
 
 # Importing this module leaves a file named "imported" beside it: the side effect we watch for.
-NET = '''
+NET = """
 import pathlib
 pathlib.Path(__file__).with_name("imported").write_text("ran")
 
@@ -32,9 +33,23 @@ class Net(nn.Module):
 
     def forward(self, x):
         return x + self.b(torch.relu(self.a(x)))
-'''
-ARGS = ["--data-path", "max_images=1", "--tasks", "denoise_25", "--steps", "2", "--batch-size", "2",
-        "--patch-size", "16", "--device", "cpu", "--threads", "1"]
+"""
+ARGS = [
+    "--data-path",
+    "max_images=1",
+    "--tasks",
+    "denoise_25",
+    "--steps",
+    "2",
+    "--batch-size",
+    "2",
+    "--patch-size",
+    "16",
+    "--device",
+    "cpu",
+    "--threads",
+    "1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +61,12 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     (root / "evil").mkdir()
     (root / "evil" / "evil.py").write_text(NET)
     genuine, edited = root / "genuine", root / "edited"
-    assert main(["prune", "--model", str(root / "user" / "nets.py") + ":Net", "--rounds", "1", *ARGS,
-                 "--out", str(genuine)]) == 0
+    assert (
+        main(
+            ["prune", "--model", str(root / "user" / "nets.py") + ":Net", "--rounds", "1", *ARGS, "--out", str(genuine)]
+        )
+        == 0
+    )
     assert main(["prune", "--model", "mirl", "--size", "tiny", "--rounds", "1", *ARGS, "--out", str(edited)]) == 0
     config = json.loads((edited / "config.json").read_text())
     config["model"] = str(root / "evil" / "evil.py") + ":Net"
@@ -78,9 +97,17 @@ def test_no_command_imports_the_module_a_run_names(runs, which):
     root, run = runs["root"], runs[which]
     commands = _commands(run, root, which)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    procs = {label: subprocess.Popen([sys.executable, "-m", "lotteryir", *args], cwd=root, env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for label, args in commands.items()}
+    procs = {
+        label: subprocess.Popen(
+            [sys.executable, "-m", "lotteryir", *args],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for label, args in commands.items()
+    }
     results = {label: (p.wait(timeout=300), p.communicate()) for label, p in procs.items()}
     marker = root / ("user" if which == "genuine" else "evil") / "imported"
     assert not marker.exists(), "a command imported the module named in config.json"
@@ -96,8 +123,14 @@ def test_no_command_imports_the_module_a_run_names(runs, which):
     ticket = root / f"out-{which}" / "ticket.safetensors"
     assert ticket.is_file()
     # The exported ticket names the module too: loading it must not import it either.
-    rc = subprocess.run([sys.executable, "-m", "lotteryir", "evaluate", str(ticket)], cwd=root, env=env,
-                        capture_output=True, text=True, timeout=300)
+    rc = subprocess.run(
+        [sys.executable, "-m", "lotteryir", "evaluate", str(ticket)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if which == "genuine":
         assert rc.returncode == 1 and "does not import code named inside a file" in rc.stderr, rc.stderr
     else:

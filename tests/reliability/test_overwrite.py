@@ -1,4 +1,5 @@
 """1. No silent overwrite: restore and export never replace an input, a run's file, or (unasked) any file."""
+
 from __future__ import annotations
 
 import shutil
@@ -25,11 +26,27 @@ def photos(tmp_path):
 def test_restore_refuses_two_inputs_with_one_output_name(finished_run, photos, capsys):
     before = listing(photos)
     # The reported case: the original is overwritten, then overwritten again by cat.jpg's restoration.
-    line = one_error_line(capsys, ["restore", str(finished_run), str(photos / "cat.png"), str(photos / "cat.jpg"),
-                                   "-o", str(photos)], "cat.png", "cat.jpg")
+    line = one_error_line(
+        capsys,
+        ["restore", str(finished_run), str(photos / "cat.png"), str(photos / "cat.jpg"), "-o", str(photos)],
+        "cat.png",
+        "cat.jpg",
+    )
     assert "both" in line
-    one_error_line(capsys, ["restore", str(finished_run), str(photos / "cat.png"), str(photos / "cat.jpg"),
-                            "-o", str(photos.parent / "out"), "--overwrite"], "cat.png", "cat.jpg")
+    one_error_line(
+        capsys,
+        [
+            "restore",
+            str(finished_run),
+            str(photos / "cat.png"),
+            str(photos / "cat.jpg"),
+            "-o",
+            str(photos.parent / "out"),
+            "--overwrite",
+        ],
+        "cat.png",
+        "cat.jpg",
+    )
     assert listing(photos) == before
     assert not (photos.parent / "out").exists()
 
@@ -37,8 +54,12 @@ def test_restore_refuses_two_inputs_with_one_output_name(finished_run, photos, c
 def test_restore_never_replaces_an_input(finished_run, photos, capsys):
     before = listing(photos)
     for extra in ([], ["--overwrite"]):
-        line = one_error_line(capsys, ["restore", str(finished_run), str(photos / "dog.png"), "-o", str(photos),
-                                       *extra], "would replace the input", "dog.png")
+        line = one_error_line(
+            capsys,
+            ["restore", str(finished_run), str(photos / "dog.png"), "-o", str(photos), *extra],
+            "would replace the input",
+            "dog.png",
+        )
         assert "-o" in line
     assert listing(photos) == before
 
@@ -49,8 +70,13 @@ def test_restore_refuses_existing_outputs_unless_overwrite(finished_run, photos,
     first = listing(out)
     (out / "dog.png").write_bytes(b"an earlier result")
     capsys.readouterr()
-    one_error_line(capsys, ["restore", str(finished_run), str(photos / "dog.png"), "-o", str(out)],
-                   "exist already", "dog.png", "--overwrite")
+    one_error_line(
+        capsys,
+        ["restore", str(finished_run), str(photos / "dog.png"), "-o", str(out)],
+        "exist already",
+        "dog.png",
+        "--overwrite",
+    )
     assert (out / "dog.png").read_bytes() == b"an earlier result"
     assert main(["restore", str(finished_run), str(photos / "dog.png"), "-o", str(out), "--overwrite"]) == 0
     assert read_image(out / "dog.png").shape == (3, 24, 32) and listing(out).keys() == first.keys()
@@ -79,15 +105,19 @@ def test_export_refuses_existing_files_unless_overwrite(finished_run, tmp_path, 
     assert target.stat().st_size > 10_000
 
 
-@pytest.mark.parametrize("inside", ["rounds/r02/ticket.safetensors", "config.json", "new.safetensors",
-                                    "rounds/r01/extra.safetensors"])
+@pytest.mark.parametrize(
+    "inside", ["rounds/r02/ticket.safetensors", "config.json", "new.safetensors", "rounds/r01/extra.safetensors"]
+)
 def test_export_never_writes_inside_a_run(finished_run, tmp_path, capsys, inside):
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)
     before = listing(run)
     for extra in ([], ["--overwrite"]):
-        one_error_line(capsys, ["export", str(run), "--round", "2", "--dtype", "fp16", "-o", str(run / inside),
-                                *extra], "inside the run directory")
+        one_error_line(
+            capsys,
+            ["export", str(run), "--round", "2", "--dtype", "fp16", "-o", str(run / inside), *extra],
+            "inside the run directory",
+        )
     assert listing(run) == before
 
 
@@ -97,8 +127,9 @@ def test_other_outputs_are_guarded_too(finished_run, tmp_path, capsys):
     before = listing(run)
     one_error_line(capsys, ["report", str(run), "--figure", str(run / "fig.png")], "inside the run directory")
     one_error_line(capsys, ["evaluate", str(run), "--save-images", str(run / "restored")], "inside the run directory")
-    one_error_line(capsys, ["restore", str(run), str(tmp_path / "x.png"), "-o", str(run / "rounds")],
-                   "inside the run directory")
+    one_error_line(
+        capsys, ["restore", str(run), str(tmp_path / "x.png"), "-o", str(run / "rounds")], "inside the run directory"
+    )
     taken = tmp_path / "figure.png"
     taken.write_bytes(b"keep me")
     one_error_line(capsys, ["report", str(run), "--figure", str(taken)], "exists", "--overwrite")

@@ -1,4 +1,5 @@
 """4. Paths are resolved once: a run means the same data from any working directory."""
+
 from __future__ import annotations
 
 import json
@@ -24,9 +25,33 @@ def test_relative_data_means_the_same_data_from_anywhere(tmp_path, monkeypatch, 
     _dataset(here / "data", seed=1)
     _dataset(elsewhere / "data", seed=2)  # same relative path, other images
     monkeypatch.chdir(here)
-    args = ["prune", "--recipe", "denoise", "--data", "data", "--data-path", "denoise_train=train",
-            "--data-path", "denoise_test=test", "--tasks", "denoise_25", "--size", "tiny", "--rounds", "0",
-            "--steps", "1", "--batch-size", "2", "--patch-size", "32", "--device", "cpu", "--out", "run"]
+    args = [
+        "prune",
+        "--recipe",
+        "denoise",
+        "--data",
+        "data",
+        "--data-path",
+        "denoise_train=train",
+        "--data-path",
+        "denoise_test=test",
+        "--tasks",
+        "denoise_25",
+        "--size",
+        "tiny",
+        "--rounds",
+        "0",
+        "--steps",
+        "1",
+        "--batch-size",
+        "2",
+        "--patch-size",
+        "32",
+        "--device",
+        "cpu",
+        "--out",
+        "run",
+    ]
     assert main(args) == 0
     first = capsys.readouterr().out.splitlines()[0]
     root = (here / "data").resolve()
@@ -41,8 +66,12 @@ def test_relative_data_means_the_same_data_from_anywhere(tmp_path, monkeypatch, 
 
 def test_recipe_options_are_stored_typed_and_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    c = RunConfig(recipe="mirl", data="~/x", rounds=1,
-                  data_paths={"derain_train": "/abs/rain", "dehaze_test": "rel/haze", "skip_bad": "yes"}).resolved()
+    c = RunConfig(
+        recipe="mirl",
+        data="~/x",
+        rounds=1,
+        data_paths={"derain_train": "/abs/rain", "dehaze_test": "rel/haze", "skip_bad": "yes"},
+    ).resolved()
     home = str(tmp_path.home())
     assert c.data == f"{home}/x"
     assert c.data_paths == {"derain_train": "/abs/rain", "dehaze_test": f"{home}/x/rel/haze", "skip_bad": True}

@@ -2,6 +2,7 @@
 
 (.ci/run proves it end to end by running the suite in a clone with nothing beside it.)
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -10,8 +11,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO / "tests" / "reference"
-FILES = ["fill.py", "mirl_full.json", "mirl_full_io.safetensors", "restormer_full.json",
-         "restormer_full_io.safetensors", "restormer_full_biasfree.json", "restormer_full_biasfree_io.safetensors"]
+FILES = [
+    "fill.py",
+    "mirl_full.json",
+    "mirl_full_io.safetensors",
+    "restormer_full.json",
+    "restormer_full_io.safetensors",
+    "restormer_full_biasfree.json",
+    "restormer_full_biasfree_io.safetensors",
+]
 
 
 def test_reference_data_ships_inside_the_repository():

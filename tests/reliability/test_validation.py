@@ -1,4 +1,5 @@
 """6. Options are checked before any training, each refusal names its option; NaN advice that works."""
+
 from __future__ import annotations
 
 import re
@@ -11,8 +12,17 @@ from lotteryir.runs import read_config
 
 from .errors import one_error_line
 
-BASE = {"--model": "mirl", "--size": "tiny", "--data-path": "max_images=1", "--tasks": "denoise_25",
-        "--rounds": "1", "--steps": "3", "--batch-size": "2", "--patch-size": "32", "--device": "cpu"}
+BASE = {
+    "--model": "mirl",
+    "--size": "tiny",
+    "--data-path": "max_images=1",
+    "--tasks": "denoise_25",
+    "--rounds": "1",
+    "--steps": "3",
+    "--batch-size": "2",
+    "--patch-size": "32",
+    "--device": "cpu",
+}
 
 
 def _args(**changes: str | None) -> list[str]:

@@ -84,7 +84,9 @@ def test_thread_count_is_chosen_before_training_and_kept_on_resume(tmp_path, mon
     config = RunConfig(**{**TINY, "rounds": 0})
     from lotteryir.runs import RunCallbacks
 
-    run = PruningRun(tmp_path / "run", config, RunCallbacks(on_step=lambda p, kind: seen.append(torch.get_num_threads())))
+    run = PruningRun(
+        tmp_path / "run", config, RunCallbacks(on_step=lambda p, kind: seen.append(torch.get_num_threads()))
+    )
     plan = run.plan(estimate=False)
     assert (plan.threads, plan.threads_reason) == (2, "OMP_NUM_THREADS")
     torch.set_num_threads(1)

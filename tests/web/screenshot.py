@@ -4,6 +4,7 @@
 
 Needs what the browser test needs (node, Chromium, `npm ci` in tests/web).
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,18 @@ def main() -> None:
         server = serve_site(site, port=0)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         jobs = Path(tmp) / "jobs.json"
-        jobs.write_text(json.dumps([{"url": f"http://127.0.0.1:{server.server_address[1]}/", "image": str(Path(image).resolve()),
-                                     "out": str(Path(tmp) / "out.json"), "screenshot": str(target)}]))
+        jobs.write_text(
+            json.dumps(
+                [
+                    {
+                        "url": f"http://127.0.0.1:{server.server_address[1]}/",
+                        "image": str(Path(image).resolve()),
+                        "out": str(Path(tmp) / "out.json"),
+                        "screenshot": str(target),
+                    }
+                ]
+            )
+        )
         try:
             subprocess.run(["node", str(WEB / "browser_check.mjs"), str(jobs)], cwd=WEB, check=True)
         finally:
