@@ -14,11 +14,11 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from .base import Recipe
 from .datasets import ImageDataset
 from .errors import DataError
 from .layouts import find_pair_folders, list_images, pair_images
 from .mixing import MIRL_REPEATS
-from .recipe import Recipe
 from .source import ImageSource
 from .tasks import DENOISE_TASKS, check_tasks, task_family
 

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .base import Recipe, RecipeInfo
 from .errors import DataError
 from .folders import FAMILIES, FOLDER_RECIPES, FolderRecipe, expand_families
 from .layouts import LAYOUTS
-from .recipe import Recipe, RecipeInfo
 from .sample import SPLITS, SampleRecipe
 from .tasks import ALL_TASKS
 

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from .base import Recipe
 from .datasets import ImageDataset
 from .errors import DataError
-from .recipe import Recipe
 from .source import ImageSource
 from .tasks import ALL_TASKS, check_tasks
 

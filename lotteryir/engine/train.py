@@ -19,15 +19,15 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from lotteryir.engine import distributed as ddp
-from lotteryir.engine.checkpoint import (
+from lotteryir.engine.device import pick_device
+from lotteryir.engine.resume import (
     TrainState,
     capture_rng,
-    load_checkpoint,
+    load_resume_state,
     peek_state,
     restore_rng,
-    save_checkpoint,
+    save_resume_state,
 )
-from lotteryir.engine.device import pick_device
 from lotteryir.engine.threads import ThreadChoice, apply_threads, resolve_threads
 
 if TYPE_CHECKING:  # the closure boundary is the only contact with the pruner, and only as a type
@@ -383,7 +383,7 @@ class RestorationTrainer:
                     if world > 1:
                         optim_state["rng_ranks"] = ddp.all_gather_object(capture_rng())
                     if main:
-                        save_checkpoint(ckpt_dir, state, model, optim_state)
+                        save_resume_state(ckpt_dir, state, model, optim_state)
                     saved_step = state.step
                     log.debug("round %d: checkpoint at step %d in %s", ctx.round, state.step, ckpt_dir)
                 if stop and state.step < total:
@@ -453,12 +453,12 @@ class RestorationTrainer:
                 f"the training checkpoint in {ckpt_dir} was written with a different setup ({detail}); "
                 "restore the original settings or delete the checkpoint to restart the round"
             )
-        loaded = load_checkpoint(ckpt_dir, model)
+        loaded = load_resume_state(ckpt_dir, model)
         assert loaded is not None
         state, optim_state = loaded
         ranks = optim_state.get("rng_ranks") or []
         if 0 < ddp.rank() < len(ranks):
-            restore_rng(*ranks[ddp.rank()])  # load_checkpoint restored rank 0's generators
+            restore_rng(*ranks[ddp.rank()])  # load_resume_state restored rank 0's generators
         optimizer.load_state_dict(optim_state["optimizer"])
         if scaler is not None and "scaler" in optim_state:
             scaler.load_state_dict(optim_state["scaler"])

@@ -5,15 +5,6 @@ This package knows nothing about pruning: a network is a network.
 
 from __future__ import annotations
 
-from .checkpoint import (
-    CheckpointError,
-    CheckpointMismatchError,
-    build_from_state_dict,
-    check_weights,
-    guess_model,
-    load_weights,
-    read_checkpoint,
-)
 from .init import INITS, apply_init
 from .padding import pad_to_multiple
 from .promptir import PromptGenBlock, PromptIR, PromptIRConfig
@@ -29,6 +20,15 @@ from .registry import (
     sizes,
 )
 from .restormer import Restormer, RestormerConfig
+from .weights import (
+    CheckpointError,
+    CheckpointMismatchError,
+    build_from_state_dict,
+    check_weights,
+    guess_model,
+    load_weights,
+    read_checkpoint,
+)
 
 __all__ = [
     "INITS",

@@ -3,6 +3,7 @@
 Imports torch and nothing else of lotteryir: it never learns what an image is.
 """
 
+from .._files import atomic_save_safetensors, atomic_write, atomic_write_text
 from .bridge import attach_masks as _attach_params
 from .bridge import current_mask, effective_weights, export_state_dict, remove_masks, write_weights
 from .checks import PruningWarning
@@ -16,7 +17,6 @@ from .distributed import (
     verify_masks_agree,
     verify_weights_agree,
 )
-from .files import atomic_save_safetensors, atomic_write, atomic_write_text
 from .mask import Mask
 from .pruner import MAX_ROUNDS, IterativeMagnitudePruner, Rewind, RoundRecord, rounds_for_density
 from .report import SparsityReport, TensorSparsity, sparsity_report

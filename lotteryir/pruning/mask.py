@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
-from .files import atomic_save_safetensors
+from .._files import atomic_save_safetensors
 
 ORIG_SUFFIX = "_orig"
 MASK_SUFFIX = "_mask"

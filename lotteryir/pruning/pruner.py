@@ -31,10 +31,10 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from .._files import atomic_save_safetensors, atomic_write_text
 from . import bridge, checks, distributed, levels
 from .context import RoundContext, TrainClosure
 from .controls import InitFn, ModelFactory, ReinitError, check_reinit, reinitialize, untouched_message
-from .files import atomic_save_safetensors, atomic_write_text
 from .mask import MASK_SUFFIX, ORIG_SUFFIX, Mask
 from .report import SparsityReport, sparsity_report
 from .selection import PrunableParam, find_prunable

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from safetensors import safe_open
 
-from .files import atomic_save_safetensors
+from .._files import atomic_save_safetensors
 from .mask import Mask
 
 FORMAT = "lotteryir-ticket"

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from .._files import atomic_write
 from ..data import write_image
 from ..engine import restore_image
-from ..pruning.files import atomic_write
 
 CONTROL_STYLES = {"random_reinit": ("random reinit", "tab:red"), "random_prune": ("random prune", "tab:purple")}
 

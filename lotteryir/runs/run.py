@@ -44,6 +44,7 @@ from typing import Any
 import torch
 
 from .. import __version__
+from .._files import atomic_write_text, is_leftover, remove_leftovers, temporary_dir
 from ..data import DataError, get_recipe
 from ..engine import NonFiniteLossError, RestorationTrainer, TrainConfig, TrainProgress, evaluate
 from ..engine import distributed as ddp
@@ -51,7 +52,6 @@ from ..engine.threads import ThreadChoice, apply_threads, auto_threads
 from ..models import apply_init, build_model
 from ..models.init import identity_layer_rates
 from ..pruning import IterativeMagnitudePruner, Mask, Rewind, RoundContext, RoundRecord
-from ..pruning.files import atomic_write_text, is_leftover, remove_leftovers, temporary_dir
 from ..pruning.ticket import save_compact
 from .config import RunConfig
 from .figures import write_report_figure, write_samples_figure

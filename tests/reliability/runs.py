@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
+from lotteryir._files import is_leftover
 from lotteryir.pruning import Mask
-from lotteryir.pruning.files import is_leftover
 from lotteryir.pruning.ticket import load_compact
 from lotteryir.runs import PruningRun, RunConfig, read_history
 

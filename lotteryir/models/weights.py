@@ -1,4 +1,4 @@
-"""Reading released weight files of any supported format and loading them strictly.
+"""Reading released weight files (foreign checkpoints) of any supported format and loading them strictly.
 
 Formats, detected from the file's content rather than its name:
 - safetensors;

@@ -1,4 +1,4 @@
-"""Mid-round training checkpoints: written atomically, read back for bit-exact resume.
+"""Resume state of a round in progress: written atomically, read back for bit-exact resume.
 
 Layout inside the round's checkpoint directory::
 
@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from lotteryir.pruning.files import atomic_write, unshared_cpu
+from lotteryir._files import atomic_write, unshared_cpu
 
-__all__ = ["TrainState", "save_checkpoint", "load_checkpoint", "capture_rng", "restore_rng"]
+__all__ = ["TrainState", "save_resume_state", "load_resume_state", "capture_rng", "restore_rng"]
 
 STATE_FILE = "train_state.json"
 _RNG_PREFIX = "__rng__."
@@ -74,7 +74,7 @@ def restore_rng(tensors: dict[str, torch.Tensor], scalars: dict[str, Any]) -> No
     random.setstate((version, tuple(internal), gauss_next))
 
 
-def save_checkpoint(
+def save_resume_state(
     directory: Path,
     state: TrainState,
     model: torch.nn.Module,
@@ -110,7 +110,7 @@ def save_checkpoint(
             stale.unlink(missing_ok=True)
 
 
-def load_checkpoint(directory: Path, model: torch.nn.Module) -> tuple[TrainState, dict[str, Any]] | None:
+def load_resume_state(directory: Path, model: torch.nn.Module) -> tuple[TrainState, dict[str, Any]] | None:
     """Load the checkpoint in ``directory`` into ``model`` and the global RNGs.
 
     Returns the state and the optimizer state dict, or None when there is no
