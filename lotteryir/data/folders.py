@@ -112,8 +112,8 @@ class FolderRecipe(Recipe):
             if pairs and len(pairs) != len(folders):
                 raise DataError(f"mixing paired and clean folders in one set: {', '.join(map(str, folders))}")
             if pairs:
-                found = [p for i, t in pairs for p in pair_images(i, t, layout=self.layout)]
-                cache[key] = ImageSource.from_pairs(found, **options)
+                matched = [p for i, t in pairs for p in pair_images(i, t, layout=self.layout)]
+                cache[key] = ImageSource.from_pairs(matched, **options)
             else:
                 found = [p for f in folders for p in list_images(f, what="clean images")]
                 cache[key] = ImageSource.from_paths(found, **options)

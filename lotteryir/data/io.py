@@ -137,8 +137,8 @@ def _decode_with_torchvision(data: bytes, suffix: str) -> torch.Tensor:
 def _decode_with_pil(path: Path) -> torch.Tensor:
     from PIL import Image, ImageOps
 
-    with Image.open(path) as img:
-        img = ImageOps.exif_transpose(img)
+    with Image.open(path) as opened:
+        img: Image.Image = ImageOps.exif_transpose(opened)
         if img.mode == "P":
             img = img.convert("RGBA" if "transparency" in img.info else "RGB")
         elif img.mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):

@@ -85,7 +85,8 @@ def list_images(folder: str | Path, *, recursive: bool = False, what: str = "ima
     if not folder.is_dir():
         raise DataError(f"not a folder: {folder} (expected a folder of {what})")
     entries = folder.rglob("*") if recursive else folder.iterdir()
-    images, ignored = [], []
+    images: list[Path] = []
+    ignored: list[Path] = []
     for entry in entries:
         if entry.name.startswith("."):
             continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
+from collections.abc import Mapping
 
 import torch
 from torch.utils.data import Dataset
@@ -101,7 +102,7 @@ class MixedDataset(Dataset):
         return task, (slot - start) % len(self.parts[task])
 
 
-def _check_keys(given: dict[str, object], tasks: list[str], what: str) -> None:
+def _check_keys(given: Mapping[str, object], tasks: list[str], what: str) -> None:
     unknown = sorted(set(given) - set(tasks))
     if unknown:
         raise DataError(f"{what} name task(s) {', '.join(unknown)} that are not mixed here ({', '.join(tasks)})")

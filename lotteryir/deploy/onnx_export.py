@@ -108,7 +108,7 @@ def to_onnx(
         torch.onnx.export(
             _PadCrop(net, multiple).eval(),
             (example,),
-            buf,
+            buf,  # type: ignore[arg-type]  # a file object is accepted and documented
             opset_version=opset,
             dynamo=False,
             input_names=[INPUT],
@@ -125,7 +125,11 @@ def to_onnx(
         entry.key, entry.value = key, value
     data = proto.SerializeToString()
     path = Path(path)
-    atomic_write(path, lambda p: p.write_bytes(data))
+
+    def write(p: Path) -> None:
+        p.write_bytes(data)
+
+    atomic_write(path, write)
     return OnnxExport(path, len(data), dense_bytes, stats[0], stats[1], stats[2], opset, meta)
 
 

@@ -47,6 +47,8 @@ class BlockedConv1x1(nn.Module):
     formulation without sparsity, to measure what sparsity alone gains).
     """
 
+    weight: torch.Tensor
+
     def __init__(self, conv: nn.Conv2d, layout: Layout = "csr", block: int = BLOCK) -> None:
         super().__init__()
         w = conv.weight.detach()[:, :, 0, 0].contiguous()
@@ -242,11 +244,13 @@ def sparsify(
             if sparse:
                 report.replaced[name] = density
     for pointwise, depthwise in pairs:
-        fused = PointDepth(net.get_submodule(pointwise), net.get_submodule(depthwise), pixels=4 * block)
+        point, depth = net.get_submodule(pointwise), net.get_submodule(depthwise)
+        assert isinstance(point, BlockedConv1x1) and isinstance(depth, nn.Conv2d)  # replaced just above
+        fused = PointDepth(point, depth, pixels=4 * block)
         _set_submodule(net, depthwise, fused)
         _set_submodule(net, pointwise, nn.Identity())  # the depthwise slot now takes the 1x1 conv's input
         report.fused.append((pointwise, depthwise))
-    net.sparsify_report = report
+    setattr(net, "sparsify_report", report)  # noqa: B010  (an attribute nn.Module does not declare)
     return net.eval()
 
 

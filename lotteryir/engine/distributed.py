@@ -190,6 +190,9 @@ def ddp_wrap(model: nn.Module, device: torch.device, find_unused_parameters: boo
             else "broadcast_buffers"
         )
         holder.ddp = DistributedDataParallel(
-            model, device_ids=ids, find_unused_parameters=find_unused_parameters, **{sync: bool(others)}
+            model,
+            device_ids=ids,
+            find_unused_parameters=find_unused_parameters,
+            **{sync: bool(others)},  # type: ignore[arg-type]  # the keyword is chosen by name above
         )
     return holder.ddp

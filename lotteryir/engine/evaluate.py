@@ -145,8 +145,8 @@ def evaluate(
             psnr=_mean([s.psnr for s in scores]),
             ssim=_mean([s.ssim for s in scores]),
             images=scores,
-            input_psnr=_mean([s.input_psnr for s in scores]),
-            input_ssim=_mean([s.input_ssim for s in scores]),
+            input_psnr=_mean([s.input_psnr for s in scores if s.input_psnr is not None]),
+            input_ssim=_mean([s.input_ssim for s in scores if s.input_ssim is not None]),
         )
         log.info("%s: PSNR %.2f dB, SSIM %.4f over %d images", label, results[label].psnr, results[label].ssim, count)
     return EvalResult(sets=results, y_channel=y_channel, tile=tile)

@@ -98,7 +98,7 @@ def ddp_ignore_masks(module: nn.Module) -> list[str]:
     if setter is not None:  # DDP's documented way (a static method; it also marks the tensors)
         setter(module, ignored)
     else:
-        module._ddp_params_and_buffers_to_ignore = ignored
+        setattr(module, "_ddp_params_and_buffers_to_ignore", ignored)  # noqa: B010  (DDP reads it by name)
     return names
 
 

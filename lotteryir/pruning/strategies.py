@@ -122,7 +122,7 @@ def _kth_key_radix(flat: list[torch.Tensor], k: int) -> tuple[int, int, int]:
     keys in the bucket that holds the k-th."""
     # The high 16 bits as a strided int16 view: no shifted copy of the keys is materialized.
     highs = [t.view(torch.int16)[_HIGH_HALF::2] for t in flat]
-    hi_hist = sum(torch.bincount(h, minlength=1 << 15).cpu() for h in highs)
+    hi_hist = torch.stack([torch.bincount(h, minlength=1 << 15).cpu() for h in highs]).sum(0)
     cum = torch.cumsum(hi_hist, 0)
     hi = int(torch.searchsorted(cum, torch.tensor(k, dtype=cum.dtype)))
     below_hi = int(cum[hi - 1]) if hi > 0 else 0
