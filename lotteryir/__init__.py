@@ -8,9 +8,8 @@ the ``lotteryir`` command line make resumable runs of it.
 
 from __future__ import annotations
 
-__version__ = "0.1.0.dev0"
-
 from . import data, engine, models, pruning  # noqa: E402
+from ._version import __version__
 from .checkpoints import LoadedCheckpoint, load_checkpoint, load_ticket, read_ticket, save_ticket  # noqa: E402
 from .engine import psnr, restore_image, ssim  # noqa: E402
 from .pruning import IterativeMagnitudePruner, Mask, RoundContext, sparsity_report  # noqa: E402

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ._version import __version__
 from .models import CheckpointError, build_from_state_dict, check_weights, guess_model, load_weights, read_checkpoint
 from .models.registry import refuse_from_file
 from .pruning import (
@@ -87,8 +88,6 @@ def save_ticket(
     from the weights when the model is registered) go into the metadata so
     :func:`load_ticket` can rebuild the network.
     """
-    from . import __version__
-
     state = export_state_dict(model)
     attached = [p for p in find_prunable(model) if hasattr(p.module, p.attr + "_mask")]
     if attached:
