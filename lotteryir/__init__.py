@@ -9,6 +9,7 @@ the ``lotteryir`` command line make resumable runs of it.
 from __future__ import annotations
 
 __version__ = "0.1.0.dev0"
+"""The installed lotteryir version (PEP 440)."""
 
 from . import data, engine, models, pruning  # noqa: E402
 from .checkpoints import LoadedCheckpoint, load_checkpoint, load_ticket, read_ticket, save_ticket  # noqa: E402
