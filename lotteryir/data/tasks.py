@@ -6,7 +6,9 @@ from .errors import DataError
 
 DENOISE_SIGMAS: tuple[int, ...] = (15, 25, 50)
 DENOISE_TASKS: tuple[str, ...] = tuple(f"denoise_{s}" for s in DENOISE_SIGMAS)
+"""The Gaussian-denoising task names, one per noise level (``denoise_15`` ...)."""
 ALL_TASKS: tuple[str, ...] = (*DENOISE_TASKS, "derain", "dehaze", "web")
+"""Every task name a recipe may offer: the denoising levels, ``derain``, ``dehaze`` and ``web``."""
 FAMILIES: tuple[str, ...] = ("denoise", "derain", "dehaze", "web")
 # A training-only pseudo-task: pairs whose input is the clean image itself. Mixed into all-in-one
 # training, they teach a blind restorer to leave an image alone when nothing is wrong with it.

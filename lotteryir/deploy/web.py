@@ -24,8 +24,10 @@ from .onnx_export import OnnxExport, to_onnx
 
 ORT_WEB_VERSION = "1.30.0"  # the onnxruntime-web release the page is tested with (tests/web/package.json)
 DEFAULT_RUNTIME = f"https://cdn.jsdelivr.net/npm/onnxruntime-web@{ORT_WEB_VERSION}/dist/"
+"""Where the page loads onnxruntime-web from unless told otherwise: the pinned release on jsDelivr."""
 # The WebAssembly-only build: its loader script and the SIMD module it fetches.
 RUNTIME_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+"""The onnxruntime-web files the page needs; ``--runtime`` copies these into the site."""
 PAGE_FILES = ("index.html", "restore.js")
 MODEL_FILE = "model.onnx"
 

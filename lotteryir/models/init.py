@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 INITS: tuple[str, ...] = ("default", "identity")
+"""The initializations ``--init`` accepts: ``default`` (the network's own), ``identity`` (last conv at zero)."""
 
 
 def apply_init(model: nn.Module, init: str) -> nn.Module:

@@ -20,6 +20,7 @@ DEFAULT_MODULE_TYPES: tuple[type[nn.Module], ...] = (
     nn.ConvTranspose3d,
     nn.Linear,
 )
+"""Module types whose ``weight`` is prunable by default: convolutions (1d/2d/3d, transposed) and Linear."""
 
 
 @dataclass(frozen=True)

@@ -353,3 +353,4 @@ STRATEGIES: dict[str, Strategy] = {
     "layerwise": layerwise_magnitude,
     "random": random_pruning,
 }
+"""Scope name -> strategy function ``(weights, mask, amount) -> Mask``."""

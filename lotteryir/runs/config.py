@@ -45,6 +45,7 @@ PAPER_PRESET: dict[str, Any] = {
     "patch_size": 64,
     "tasks": ["denoise_15", "denoise_25", "denoise_50", "derain", "dehaze"],
 }
+"""The options ``--preset paper`` sets: the MIR-L paper's full network, schedule and training."""
 
 # Settings that may change between a run and its resumption without changing its results' meaning.
 # (A different thread count changes float results in the last bits; a resumed run therefore keeps
