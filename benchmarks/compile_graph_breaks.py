@@ -13,7 +13,9 @@ median wall-clock and CPU time per step over interleaved repetitions (the four
 steps in rotating order, so drift in machine load hits all alike), and the ratios
 compiled-masked / eager-masked and compiled-masked / compiled-dense.
 ``--plain-norm`` replaces the Function by the same arithmetic in plain ops (no
-graph break: one graph each).
+graph break: one graph each; inductor then compiles the whole network, forward and
+backward, which took over 6 minutes at load average 24 on 2 cores, so it is not in the
+committed results).
 
     OMP_NUM_THREADS=1 python benchmarks/compile_graph_breaks.py [--batch 4 --patch 48 --reps 12] [--plain-norm]
 """
