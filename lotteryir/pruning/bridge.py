@@ -5,7 +5,8 @@ the mask in the buffer ``<attr>_mask``, and a forward pre-hook (a
 ``torch.nn.utils.prune.BasePruningMethod``, so ``prune.is_pruned`` and
 ``prune.remove`` work) recomputes ``<attr> = <attr>_orig * <attr>_mask``.
 
-Two choices differ from torch's defaults, both measured (benchmarks/mask_overhead.py):
+Three choices differ from torch's defaults, all measured (benchmarks/mask_overhead.py,
+benchmarks/compile_graph_breaks.py):
 
 - Masks are ``bool`` buffers, not copies of the weight's dtype: a quarter of
   the memory and of the state dict's mask bytes. torch's own ``apply_mask``
@@ -13,6 +14,13 @@ Two choices differ from torch's defaults, both measured (benchmarks/mask_overhea
 - The hooks are written for torch.compile: the pre-hook sets the attribute with
   ``setattr`` and the post-forward hook detaches it unconditionally (reading
   ``.grad_fn`` would break the graph at every masked module).
+- Where dynamo falls back to eager (a graph break it cannot resume from, such as
+  NAFNet's custom autograd ``LayerNorm2d``), it would compile every hook, and the
+  ``forward`` of every torch.nn module that has a hook, as graphs of their own:
+  one multiply or one conv each, more graphs than the dense network and slower
+  than eager. Those frames are marked "run eagerly when not inside a traced
+  frame" (``_run_eagerly_on_fallback``), which is what dynamo does for the dense
+  network; traced frames still inline them, so no graph changes.
 
 Masks are updated *in place*, so the parameter set never changes once attached
 (optimizers and DistributedDataParallel built before a pruning round stay valid).
@@ -21,6 +29,7 @@ Masks are updated *in place*, so the parameter set never changes once attached
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from types import CodeType
 
 import torch
 from torch import nn
@@ -29,14 +38,41 @@ from torch.nn.utils import prune
 from .mask import MASK_SUFFIX, ORIG_SUFFIX, Mask
 from .selection import PrunableParam
 
+try:  # torch's C-level frame switch: cheap to import (torch._dynamo itself takes seconds) and to call
+    from torch._C._dynamo.eval_frame import _FrameAction, _FrameExecStrategy, set_code_exec_strategy
+
+    _EAGER_ON_FALLBACK = _FrameExecStrategy(_FrameAction.SKIP, _FrameAction.DEFAULT)
+except (ImportError, AttributeError):  # another torch: graph counts as torch makes them, nothing breaks
+    set_code_exec_strategy = None
+
+
+def _run_eagerly_on_fallback(code: CodeType | None) -> None:
+    """Dynamo never compiles ``code`` as a frame of its own; a traced frame that calls it still inlines it.
+
+    The same as ``torch._dynamo.eval_frame.skip_code``. Only the frame itself is
+    skipped (what it calls is decided as usual).
+    """
+    if code is not None and set_code_exec_strategy is not None:
+        set_code_exec_strategy(code, _EAGER_ON_FALLBACK)
+
+
+def _inbuilt_forward(module: nn.Module) -> CodeType | None:
+    """The code of ``module``'s forward when dynamo would compile it for having hooks (torch.nn classes only)."""
+    cls = type(module)
+    if not cls.__module__.startswith(("torch.nn.", "torch.ao.")):
+        return None  # user classes: dynamo compiles their frames with or without hooks, dense alike
+    return getattr(cls.forward, "__code__", None)
+
 
 class _FixedMask(prune.BasePruningMethod):
     """The forward pre-hook of one masked tensor; its mask is the buffer lotteryir updates in place."""
 
     PRUNING_TYPE = "unstructured"
+    _inbuilt = False  # hooks pickled before the flag existed
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, inbuilt: bool = False) -> None:
         self._tensor_name = name
+        self._inbuilt = inbuilt  # a flag, not the code object: hooks must stay picklable (torch.save(model))
 
     def compute_mask(self, t: torch.Tensor, default_mask: torch.Tensor) -> torch.Tensor:
         # Only reached when torch.nn.utils.prune stacks another method on top of ours.
@@ -44,7 +80,14 @@ class _FixedMask(prune.BasePruningMethod):
 
     def __call__(self, module: nn.Module, inputs) -> None:
         name = self._tensor_name
-        _set(module, name, module._parameters[name + ORIG_SUFFIX] * module._buffers[name + MASK_SUFFIX])
+        value = module._parameters[name + ORIG_SUFFIX] * module._buffers[name + MASK_SUFFIX]
+        if torch.compiler.is_compiling():
+            setattr(module, name, value)  # traced as a plain side effect (a __dict__ write breaks the graph)
+        else:
+            module.__dict__[name] = value
+            # Again at every eager call (about a microsecond): torch._dynamo.reset() forgets the mark.
+            if self._inbuilt:
+                _run_eagerly_on_fallback(type(module).forward.__code__)
 
 
 class _DetachAfterForward:
@@ -70,6 +113,10 @@ def _set(module: nn.Module, name: str, value: torch.Tensor) -> None:
         setattr(module, name, value)
     else:
         module.__dict__[name] = value
+
+
+for _code in (_FixedMask.__call__.__code__, _DetachAfterForward.__call__.__code__, _set.__code__):
+    _run_eagerly_on_fallback(_code)
 
 
 def _is_attached(module: nn.Module, attr: str) -> bool:
@@ -102,7 +149,9 @@ def _install(module: nn.Module, attr: str, mask: torch.Tensor) -> None:
     params.clear()
     params.update(renamed)
     module.register_buffer(attr + MASK_SUFFIX, mask.to(torch.bool))
-    module.register_forward_pre_hook(_FixedMask(attr))
+    forward_code = _inbuilt_forward(module)
+    _run_eagerly_on_fallback(forward_code)
+    module.register_forward_pre_hook(_FixedMask(attr, forward_code is not None))
     post = next((h for h in module._forward_hooks.values() if isinstance(h, _DetachAfterForward)), None)
     if post is None:
         post = _DetachAfterForward()

@@ -55,6 +55,99 @@ def test_compiled_masked_model_has_the_dense_graph_count_and_no_recompiles():
         assert (module.weight[~keep] == 0).all()
 
 
+class _LayerNormFunction(torch.autograd.Function):
+    """NAFNet's LayerNorm2d as published: dynamo gives up on its backward and runs the caller eagerly."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        ctx.eps = eps
+        _, c, _, _ = x.size()
+        mu = x.mean(1, keepdim=True)
+        var = (x - mu).pow(2).mean(1, keepdim=True)
+        y = (x - mu) / (var + eps).sqrt()
+        ctx.save_for_backward(y, var, weight)
+        return weight.view(1, c, 1, 1) * y + bias.view(1, c, 1, 1)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        eps = ctx.eps
+        _, c, _, _ = grad_output.size()
+        y, var, weight = ctx.saved_variables  # deprecated spelling, as in NAFNet; dynamo cannot trace it
+        g = grad_output * weight.view(1, c, 1, 1)
+        mean_g = g.mean(dim=1, keepdim=True)
+        mean_gy = (g * y).mean(dim=1, keepdim=True)
+        gx = 1.0 / torch.sqrt(var + eps) * (g - y * mean_gy - mean_g)
+        return gx, (grad_output * y).sum(dim=(0, 2, 3)), grad_output.sum(dim=(0, 2, 3)), None
+
+
+class _NAFBlock(torch.nn.Module):
+    """conv -> norm -> convs; the norm is NAFNet's custom Function, or plain ops after an explicit graph break."""
+
+    def __init__(self, brk: str, c: int):
+        super().__init__()
+        self.brk = brk
+        self.norm_w = torch.nn.Parameter(torch.ones(c))
+        self.norm_b = torch.nn.Parameter(torch.zeros(c))
+        self.a = torch.nn.Conv2d(c, c, 1)
+        self.dw = torch.nn.Conv2d(c, c, 3, padding=1, groups=c)
+        self.b = torch.nn.Conv2d(c, c, 1)
+
+    def forward(self, h):
+        if self.brk == "autograd_function":
+            n = _LayerNormFunction.apply(h, self.norm_w, self.norm_b, 1e-6)
+        else:  # a break dynamo resumes after
+            torch._dynamo.graph_break()
+            n = h * self.norm_w.view(1, -1, 1, 1) + self.norm_b.view(1, -1, 1, 1)
+        return h + self.b(torch.relu(self.dw(self.a(n))))
+
+
+class _NAFLike(torch.nn.Module):
+    def __init__(self, brk: str, c: int = 8, blocks: int = 3):
+        super().__init__()
+        self.intro = torch.nn.Conv2d(3, c, 3, padding=1)
+        self.body = torch.nn.Sequential(*[_NAFBlock(brk, c) for _ in range(blocks)])
+        self.end = torch.nn.Conv2d(c, 3, 3, padding=1)
+
+    def forward(self, x):
+        return x + self.end(self.body(self.intro(x)))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # ctx.saved_variables
+@pytest.mark.parametrize("brk", ["autograd_function", "graph_break"])
+def test_graph_breaks_in_the_network_cost_masks_no_graphs(brk):
+    import torch._dynamo
+
+    torch.manual_seed(6)
+    dense = _NAFLike(brk)
+    masked = copy.deepcopy(dense)
+    dense_graphs = _compiled_graphs(dense, 2)[-1]
+    # Compiled once more, not reset: dynamo remembers the conv forward's code when the masks arrive,
+    # and the reset inside _compiled_graphs must not bring the per-module graphs back.
+    torch.compile(dense, backend=lambda gm, _: gm.forward)(fixed_batch()[0])
+    pruner = IterativeMagnitudePruner(masked, rate=0.5)
+    pruner.prune()
+    seen = _compiled_graphs(masked, 4, between=pruner.prune)
+    assert 1 <= seen[-1] <= dense_graphs, (seen, dense_graphs)
+    assert seen[0] == seen[-1], f"recompiled after pruning: {seen}"
+
+    # Compiled training still multiplies by the mask: pruned weights stay zero, outputs match eager.
+    torch._dynamo.reset()
+    compiled = torch.compile(masked, backend="aot_eager")
+    opt = torch.optim.AdamW(masked.parameters(), lr=0.05, weight_decay=0.5)
+    x, y = fixed_batch()
+    for _ in range(3):
+        opt.zero_grad()
+        (compiled(x) - y).abs().mean().backward()
+        opt.step()
+    assert torch.allclose(compiled(x), masked(x), atol=1e-6)
+    torch._dynamo.reset()
+    for name, keep in pruner.mask.items():
+        module = masked.get_submodule(name.rsplit(".", 1)[0])
+        assert (module.weight_orig[~keep] == 0).all(), name
+        assert (module.weight_orig.grad[~keep] == 0).all(), name
+        assert (module.weight[~keep] == 0).all(), name
+
+
 def test_compiled_training_keeps_pruned_weights_zero():
     torch.manual_seed(1)
     model = Awkward()
