@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,7 +131,15 @@ def load_resume_state(directory: Path, model: torch.nn.Module) -> tuple[TrainSta
             f"checkpoint {directory / record['model_file']} does not fit this model (were the same masks attached?): "
             f"{err}"
         ) from err
-    optim_state = torch.load(directory / record["optim_file"], map_location="cpu", weights_only=True)
+    optim_path = directory / record["optim_file"]
+    try:
+        optim_state = torch.load(optim_path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        # torch's own message is a page of advice to load it unsafely: name the file and the way out.
+        raise ValueError(
+            f"{optim_path} holds more than tensors and plain values, and optimizer files are read with "
+            f"torch.load(weights_only=True), which refuses it; delete {directory} to restart the round"
+        ) from err
     restore_rng(rng, record["rng"])
     state = TrainState(
         round=record["round"],

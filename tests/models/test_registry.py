@@ -56,14 +56,23 @@ def test_forward_backward_keeps_odd_shapes(name: str, size: str) -> None:
 
 @pytest.mark.parametrize("name,size", [(n, s) for n, s in ALL_SIZES if s == "tiny"])
 def test_tiny_sizes_train_a_step_on_a_batch(name: str, size: str) -> None:
+    torch.manual_seed(0)
     model = build_model(name, size)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x = torch.rand(8, 3, 64, 64)
-    loss = (model(x) - x).abs().mean()
+    y = (x * 0.5).clamp(0, 1)  # a target the network does not already produce
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    loss = (model(x) - y).abs().mean()
     opt.zero_grad()
     loss.backward()
     opt.step()
     assert torch.isfinite(loss)
+    # The step reached the whole network: every parameter with a gradient moved, and the loss fell.
+    trained = [n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0]
+    assert len(trained) > 0.9 * len(before), sorted(set(before) - set(trained))
+    assert all(not torch.equal(before[n], p) for n, p in model.named_parameters() if n in trained)
+    with torch.no_grad():
+        assert (model(x) - y).abs().mean() < loss
 
 
 def test_kwargs_override_the_config() -> None:

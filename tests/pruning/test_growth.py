@@ -100,13 +100,24 @@ def test_exact_zeros_of_an_exported_ticket_are_adopted():
     assert adopter.adopted_level == 1
     assert adopter.mask == pruner.mask
     # Rewinding goes to the weights as given (the ticket), there being no round 0.
+    ticket = pruner.export_state_dict()
     x, _ = fixed_batch()
-    before = plain(x)
-    adopter.prune(rewind=True)
+    assert torch.equal(plain(x), model(x))  # adopting changed nothing the network computes
+    new_mask = adopter.prune(rewind=True)
     assert adopter.level == 2
+    rewound = adopter.export_state_dict()
+    assert rewound.keys() == ticket.keys()
+    tied = {"dec.weight": "enc.weight"}  # Awkward's alias is exported under both names
+    for name, value in ticket.items():
+        if tied.get(name, name) in new_mask:
+            keep = new_mask[tied.get(name, name)]
+            assert keep.sum() < pruner.mask[tied.get(name, name)].sum(), name  # this level pruned more of it
+            assert torch.equal(rewound[name][keep], value[keep]), name  # survivors: the ticket's values
+            assert not rewound[name][~keep].any(), name
+        else:
+            assert torch.equal(rewound[name], value), name  # unpruned tensors: the ticket's too
     with pytest.raises(ValueError, match="no round 0 to take step 5 from"):
         IterativeMagnitudePruner(copy.deepcopy(plain), rounds=2, rewind="step:5")
-    assert before.shape == x.shape
 
 
 def test_masks_that_are_no_level_are_refused_before_training():

@@ -92,52 +92,67 @@ def _commands(run: Path, root: Path, tag: str) -> dict[str, list[str]]:
     }
 
 
+# One fresh interpreter per run: it has imported nothing of the user's, then calls the CLI for each
+# command in turn and looks for the side effect after each (a process per command cost ~20 starts).
+DRIVER = """
+import contextlib, io, json, sys
+from pathlib import Path
+from lotteryir.cli import main
+from lotteryir.models import registry
+
+commands, marker = json.loads(sys.argv[1]), Path(sys.argv[2])
+results = {}
+for label, args in commands.items():
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+        rc = main(args)
+    results[label] = {"rc": rc, "stderr": stderr.getvalue(), "imported": marker.exists()}
+    for name in [n for n in registry._REGISTRY if ":" in n]:
+        del registry._REGISTRY[name]  # nothing a command registered may help the next one
+    if marker.exists():
+        break
+print(json.dumps(results))
+"""
+
+
 @pytest.mark.parametrize("which", ["genuine", "edited"])
 def test_no_command_imports_the_module_a_run_names(runs, which):
     root, run = runs["root"], runs[which]
     commands = _commands(run, root, which)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    procs = {
-        label: subprocess.Popen(
-            [sys.executable, "-m", "lotteryir", *args],
-            cwd=root,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for label, args in commands.items()
-    }
-    results = {label: (p.wait(timeout=300), p.communicate()) for label, p in procs.items()}
-    marker = root / ("user" if which == "genuine" else "evil") / "imported"
-    assert not marker.exists(), "a command imported the module named in config.json"
-    # Reading the run needs no code: export and report work; using the network needs --model.
-    for label in ("export", "report", "report json"):
-        rc, (stdout, stderr) = results[label]
-        assert rc == 0, f"{label}: {stderr}"
-    for label in ("export onnx", "evaluate", "restore", "web"):
-        rc, (_, stderr) = results[label]
-        assert rc == 1 and "does not import code named inside a file" in stderr and "--model" in stderr, (label, stderr)
-    rc, (_, stderr) = results["resumed prune"]
-    assert rc == 1 and "different configuration" in stderr, stderr
-    ticket = root / f"out-{which}" / "ticket.safetensors"
-    assert ticket.is_file()
     # The exported ticket names the module too: loading it must not import it either.
-    rc = subprocess.run(
-        [sys.executable, "-m", "lotteryir", "evaluate", str(ticket)],
+    ticket = root / f"out-{which}" / "ticket.safetensors"
+    commands["evaluate ticket"] = ["evaluate", str(ticket)]
+    marker = root / ("user" if which == "genuine" else "evil") / "imported"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.run(
+        [sys.executable, "-c", DRIVER, json.dumps(commands), str(marker)],
         cwd=root,
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    imported = [label for label, r in results.items() if r["imported"]]
+    assert not imported and not marker.exists(), f"{imported[:1]} imported the module named in config.json"
+    assert list(results) == list(commands)
+    # Reading the run needs no code: export and report work; using the network needs --model.
+    for label in ("export", "report", "report json"):
+        assert results[label]["rc"] == 0, f"{label}: {results[label]['stderr']}"
+    for label in ("export onnx", "evaluate", "restore", "web"):
+        rc, stderr = results[label]["rc"], results[label]["stderr"]
+        assert rc == 1 and "does not import code named inside a file" in stderr and "--model" in stderr, (label, stderr)
+    rc, stderr = results["resumed prune"]["rc"], results["resumed prune"]["stderr"]
+    assert rc == 1 and "different configuration" in stderr, stderr
+    assert ticket.is_file()
+    rc, stderr = results["evaluate ticket"]["rc"], results["evaluate ticket"]["stderr"]
     if which == "genuine":
-        assert rc.returncode == 1 and "does not import code named inside a file" in rc.stderr, rc.stderr
+        assert rc == 1 and "does not import code named inside a file" in stderr, stderr
     else:
         # The edited run's ticket was written before the edit and names "mirl": it loads, and still
         # nothing imports the file the edited config names.
-        assert rc.returncode == 0, rc.stderr
-    assert not marker.exists()
+        assert rc == 0, stderr
 
 
 def test_the_python_api_does_not_import_a_run_config_either(runs):
