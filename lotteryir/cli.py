@@ -669,7 +669,7 @@ def report(
     if figure is not None:
         check_output(figure, overwrite, "--figure")
         if history:
-            write_report_figure(history, figure, title=f"{config.model}/{config.size}")
+            write_report_figure(history, figure, title=f"{config.model}/{config.size}", overwrite=overwrite)
     if as_json:
         print(_json({"run": str(run_dir), "config": config.to_dict(), "rounds": history}))
         return
@@ -792,6 +792,7 @@ def web(
         runtime_url=runtime_url or DEFAULT_RUNTIME,
         tile=tile,
         overlap=overlap,
+        overwrite=overwrite,
     )
     out.print(
         f"wrote {output}: index.html, restore.js, config.json, model.onnx ({site.export.bytes / 1e6:.2f} MB); "

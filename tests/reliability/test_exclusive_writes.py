@@ -141,3 +141,23 @@ def test_a_full_disk_during_export_is_one_line_naming_the_file(finished_run, tmp
     monkeypatch.setattr(os, "fsync", full)
     one_error_line(capsys, ["export", str(finished_run), "-o", str(target)], f"cannot write {target}", "No space left")
     assert not target.exists()
+
+
+def test_web_and_figure_never_replace_a_file_written_meanwhile(finished_run, tmp_path):
+    from lotteryir.deploy import build_site
+    from lotteryir.runs import read_history
+    from lotteryir.runs.figures import write_report_figure
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "model.onnx").write_text("another writer's")  # appeared after the command checked the folder
+    with pytest.raises(FileExistsError, match="model.onnx exists"):
+        build_site(torch.nn.Conv2d(3, 3, 3, padding=1), site, name="n", density=1.0, overwrite=False)
+    assert (site / "model.onnx").read_text() == "another writer's"
+    figure = tmp_path / "figure.png"
+    figure.write_text("another writer's")
+    with pytest.raises(FileExistsError, match="figure.png exists"):
+        write_report_figure(read_history(finished_run), figure, overwrite=False)
+    assert figure.read_text() == "another writer's"
+    write_report_figure(read_history(finished_run), figure, overwrite=True)
+    assert figure.read_bytes().startswith(b"\x89PNG")

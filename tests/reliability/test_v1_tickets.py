@@ -90,6 +90,8 @@ def test_a_relabelled_damaged_v2_ticket_is_refused_even_with_the_flag(tickets, t
     relabelled = tmp_path / "relabelled.safetensors"
     _as_v1(damaged, relabelled, keep=keep)
     for read in (read_ticket, load_ticket, load_checkpoint):
+        with pytest.raises(TicketError, match="relabelled"):
+            read(relabelled)
         with pytest.raises(TicketError, match="relabelled") as info:
             read(relabelled, allow_unchecked=True)
         assert str(relabelled) in str(info.value)
