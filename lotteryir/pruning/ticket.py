@@ -9,12 +9,14 @@ smaller (density near 0.5) the bitmap is stored instead. Every other tensor is
 stored densely. For an i.i.d. mask the Rice code is within a few percent of the
 binary entropy n * H(d) bits.
 
-Tickets come from other people, so the reader trusts nothing: the header is
-checked against hard limits (dtypes from a fixed list, shapes, counts and stream
-lengths consistent with each other and with the stored tensors) and, when the
-model is known, against its shapes, all before any tensor is allocated. Every
-stored tensor carries a CRC32 in the header and the header carries its own, so
-a flipped byte is an error rather than a silently different network.
+Tickets come from other people, so the reader trusts nothing (ticket_header.py):
+the header is checked against hard limits (dtypes from a fixed list, shapes, counts
+and stream lengths consistent with each other and with the stored tensors) and,
+when the model is known, against its shapes, else against a total budget of
+entries and bytes, all before any tensor is allocated. Every stored tensor carries
+a CRC32 in the header and the header carries its own, so a flipped byte is an error
+rather than a silently different network; version 1 tickets, which have none, load
+only when the caller asks.
 """
 
 from __future__ import annotations
