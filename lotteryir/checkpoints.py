@@ -52,17 +52,19 @@ def load_checkpoint(
     device: str | torch.device = "cpu",
     *,
     allow_nonfinite: bool = False,
+    allow_unchecked: bool = False,
 ) -> LoadedCheckpoint:
     """Read a checkpoint, build the registered model it belongs to, load it strictly.
 
     `name` and `size` are found from the file's keys and shapes when not given. A
     released MIR-L checkpoint stores pruned weights as exact zeros, so the returned
     mask is that ticket's mask. Weights holding NaN or infinity raise
-    NonFiniteWeightsError unless ``allow_nonfinite``.
+    NonFiniteWeightsError unless ``allow_nonfinite``. A ticket of format version 1 (no
+    checksums) loads only with ``allow_unchecked``.
     """
     path = Path(path)
     if path.is_file() and is_compact(path):
-        return load_ticket(path, name, size, device, allow_nonfinite=allow_nonfinite)
+        return load_ticket(path, name, size, device, allow_nonfinite=allow_nonfinite, allow_unchecked=allow_unchecked)
     state_dict, fmt = read_checkpoint(path)
     if not allow_nonfinite:
         check_finite(state_dict, path)
@@ -103,9 +105,21 @@ def save_ticket(
     return mask
 
 
-def read_ticket(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], Mask, dict]:
-    """A compact ticket as (plain state dict with pruned entries as zeros, mask, metadata)."""
-    return load_compact(path)
+def read_ticket(
+    path: str | os.PathLike,
+    *,
+    max_elements: int | None = None,
+    max_bytes: int | None = None,
+    allow_unchecked: bool = False,
+) -> tuple[dict[str, torch.Tensor], Mask, dict]:
+    """A compact ticket as (plain state dict with pruned entries as zeros, mask, metadata).
+
+    With no model to check its shapes against, the ticket may make the reader allocate at most
+    ``max_elements`` pruned weights and ``max_bytes`` bytes in all, checked before anything is
+    allocated; by default both grow with the file's size up to a ceiling (268M weights, 2 GiB).
+    A ticket of format version 1 (no checksums) loads only with ``allow_unchecked``.
+    """
+    return load_compact(path, max_elements=max_elements, max_bytes=max_bytes, allow_unchecked=allow_unchecked)
 
 
 def load_ticket(
@@ -116,6 +130,7 @@ def load_ticket(
     model: nn.Module | None = None,
     *,
     allow_nonfinite: bool = False,
+    allow_unchecked: bool = False,
 ) -> LoadedCheckpoint:
     """Read a compact ticket into a model with the exact weights.
 
@@ -123,22 +138,25 @@ def load_ticket(
     otherwise the registered model named in the ticket (or by ``name``/``size``) is built.
     The ticket's declared shapes are checked against the model before its data is read.
     A ticket of a model named by import path (``package.module:factory``) needs
-    ``name`` (or ``model``): code named inside a file is never imported.
+    ``name`` (or ``model``): code named inside a file is never imported. A ticket of format
+    version 1 (no checksums) loads only with ``allow_unchecked``.
     """
     path = Path(path)
-    header = read_compact_metadata(path)
+    header = read_compact_metadata(path, allow_unchecked=allow_unchecked)
     if name is None and model is None:
         refuse_from_file(header.get("model"), str(path))  # an import path inside a file is never imported
     name, size = name or header.get("model"), size or header.get("size")
     # Shapes only (meta tensors): a hostile header is caught before anything is allocated.
-    declared = {k: torch.empty(s, device="meta") for k, s in compact_shapes(path).items()}
+    declared = {
+        k: torch.empty(s, device="meta") for k, s in compact_shapes(path, allow_unchecked=allow_unchecked).items()
+    }
     if model is not None:
         check_weights(model, declared, model_name=name, size=size, source=str(path))
         name, size = name or type(model).__name__, size or ""
     else:
         model, name, size = build_from_state_dict(declared, name, size, source=str(path), load=False)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    state, mask, header = load_compact(path, expected_shapes=expected)
+    state, mask, header = load_compact(path, expected_shapes=expected, allow_unchecked=allow_unchecked)
     if not allow_nonfinite:
         check_finite(state, path)
     load_weights(model, state, model_name=name, size=size, source=str(path))

@@ -381,7 +381,13 @@ def _round_table(history: list[dict], title: str = "") -> Table:
 
 
 # --------------------------------------------------------------------------- sources
-def _load_source(source: Path, round: int | None, allow_nonfinite: bool = False, model: str | None = None):
+def _load_source(
+    source: Path,
+    round: int | None,
+    allow_nonfinite: bool = False,
+    model: str | None = None,
+    allow_unchecked: bool = False,
+):
     """A run directory (its round's ticket), a compact ticket, or a published checkpoint."""
     from .checkpoints import load_checkpoint
     from .models import refuse_from_file, register_import_path
@@ -397,18 +403,27 @@ def _load_source(source: Path, round: int | None, allow_nonfinite: bool = False,
         elif model != canonical_name(config.model):
             raise ValueError(f"{source} is a run of model {config.model!r}, not {model!r}")
         ticket = round_ticket_path(source, round)
-        return load_checkpoint(ticket, config.model, config.size, allow_nonfinite=allow_nonfinite), config
+        loaded = load_checkpoint(
+            ticket, config.model, config.size, allow_nonfinite=allow_nonfinite, allow_unchecked=allow_unchecked
+        )
+        return loaded, config
     if round is not None:
         raise typer.BadParameter("--round only applies to a run directory")
     if not source.exists():
         raise FileNotFoundError(f"no such checkpoint or run directory: {source}")
     if source.is_dir():
         raise ValueError(f"{source} is a directory but not a lotteryir run (no config.json)")
-    return load_checkpoint(source, model, allow_nonfinite=allow_nonfinite), None
+    return load_checkpoint(source, model, allow_nonfinite=allow_nonfinite, allow_unchecked=allow_unchecked), None
 
 
 _ALLOW_NONFINITE = typer.Option(
     False, "--allow-nonfinite", help="Use weights that hold NaN or infinity (refused by default)."
+)
+_ALLOW_UNCHECKED = typer.Option(
+    False,
+    "--allow-unchecked",
+    help="Load a version 1 ticket (lotteryir 0.1, no checksums; refused by default). "
+    "`lotteryir export TICKET -o new.safetensors --allow-unchecked` rewrites it as a checked one.",
 )
 
 
@@ -456,6 +471,7 @@ def evaluate(
     allow_nonfinite: bool = _ALLOW_NONFINITE,
     overwrite: bool = typer.Option(False, "--overwrite", help="Write --save-images into a folder that is not empty."),
     model: str | None = typer.Option(None, help="The network, when it is your own: " + _MODEL_HELP),
+    allow_unchecked: bool = _ALLOW_UNCHECKED,
 ) -> None:
     """Per-task PSNR/SSIM of a run's round, a ticket, or a published checkpoint, beside the degraded input's."""
     from .data import get_recipe
@@ -466,7 +482,7 @@ def evaluate(
 
     if save_images is not None:
         check_output_dir(save_images, overwrite, "--save-images")
-    loaded, config = _load_source(source, round, allow_nonfinite, model)
+    loaded, config = _load_source(source, round, allow_nonfinite, model, allow_unchecked)
     name = recipe or (config.recipe if config else "sample")
     root = str(data) if data else (config.data if config and not recipe else None)
     paths = _parse_paths(data_path) if data_path else (config.data_paths if config and not recipe else {})
@@ -565,6 +581,7 @@ def restore(
     allow_nonfinite: bool = _ALLOW_NONFINITE,
     sparse: bool = typer.Option(False, "--sparse", help="CPU: run pruned 1x1 convolutions as sparse (CSR) products."),
     model: str | None = typer.Option(None, help="The network, when it is your own: " + _MODEL_HELP),
+    allow_unchecked: bool = _ALLOW_UNCHECKED,
 ) -> None:
     """Restore your own images (any size; tiled when large) to <output>/<name>.png.
 
@@ -576,7 +593,7 @@ def restore(
     from .runs import restore_targets
 
     pairs = restore_targets(images, output, overwrite)
-    loaded, _ = _load_source(source, round, allow_nonfinite, model)
+    loaded, _ = _load_source(source, round, allow_nonfinite, model, allow_unchecked)
     dev = pick_device(device if device or not sparse else "cpu")
     if dev.type == "cpu":
         _use_threads(threads)
@@ -652,7 +669,7 @@ def report(
     if figure is not None:
         check_output(figure, overwrite, "--figure")
         if history:
-            write_report_figure(history, figure, title=f"{config.model}/{config.size}")
+            write_report_figure(history, figure, title=f"{config.model}/{config.size}", overwrite=overwrite)
     if as_json:
         print(_json({"run": str(run_dir), "config": config.to_dict(), "rounds": history}))
         return
@@ -678,33 +695,40 @@ def report(
     )
 )
 def export(
-    run_dir: Path = typer.Argument(..., help="Run directory (with --format onnx also a ticket or checkpoint)."),
+    run_dir: Path = typer.Argument(..., help="Run directory or ticket (with --format onnx also a checkpoint)."),
     round: int | None = typer.Option(None, help="Round to export (default: the last finished)."),
     output: Path = typer.Option(..., "-o", "--output", help="File to write (.safetensors ticket or .onnx)."),
     dtype: str = typer.Option("fp32", help="Surviving values as fp32 (exact) or fp16/bf16."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file (never one inside a run)."),
     fmt: str = typer.Option("ticket", "--format", help="ticket (compact safetensors) or onnx (sparse initializers)."),
     model: str | None = typer.Option(None, help="With --format onnx, the network when it is your own: " + _MODEL_HELP),
+    allow_unchecked: bool = _ALLOW_UNCHECKED,
 ) -> None:
     """Write a round's compact ticket (entropy-coded mask + surviving values), or the network as ONNX."""
     from .runs import export_run
 
     if fmt == "onnx":
-        return _export_onnx(run_dir, round, output, dtype, overwrite, model)
+        return _export_onnx(run_dir, round, output, dtype, overwrite, model, allow_unchecked)
     if fmt != "ticket":
         raise typer.BadParameter(f"--format must be ticket or onnx, got {fmt!r}")
 
-    meta = export_run(run_dir, output, round=round, dtype=dtype, overwrite=overwrite)
+    meta = export_run(run_dir, output, round=round, dtype=dtype, overwrite=overwrite, allow_unchecked=allow_unchecked)
     size = output.stat().st_size
     out.print(
-        f"wrote {output} ({size / 1e6:.2f} MB; {meta['model']}/{meta['size']}, round {meta['round']}, "
+        f"wrote {output} ({size / 1e6:.2f} MB; {meta.get('model')}/{meta.get('size')}, round {meta.get('round', '-')}, "
         f"density {meta['density']:.4f}, values {dtype})",
         highlight=False,
     )
 
 
 def _export_onnx(
-    source: Path, round: int | None, output: Path, dtype: str, overwrite: bool, model: str | None = None
+    source: Path,
+    round: int | None,
+    output: Path,
+    dtype: str,
+    overwrite: bool,
+    model: str | None = None,
+    allow_unchecked: bool = False,
 ) -> None:
     from .deploy import compare_onnx, to_onnx
     from .runs import check_output
@@ -712,9 +736,9 @@ def _export_onnx(
     if dtype != "fp32":
         raise typer.BadParameter("--dtype applies to tickets; ONNX files store float32")
     check_output(output, overwrite)
-    loaded, _ = _load_source(source, round, model=model)
+    loaded, _ = _load_source(source, round, model=model, allow_unchecked=allow_unchecked)
     meta = {"lotteryir_model": f"{loaded.name}/{loaded.size}", "density": f"{loaded.mask.density:.6f}"}
-    done = to_onnx(loaded.model, output, metadata=meta)
+    done = to_onnx(loaded.model, output, metadata=meta, overwrite=overwrite)
     out.print(
         f"wrote {output} ({done.bytes / 1e6:.2f} MB; stored densely {done.dense_bytes / 1e6:.2f} MB; "
         f"{done.sparse_tensors} sparse initializers; {loaded.name}/{loaded.size}, density "
@@ -751,13 +775,14 @@ def web(
     port: int = typer.Option(8000, help="Port for --serve."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a folder that is not empty."),
     model: str | None = typer.Option(None, help="The network, when it is your own: " + _MODEL_HELP),
+    allow_unchecked: bool = _ALLOW_UNCHECKED,
 ) -> None:
     """A static web page that restores images in the visitor's browser (onnxruntime-web, WebAssembly)."""
     from .deploy import DEFAULT_RUNTIME, build_site, serve_site
     from .runs import check_output_dir
 
     check_output_dir(output, overwrite)
-    loaded, _ = _load_source(source, round, model=model)
+    loaded, _ = _load_source(source, round, model=model, allow_unchecked=allow_unchecked)
     site = build_site(
         loaded.model,
         output,
@@ -767,6 +792,7 @@ def web(
         runtime_url=runtime_url or DEFAULT_RUNTIME,
         tile=tile,
         overlap=overlap,
+        overwrite=overwrite,
     )
     out.print(
         f"wrote {output}: index.html, restore.js, config.json, model.onnx ({site.export.bytes / 1e6:.2f} MB); "

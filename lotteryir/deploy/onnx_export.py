@@ -81,6 +81,7 @@ def to_onnx(
     opset: int = OPSET,
     channels: int | None = None,
     metadata: Mapping[str, object] | None = None,
+    overwrite: bool = True,
 ) -> OnnxExport:
     """Export ``model`` (N x C x H x W -> same shape) to ``path`` as ONNX with dynamic N, H and W.
 
@@ -88,7 +89,8 @@ def to_onnx(
     weights); ``indices="int64"`` writes the index type the ONNX checker requires,
     "compact" the narrowest one onnxruntime loads. ``metadata`` goes into the file's
     metadata_props. The model is copied: masks attached with torch.nn.utils.prune are
-    made permanent in the copy, the original is untouched.
+    made permanent in the copy, the original is untouched. Without ``overwrite`` an
+    existing ``path`` is never replaced, even one created meanwhile (FileExistsError).
     """
     onnx = _require("onnx")
     if indices not in ("compact", "int64"):
@@ -129,7 +131,7 @@ def to_onnx(
     def write(p: Path) -> None:
         p.write_bytes(data)
 
-    atomic_write(path, write)
+    atomic_write(path, write, overwrite=overwrite)
     return OnnxExport(path, len(data), dense_bytes, stats[0], stats[1], stats[2], opset, meta)
 
 

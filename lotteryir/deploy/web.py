@@ -51,12 +51,15 @@ def build_site(
     runtime_url: str = DEFAULT_RUNTIME,
     tile: int = 256,
     overlap: int = 32,
+    overwrite: bool = True,
 ) -> Site:
     """Write the static restoration page for ``model`` into ``out_dir``.
 
     ``runtime_dir`` (onnxruntime-web's ``dist`` folder) is copied into ``out_dir/runtime``
     so the site needs nothing from outside; otherwise the page loads ``runtime_url``.
     Images larger than ``tile`` are restored in tiles overlapping by ``overlap`` pixels.
+    Without ``overwrite`` no existing file of the site is replaced, even one written meanwhile
+    by another process (FileExistsError naming it).
     """
     multiple = int(getattr(model, "multiple", 1))
     if tile < max(multiple, 8) or not 0 <= overlap < tile:
@@ -66,10 +69,15 @@ def build_site(
         raise NotADirectoryError(f"{out} exists and is not a directory")
     sources = _runtime_sources(Path(runtime_dir)) if runtime_dir is not None else []
     out.mkdir(parents=True, exist_ok=True)
-    export = to_onnx(model, out / MODEL_FILE, metadata={"lotteryir_model": name, "density": f"{density:.6f}"})
+    export = to_onnx(
+        model,
+        out / MODEL_FILE,
+        metadata={"lotteryir_model": name, "density": f"{density:.6f}"},
+        overwrite=overwrite,
+    )
     page = resources.files("lotteryir.deploy") / "web"
     for filename in PAGE_FILES:
-        atomic_write_text(out / filename, (page / filename).read_text(encoding="utf-8"))
+        atomic_write_text(out / filename, (page / filename).read_text(encoding="utf-8"), overwrite=overwrite)
     if sources:
         (out / "runtime").mkdir(exist_ok=True)
         for src in sources:
@@ -88,7 +96,7 @@ def build_site(
         "tile": tile,
         "overlap": overlap,
     }
-    atomic_write_text(out / "config.json", json.dumps(config, indent=2) + "\n")
+    atomic_write_text(out / "config.json", json.dumps(config, indent=2) + "\n", overwrite=overwrite)
     return Site(out, export, config)
 
 

@@ -9,17 +9,18 @@ smaller (density near 0.5) the bitmap is stored instead. Every other tensor is
 stored densely. For an i.i.d. mask the Rice code is within a few percent of the
 binary entropy n * H(d) bits.
 
-Tickets come from other people, so the reader trusts nothing: the header is
-checked against hard limits (dtypes from a fixed list, shapes, counts and stream
-lengths consistent with each other and with the stored tensors) and, when the
-model is known, against its shapes, all before any tensor is allocated. Every
-stored tensor carries a CRC32 in the header and the header carries its own, so
-a flipped byte is an error rather than a silently different network.
+Tickets come from other people, so the reader trusts nothing (ticket_header.py):
+the header is checked against hard limits (dtypes from a fixed list, shapes, counts
+and stream lengths consistent with each other and with the stored tensors) and,
+when the model is known, against its shapes, else against a total budget of
+entries and bytes, all before any tensor is allocated. Every stored tensor carries
+a CRC32 in the header and the header carries its own, so a flipped byte is an error
+rather than a silently different network; version 1 tickets, which have none, load
+only when the caller asks.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import os
@@ -33,28 +34,29 @@ from safetensors import safe_open
 
 from .._files import atomic_save_safetensors
 from .mask import Mask
+from .ticket_header import (  # noqa: F401 - the limits and helpers are part of this module's names
+    _HEADER_CRC_KEY,
+    _META_KEY,
+    _STORED_VALUE_DTYPES,
+    BYTE_CEILING,
+    ELEMENT_CEILING,
+    FORMAT,
+    FORMAT_VERSION,
+    MAX_DIMS,
+    MAX_ELEMENTS,
+    MAX_ELEMENTS_PER_BYTE,
+    MIN_ELEMENT_BUDGET,
+    TENSOR_DTYPES,
+    TicketError,
+    _crc,
+    _pack_crcs,
+    _stored_keys,
+    _unpack_crcs,
+    check_budget,
+    read_header,
+)
 
-FORMAT = "lotteryir-ticket"
-FORMAT_VERSION = 2  # 2 adds a CRC32 per stored tensor and of the header; version 1 still loads
-_READABLE_VERSIONS = (1, 2)
-_META_KEY = "lotteryir"
-_HEADER_CRC_KEY = "lotteryir_crc32"  # of the header text itself
 _VALUE_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-_STORED_VALUE_DTYPES = ("F32", "F16", "BF16")
-# Hard limits checked before anything is allocated.
-TENSOR_DTYPES = ("float32", "float16", "bfloat16", "float64")  # what a pruned tensor may declare
-MAX_DIMS = 8
-MAX_ELEMENTS = 2**31 - 1  # per pruned tensor
-# Without a model to compare with, a ticket may declare at most this many pruned entries per byte
-# of file (plus a floor): a ticket at density 1e-4 needs ~2,600. It stops a few hundred bytes from
-# asking for gigabytes.
-MAX_ELEMENTS_PER_BYTE = 4096
-MIN_ELEMENT_BUDGET = 1 << 22
-_MAX_RICE_K = 40
-
-
-class TicketError(ValueError):
-    """A file that is not a lotteryir ticket, or one that is damaged or malformed; names the file."""
 
 
 def _encode_positions(pos: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
@@ -107,6 +109,7 @@ def _encode_mask(name: str, mask: torch.Tensor) -> tuple[dict, dict[str, torch.T
 
 
 def _decode_mask(name: str, meta: Mapping, n: int, streams: Mapping[str, torch.Tensor], where: str) -> np.ndarray:
+    # What this allocates is bounded in ticket_header.decode_cost: change the two together.
     if meta["coding"] == "bitmap":
         return np.unpackbits(streams["bits"].numpy())[:n].astype(bool)
     pos = _decode_positions(
@@ -118,38 +121,6 @@ def _decode_mask(name: str, meta: Mapping, n: int, streams: Mapping[str, torch.T
     return flat
 
 
-def _crc(t: torch.Tensor) -> int:
-    """CRC32 of a tensor's bytes as safetensors stores them."""
-    flat = t.detach().cpu().contiguous().reshape(-1)
-    return zlib.crc32(flat.view(torch.uint8).numpy() if flat.numel() else b"")
-
-
-def _stored_keys(order: list[str], pruned: Mapping[str, Mapping]) -> list[str]:
-    """The stored tensors' keys in the header's order (a pruned tensor is 2 or 3 streams)."""
-    keys: list[str] = []
-    for name in order:
-        entry = pruned.get(name)
-        if entry is None:
-            keys.append(name)
-        else:
-            streams = ("bits",) if entry.get("coding") == "bitmap" else ("unary", "rem")
-            keys += [f"{name}::{s}" for s in (*streams, "values")]
-    return keys
-
-
-def _pack_crcs(crcs: list[int]) -> str:
-    # 4 bytes each, base64: ~5 KB for the full MIR-L, where a JSON map by name took 60 KB.
-    return base64.b64encode(np.asarray(crcs, dtype=">u4").tobytes()).decode("ascii")
-
-
-def _unpack_crcs(text: object, count: int) -> list[int] | None:
-    try:
-        raw = base64.b64decode(str(text), validate=True)
-    except ValueError:
-        return None
-    return np.frombuffer(raw, dtype=">u4").tolist() if len(raw) == 4 * count else None
-
-
 def save_compact(
     state_dict: Mapping[str, torch.Tensor],
     mask: Mask,
@@ -157,11 +128,14 @@ def save_compact(
     *,
     dtype: str = "fp32",
     metadata: Mapping[str, object] | None = None,
+    overwrite: bool = True,
 ) -> None:
     """Write ``state_dict`` with the tensors named in ``mask`` stored compactly.
 
     ``dtype`` sets how surviving values are stored (fp32 exact; fp16/bf16 halve
-    them, lossy). Tensors not in ``mask`` are stored densely as they are.
+    them, lossy). Tensors not in ``mask`` are stored densely as they are. Without
+    ``overwrite`` an existing ``path`` is never replaced, even one that another
+    process creates while this one writes (FileExistsError naming it).
     """
     if dtype not in _VALUE_DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(_VALUE_DTYPES)}, got {dtype!r}")
@@ -193,134 +167,21 @@ def save_compact(
     }
     header["crc32"] = _pack_crcs([_crc(tensors[k]) for k in _stored_keys(header["order"], entries)])
     raw = json.dumps(header)
-    atomic_save_safetensors(tensors, path, {_META_KEY: raw, _HEADER_CRC_KEY: str(zlib.crc32(raw.encode()))})
+    meta = {_META_KEY: raw, _HEADER_CRC_KEY: str(zlib.crc32(raw.encode()))}
+    atomic_save_safetensors(tensors, path, meta, overwrite=overwrite)
 
 
-def _read_header(path: Path) -> tuple[dict, dict[str, tuple[tuple[int, ...], str]]]:
-    """The validated header and the stored tensors' (shape, dtype) from the safetensors table; no data read."""
-    if not path.exists():
-        raise FileNotFoundError(f"ticket not found: {path}")
-    if not path.is_file():
-        raise TicketError(f"{path} is a directory, not a ticket file")
-    try:
-        with open(path, "rb"):
-            pass
-    except OSError as e:
-        raise TicketError(f"cannot read {path}: {e.strerror or e}") from e
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            info = {k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype()) for k in f.keys()}
-    except Exception as e:  # safetensors raises its own error types
-        raise TicketError(f"{path} is not a readable safetensors file ({e})") from e
-    raw = meta.get(_META_KEY)
-    if raw is None:
-        raise TicketError(f"{path} is a safetensors file but not a lotteryir ticket (no '{_META_KEY}' metadata)")
-    return _check_header(path, raw, meta.get(_HEADER_CRC_KEY), info), info
+def read_compact_metadata(path: str | os.PathLike, *, allow_unchecked: bool = False) -> dict:
+    """The ticket's header (model, size, density, source, version, ...), checked, without loading tensors.
+
+    A version 1 ticket (no checksums) is refused unless ``allow_unchecked``.
+    """
+    return read_header(Path(path), allow_unchecked)[0]
 
 
-def _check_header(path: Path, raw: str, crc: str | None, info: Mapping[str, tuple[tuple[int, ...], str]]) -> dict:
-    def bad(why: str) -> TicketError:
-        return TicketError(f"{path} is damaged or not a valid ticket: {why}")
-
-    if crc is not None and (not crc.isdigit() or int(crc) != zlib.crc32(raw.encode())):
-        raise bad("the header's checksum does not match")
-    try:
-        header = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise bad(f"the header is not JSON ({e.msg})") from e
-    if (
-        not isinstance(header, dict)
-        or header.get("format") != FORMAT
-        or header.get("version") not in _READABLE_VERSIONS
-    ):
-        fmt, ver = (header.get("format"), header.get("version")) if isinstance(header, dict) else (None, None)
-        raise TicketError(
-            f"{path}: unsupported ticket format {fmt!r} v{ver!r} (this lotteryir reads {FORMAT} "
-            f"v{', v'.join(map(str, _READABLE_VERSIONS))})"
-        )
-    checked = header["version"] >= 2
-    if checked and crc is None:
-        raise bad("the header's checksum is missing")
-    order, pruned = header.get("order"), header.get("pruned")
-    if not isinstance(order, list) or not all(isinstance(n, str) for n in order) or len(set(order)) != len(order):
-        raise bad("'order' must list distinct tensor names")
-    if not isinstance(pruned, dict) or not set(pruned) <= set(order):
-        raise bad("'pruned' must describe tensors named in 'order'")
-    expected: dict[str, int | None] = {}  # stored key -> its length in elements when the header fixes it
-    for name in order:
-        entry = pruned.get(name)
-        if entry is None:
-            expected[name] = None
-        else:
-            expected.update(_check_entry(name, entry, bad))
-    stored = set(info)
-    if stored != set(expected):
-        missing, extra = sorted(set(expected) - stored), sorted(stored - set(expected))
-        raise bad(
-            f"the stored tensors do not match the header (missing: {', '.join(missing[:3]) or 'none'}; "
-            f"unexpected: {', '.join(extra[:3]) or 'none'})"
-        )
-    for key, length in expected.items():
-        shape, dtype = info[key]
-        if "::" in key and (len(shape) != 1 or (length is not None and shape[0] != length)):
-            raise bad(f"stream {key} holds {list(shape)} elements, the header implies [{length}]")
-        if key.endswith("::values"):
-            if dtype not in _STORED_VALUE_DTYPES:
-                raise bad(f"stream {key} has dtype {dtype}, expected one of {', '.join(_STORED_VALUE_DTYPES)}")
-        elif "::" in key and dtype != "U8":
-            raise bad(f"stream {key} has dtype {dtype}, expected U8")
-    if checked:
-        if _unpack_crcs(header.get("crc32"), len(stored)) is None:
-            raise bad("the per-tensor checksums are missing or incomplete")
-    return header
-
-
-def _check_entry(name: str, entry: object, bad) -> dict[str, int | None]:
-    """Check one pruned tensor's header entry; its stream keys with the lengths the entry implies."""
-    if not isinstance(entry, dict):
-        raise bad(f"{name}: the entry is not an object")
-    shape = entry.get("shape")
-    if not (
-        isinstance(shape, list)
-        and len(shape) <= MAX_DIMS
-        and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
-    ):
-        raise bad(f"{name}: invalid shape {shape!r}")
-    n = math.prod(shape)
-    if n > MAX_ELEMENTS:
-        raise bad(f"{name}: {n:,} entries is more than the limit of {MAX_ELEMENTS:,}")
-    if entry.get("dtype") not in TENSOR_DTYPES:
-        raise bad(f"{name}: dtype {entry.get('dtype')!r} is not one of {', '.join(TENSOR_DTYPES)}")
-    coding = entry.get("coding")
-    if coding == "bitmap":
-        return {f"{name}::bits": (n + 7) // 8, f"{name}::values": None}
-    if coding != "rice":
-        raise bad(f"{name}: unknown mask coding {coding!r}")
-    k, count, of = entry.get("k"), entry.get("count"), entry.get("positions_of")
-    if not (
-        isinstance(k, int)
-        and 0 <= k <= _MAX_RICE_K
-        and isinstance(count, int)
-        and 0 <= count <= n
-        and of in ("kept", "pruned")
-    ):
-        raise bad(f"{name}: invalid Rice parameters (k={k!r}, count={count!r}, positions_of={of!r})")
-    return {
-        f"{name}::unary": None,
-        f"{name}::rem": (count * k + 7) // 8,
-        f"{name}::values": count if of == "kept" else n - count,
-    }
-
-
-def read_compact_metadata(path: str | os.PathLike) -> dict:
-    """The ticket's header (model, size, density, source, version, ...), checked, without loading tensors."""
-    return _read_header(Path(path))[0]
-
-
-def compact_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
+def compact_shapes(path: str | os.PathLike, *, allow_unchecked: bool = False) -> dict[str, tuple[int, ...]]:
     """Every tensor's shape as the ticket declares it (checked, nothing allocated)."""
-    header, info = _read_header(Path(path))
+    header, info = read_header(Path(path), allow_unchecked)
     return {
         name: tuple(header["pruned"][name]["shape"]) if name in header["pruned"] else info[name][0]
         for name in header["order"]
@@ -337,17 +198,24 @@ def is_compact(path: str | os.PathLike) -> bool:
 
 
 def load_compact(
-    path: str | os.PathLike, expected_shapes: Mapping[str, Sequence[int]] | None = None
+    path: str | os.PathLike,
+    expected_shapes: Mapping[str, Sequence[int]] | None = None,
+    *,
+    max_elements: int | None = None,
+    max_bytes: int | None = None,
+    allow_unchecked: bool = False,
 ) -> tuple[dict[str, torch.Tensor], Mask, dict]:
     """Read a ticket: (plain state dict with pruned entries as zeros, its mask, header).
 
     Everything the header declares is checked before anything is allocated: against
-    ``expected_shapes`` (name -> shape, e.g. the model's) when given, else against hard
-    limits relative to the file's size. Every stored tensor is checked against its CRC32
-    (tickets of format version 1 have none). Raises TicketError naming the file.
+    ``expected_shapes`` (name -> shape, e.g. the model's) when given, else against a budget
+    of pruned entries and bytes proportional to the file's size, with a ceiling
+    (``ticket_header.default_budget``; ``max_elements``/``max_bytes`` replace it). Every
+    stored tensor is checked against its CRC32. Tickets of format version 1 have none and
+    load only with ``allow_unchecked``. Raises TicketError naming the file.
     """
     path = Path(path)
-    header, info = _read_header(path)
+    header, info = read_header(path, allow_unchecked)
     declared = {
         name: tuple(header["pruned"][name]["shape"]) if name in header["pruned"] else info[name][0]
         for name in header["order"]
@@ -370,14 +238,7 @@ def load_compact(
             ]
             raise TicketError(f"{path} does not fit the model: " + "; ".join(parts))
     else:
-        size = path.stat().st_size
-        total = sum(math.prod(header["pruned"][n]["shape"]) for n in header["pruned"])
-        budget = max(MIN_ELEMENT_BUDGET, MAX_ELEMENTS_PER_BYTE * size)
-        if total > budget:
-            raise TicketError(
-                f"{path} declares {total:,} pruned weights in {size:,} bytes, more than a ticket can encode; if it "
-                "is genuine, load it with its model (load_ticket(path, model=...)), which checks it against the network"
-            )
+        check_budget(path, header, info, max_elements, max_bytes)
     keys = _stored_keys(header["order"], header["pruned"])
     crcs = dict(zip(keys, _unpack_crcs(header["crc32"], len(keys)))) if header["version"] >= 2 else None
 

@@ -1,4 +1,4 @@
-"""Export a run's round as a compact ticket."""
+"""Export a run's round (or rewrite a ticket file) as a compact ticket."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 from .. import __version__
 from ..models.registry import signature
-from ..pruning.ticket import load_compact, save_compact
+from ..pruning.ticket import load_compact, read_compact_metadata, save_compact
 from .outputs import check_output
-from .run import RunError, read_config, read_history
+from .run import RunError, is_run_dir, read_config, read_history
 
 
 def round_ticket_path(run_dir: str | os.PathLike, round: int | None = None) -> Path:
@@ -34,20 +34,34 @@ def export_run(
     round: int | None = None,
     dtype: str = "fp32",
     overwrite: bool = False,
+    *,
+    allow_unchecked: bool = False,
 ) -> dict:
-    """Write the compact ticket of a run's round to ``out``; returns its metadata.
+    """Write the compact ticket of a run's round, or rewrite a ticket file, to ``out``; returns its metadata.
 
-    ``out`` may not lie inside a run directory, and an existing file is replaced only with ``overwrite``.
+    ``run_dir`` is a run directory or a ticket file: the result is always a current (version 2,
+    checksummed) ticket, so ``allow_unchecked`` turns a version 1 ticket into a checked one.
+    ``out`` may not lie inside a run directory, and an existing file is replaced only with
+    ``overwrite``, also when another process creates it meanwhile.
     """
     out = check_output(out, overwrite)
-    config = read_config(run_dir)
-    source = round_ticket_path(run_dir, round)
+    source = Path(run_dir)
+    if is_run_dir(source):
+        config = read_config(source)
+        ticket, model, size = round_ticket_path(source, round), config.model, config.size
+    elif source.is_file():
+        if round is not None:
+            raise RunError(f"--round only applies to a run directory; {source} is a file")
+        header = read_compact_metadata(source, allow_unchecked=allow_unchecked)
+        ticket, model, size = source, header.get("model"), header.get("size")
+    else:
+        raise RunError(f"{source} is neither a run directory nor a ticket file")
     try:
-        expected = signature(config.model, config.size)
+        expected = signature(model, size) if isinstance(model, str) and isinstance(size, str) else None
     except (KeyError, ValueError):  # a network outside the registry: the ticket's own limits apply
         expected = None
-    state, mask, header = load_compact(source, expected_shapes=expected)
+    state, mask, header = load_compact(ticket, expected_shapes=expected, allow_unchecked=allow_unchecked)
     meta = {k: v for k, v in header.items() if k not in ("format", "version", "pruned", "order", "crc32")}
     meta.update(value_dtype=dtype, lotteryir_version=__version__)
-    save_compact(state, mask, out, dtype=dtype, metadata=meta)
+    save_compact(state, mask, out, dtype=dtype, metadata=meta, overwrite=overwrite)
     return meta

@@ -22,7 +22,9 @@ def _task_of(label: str) -> str:
     return label.split("/", 1)[0]
 
 
-def write_report_figure(history: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> None:
+def write_report_figure(
+    history: Sequence[Mapping[str, Any]], path: Path, title: str = "", *, overwrite: bool = True
+) -> None:
     """PSNR per task and the all-task mean against remaining weights (log axis), with controls."""
     import matplotlib
 
@@ -67,12 +69,12 @@ def write_report_figure(history: Sequence[Mapping[str, Any]], path: Path, title:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
-    _savefig(fig, path)
+    _savefig(fig, path, overwrite)
     plt.close(fig)
 
 
-def _savefig(fig, path: Path) -> None:
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+def _savefig(fig, path: Path, overwrite: bool = True) -> None:
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"), overwrite=overwrite)
 
 
 def _thumb(img: torch.Tensor, side: int) -> torch.Tensor:
