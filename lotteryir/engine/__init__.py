@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
+from lotteryir.engine.config import TrainConfig
 from lotteryir.engine.device import pick_device
 from lotteryir.engine.evaluate import EvalResult, ImageScore, SetScore, evaluate
 from lotteryir.engine.inference import restore_image
 from lotteryir.engine.metrics import psnr, rgb_to_y, ssim
-from lotteryir.engine.train import (
-    NonFiniteLossError,
-    RestorationTrainer,
-    TrainConfig,
-    TrainingStopped,
-    TrainProgress,
-)
+from lotteryir.engine.train import NonFiniteLossError, RestorationTrainer, TrainingStopped, TrainProgress
 
 __all__ = [
     "psnr",

@@ -14,6 +14,7 @@ complete checkpoint readable.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pickle
 import random
@@ -26,8 +27,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from lotteryir._files import atomic_write, unshared_cpu
+from lotteryir.engine import distributed as ddp
 
-__all__ = ["TrainState", "save_resume_state", "load_resume_state", "capture_rng", "restore_rng"]
+__all__ = ["TrainState", "save_resume_state", "load_resume_state", "resume_round", "capture_rng", "restore_rng"]
+
+log = logging.getLogger(__name__)
 
 STATE_FILE = "train_state.json"
 _RNG_PREFIX = "__rng__."
@@ -152,6 +156,50 @@ def load_resume_state(directory: Path, model: torch.nn.Module) -> tuple[TrainSta
         round_state=record.get("round_state"),
     )
     return state, optim_state
+
+
+def resume_round(
+    directory: Path | None,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: Any,
+    fingerprint: dict[str, Any],
+) -> TrainState | None:
+    """Load this round's checkpoint into model, optimizer, scaler and RNGs; None when there is none to resume.
+
+    A checkpoint of another round is ignored; one of this round written with a different
+    ``fingerprint`` (steps, batch size, seed ...) is refused, since resuming it would not
+    reproduce the uninterrupted run.
+    """
+    if directory is None:
+        return None
+    record = peek_state(directory)
+    if record is None:
+        return None
+    if record["fingerprint"].get("round") != fingerprint["round"]:
+        # A finished checkpoint of an earlier round sharing the directory: not ours to resume.
+        log.info("ignoring checkpoint of round %s in %s", record["fingerprint"].get("round"), directory)
+        return None
+    changed = {
+        k: (record["fingerprint"].get(k), v) for k, v in fingerprint.items() if record["fingerprint"].get(k) != v
+    }
+    if changed:
+        detail = ", ".join(f"{k}: checkpoint {old!r}, now {new!r}" for k, (old, new) in changed.items())
+        raise ValueError(
+            f"the training checkpoint in {directory} was written with a different setup ({detail}); "
+            "restore the original settings or delete the checkpoint to restart the round"
+        )
+    loaded = load_resume_state(directory, model)
+    assert loaded is not None
+    state, optim_state = loaded
+    ranks = optim_state.get("rng_ranks") or []
+    if 0 < ddp.rank() < len(ranks):
+        restore_rng(*ranks[ddp.rank()])  # load_resume_state restored rank 0's generators
+    optimizer.load_state_dict(optim_state["optimizer"])
+    if scaler is not None and "scaler" in optim_state:
+        scaler.load_state_dict(optim_state["scaler"])
+    log.info("round %d: resuming from step %d in %s", state.round, state.step, directory)
+    return state
 
 
 def peek_state(directory: Path) -> dict[str, Any] | None:

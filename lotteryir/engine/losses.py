@@ -1,0 +1,26 @@
+"""Training losses by name: ``TrainConfig.loss`` picks one of :data:`LOSSES`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["LOSSES", "psnr_loss"]
+
+
+def psnr_loss(restored: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of -PSNR in dB (pixel range 1), a differentiable training loss.
+
+    The floor of 1e-5 on each image's mean squared error (50 dB) keeps flat patches, whose
+    error can approach 0, from taking unbounded weight.
+    """
+    mse = (restored - target).pow(2).flatten(1).mean(dim=1)
+    return (10.0 / math.log(10.0)) * torch.log(mse + 1e-5).mean()
+
+
+# "l1": the paper's loss. "psnr": NAFNet's PSNR loss, which weighs every image by its own error, so mild
+# degradations (JPEG, light rain) are not drowned out by heavy ones (haze) when tasks share a batch.
+LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {"l1": F.l1_loss, "psnr": psnr_loss}
