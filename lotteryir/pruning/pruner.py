@@ -405,9 +405,12 @@ class IterativeMagnitudePruner:
     @torch.no_grad()
     def _rewind_unpruned(self, model: nn.Module, params: Sequence[PrunableParam]) -> None:
         if self.rewind_unpruned:
-            prunable = {p.name for p in params}
+            # By identity, not name: a tied weight appears under every alias (``b.weight`` for
+            # ``b.weight = a.weight``, each name of a module used twice), and copying the dense
+            # snapshot into an alias would undo the zeros that write_weights just kept.
+            prunable = {id(bridge.trainable_tensor(p)) for p in params}
             for key, t in self._named_tensors(model).items():
-                if key not in prunable:
+                if id(t) not in prunable:
                     t.copy_(self._snapshot[key])
 
     # -- pruning -------------------------------------------------------------
