@@ -11,11 +11,33 @@ import fnmatch
 from collections.abc import Mapping, Sequence
 
 import torch
+from torch import nn
 
-from . import bridge, checks, schedule
+from . import bridge, checks, distributed, schedule
 from .mask import Mask
-from .selection import PrunableParam
+from .rewind import named_tensors
+from .selection import PrunableParam, find_prunable
 from .strategies import STRATEGIES
+
+Selection = tuple[list[str], list[str], "Sequence[type[nn.Module]] | None"]  # include, exclude, module types
+
+
+def attach(
+    model: nn.Module, selection: Selection, layer_rates: Mapping[str, float]
+) -> tuple[list[PrunableParam], dict[str, float]]:
+    """Find ``model``'s prunable tensors, resolve the ``layer_rates`` globs over them, attach all-ones masks."""
+    params = find_prunable(model, *selection)
+    if not params:
+        raise ValueError(
+            "the model has no prunable parameters (no Conv/ConvTranspose/Linear weights, no include match)"
+        )
+    rates = schedule.resolve_layer_rates(layer_rates, [p.name for p in params])
+    bridge.attach_masks(model, params)
+    # DDP wrapped around this model later must not broadcast the masks at every forward.
+    distributed.ddp_ignore_masks(model)
+    if distributed.active():  # every rank must start from the same weights: the rewind point is taken now
+        distributed.verify_weights_agree(named_tensors(model))
+    return params, rates
 
 
 class Survivors:
@@ -24,6 +46,7 @@ class Survivors:
     def __init__(self) -> None:
         self._cache: dict[str, tuple[tuple[int, int], int]] = {}  # name -> ((buffer id, version), survivors)
         self.before: dict[str, int] = {}  # the counts the last pruning started from
+        self.scale_warned = False  # the scale-mismatch warning is given once per pruner
 
     def count(self, params: Sequence[PrunableParam]) -> dict[str, int]:
         out = {}
@@ -42,6 +65,19 @@ class Survivors:
         for name, count in after.items():
             buf = bridge.mask_buffer(by_name[name])
             self._cache[name] = ((id(buf), buf._version), count)
+
+    def check(
+        self,
+        by_name: Mapping[str, PrunableParam],
+        mask: Mask,
+        after: Mapping[str, int],
+        layer_rates: Mapping[str, float],
+        include: Sequence[str],
+        level: int,
+    ) -> None:
+        """Warn about layer collapse and (once) about included tensors on another magnitude scale."""
+        args = (by_name, mask, self.before, after, layer_rates, include, level, self.scale_warned)
+        self.scale_warned = check_round(*args)
 
 
 def next_mask(

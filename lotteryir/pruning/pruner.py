@@ -2,10 +2,9 @@
 
 Round 0 trains the dense model. Round r >= 1 removes the configured fraction of
 the *remaining* prunable weights, rewinds the survivors, and trains again, so
-the density after r rounds is (1 - rate)^r (to the nearest whole weight).
-Where things live: the schedule in schedule.py, one pruning step in masking.py,
-rewind points in rewind.py, round records and saved state in state.py, controls
-in controls.py, prunable tensors that get no gradient in unused.py.
+the density after r rounds is (1 - rate)^r (to the nearest whole weight). The schedule is in
+schedule.py, one pruning step in masking.py, rewind points in rewind.py, round records and saved
+state in state.py, controls in controls.py, tensors that get no gradient in unused.py.
 """
 
 from __future__ import annotations
@@ -21,24 +20,16 @@ from torch import nn
 
 from . import bridge, controls, distributed, masking, schedule, state
 from .context import RoundContext, TrainClosure
-from .controls import CONTROLS, InitFn, ModelFactory, check_controls
+from .controls import InitFn, ModelFactory, check_controls
 from .mask import Mask
 from .report import SparsityReport, sparsity_report
 from .rewind import Rewind, RewindPoints, check_steps, named_tensors
-from .schedule import MAX_ROUNDS, SCOPES, rounds_for_density
+from .schedule import MAX_ROUNDS, rounds_for_density
 from .selection import PrunableParam, find_prunable
 from .state import RoundRecord, jsonable
 from .unused import GradientWatch
 
-__all__ = [
-    "CONTROLS",
-    "MAX_ROUNDS",
-    "SCOPES",
-    "IterativeMagnitudePruner",
-    "Rewind",
-    "RoundRecord",
-    "rounds_for_density",
-]
+__all__ = ["MAX_ROUNDS", "IterativeMagnitudePruner", "Rewind", "RoundRecord", "rounds_for_density"]
 
 log = logging.getLogger(__name__)
 
@@ -46,54 +37,44 @@ log = logging.getLogger(__name__)
 class IterativeMagnitudePruner:
     """Lottery-ticket search by iterative magnitude pruning on any ``nn.Module``.
 
-    ``train(model, ctx)`` is your training closure: it trains ``model`` in place
-    for one round and returns a metrics dict (see :class:`RoundContext`).
-    Masks (all ones) are attached at construction, so build optimizers and
-    wrappers such as DistributedDataParallel *after* creating the pruner.
+    ``train(model, ctx)`` is your training closure: it trains ``model`` in place for one round and
+    returns a metrics dict (see :class:`RoundContext`). Masks (all ones) are attached at construction,
+    so build optimizers and wrappers such as DistributedDataParallel *after* creating the pruner.
 
-    Under torch.distributed, create the pruner on every rank from identical
-    weights and run the same rounds everywhere: each rank prunes its own
-    replica, and :meth:`prune` verifies with one checksum all-reduce that all
-    ranks hold the same mask (:class:`MaskMismatchError` otherwise). Masks are
+    Under torch.distributed, create the pruner on every rank from identical weights and run the same
+    rounds everywhere: each rank prunes its own replica, and :meth:`prune` verifies with one checksum
+    all-reduce that all ranks hold the same mask (:class:`MaskMismatchError` otherwise). Masks are
     updated in place, so the DDP wrapper stays valid for the whole run.
 
     Args:
         rate: fraction of the remaining prunable weights removed per round, in (0, 1).
         rounds / target_density: how many pruning rounds (give one, not both).
-        scope: ``global`` (one magnitude threshold across all tensors),
-            ``layerwise`` (each tensor loses ``rate`` of its own weights) or
-            ``random`` (random pruning at the global rate, a control).
-        rewind: ``"init"`` (the MIR-L paper), ``"step:K"`` (late rewinding to
-            optimizer step K of round 0) or ``"none"`` (keep trained weights:
-            fine-tuning, or learning-rate rewinding when the closure restarts its schedule).
-        rewind_unpruned: also rewind biases, norms, other parameters and buffers
-            (default True); False keeps their trained values.
-        include / exclude: globs on parameter names added to / removed from the
-            default set (weights of Conv*, ConvTranspose*, Linear).
-        layer_rates: glob -> rate overrides. In ``layerwise`` scope a matching
-            tensor loses its own rate; in ``global`` scope matching tensors are
-            pruned individually at their rate and the rest share one threshold.
-        controls: train these controls after every pruning round with the same
-            closure: ``random_reinit`` (the ticket's mask on a fresh
-            initialization) and ``random_prune`` (a random mask with the ticket's
-            per-tensor densities, from the rewind point).
-        model_factory: ``() -> nn.Module`` building the model afresh; ``random_reinit``
-            then takes every parameter and buffer from a new model built under the
-            control's seed (the most faithful fresh initialization).
-        init_fn: without a factory, how ``random_reinit`` re-draws weights in place
-            (default: every module's ``reset_parameters()``). Parameters it leaves
-            unwritten are named by a :class:`ReinitError` when the pruner is created.
-        rewind_points: further steps of round 0 (0 = init) whose weights are kept,
-            so that :meth:`extend` can switch the rewind to them later.
-        on_round_end / on_rewind_point: callbacks after each round (or iterate
-            :meth:`iter_rounds`), and when a late-rewinding snapshot is taken
-            during round 0 (to persist it).
+        scope: ``global`` (one magnitude threshold across all tensors), ``layerwise`` (each tensor
+            loses ``rate`` of its own weights) or ``random`` (random pruning at the global rate, a control).
+        rewind: ``"init"`` (the MIR-L paper), ``"step:K"`` (late rewinding to optimizer step K of
+            round 0) or ``"none"`` (keep trained weights: fine-tuning, or learning-rate rewinding when
+            the closure restarts its schedule).
+        rewind_unpruned: also rewind biases, norms, other parameters and buffers (default True).
+        include / exclude: globs on parameter names added to / removed from the default set
+            (weights of Conv*, ConvTranspose*, Linear).
+        layer_rates: glob -> rate overrides. In ``layerwise`` scope a matching tensor loses its own
+            rate; in ``global`` scope matching tensors are pruned individually at their rate and the
+            rest share one threshold.
+        controls: train these controls after every pruning round with the same closure:
+            ``random_reinit`` (the ticket's mask on a fresh initialization) and ``random_prune``
+            (a random mask with the ticket's per-tensor densities, from the rewind point).
+        model_factory / init_fn: how ``random_reinit`` draws fresh weights: from a model the factory
+            (``() -> nn.Module``) builds under the control's seed, or, without one, ``init_fn`` in place
+            (default: ``reset_parameters()``); a :class:`ReinitError` names what it leaves unwritten.
+        rewind_points: further steps of round 0 (0 = init) whose weights are kept, so that
+            :meth:`extend` can switch the rewind to them later.
+        on_round_end / on_rewind_point: callbacks after each round (or iterate :meth:`iter_rounds`),
+            and when a late-rewinding snapshot is taken during round 0 (to persist it).
 
-    A model that already carries pruning masks, or whose prunable weights hold
-    exact zeros, is adopted as level k when its survivor counts are exactly those
-    of level k of this schedule (training then continues at round k + 1, rewinding
-    to the weights as given); masks that match no level are refused. Continue a
-    finished run with :meth:`extend`.
+    A model that already carries pruning masks, or whose prunable weights hold exact zeros, is
+    adopted as level k when its survivor counts are exactly those of level k of this schedule
+    (training then continues at round k + 1, rewinding to the weights as given); masks that match
+    no level are refused. Continue a finished run with :meth:`extend`.
     """
 
     def __init__(
@@ -119,10 +100,8 @@ class IterativeMagnitudePruner:
         on_round_end: Callable[[RoundRecord], None] | None = None,
         on_rewind_point: Callable[[int | None], None] | None = None,
     ) -> None:
-        self.rate = schedule.check_rate(rate)
-        self.scope = schedule.check_scope(scope)
-        self.rounds = schedule.total_rounds(rounds, target_density, self.rate)
-        self.target_density = target_density
+        self.rate, self.scope = schedule.check_rate(rate), schedule.check_scope(scope)
+        self.rounds, self.target_density = schedule.total_rounds(rounds, target_density, self.rate), target_density
         self.rewind_spec = Rewind.parse(rewind)
         self.controls = check_controls(controls, model, init_fn, model_factory)
         self.model, self.train, self.init_fn, self.model_factory = model, train, init_fn, model_factory
@@ -131,24 +110,11 @@ class IterativeMagnitudePruner:
         self.rewind_points = check_steps(rewind_points)
         self.extensions: list[dict[str, Any]] = []
         self.adopted_level: int | None = None
-        self._scale_warned = False
         self._selection = (list(include or []), list(exclude or []), module_types)
-        self.params: list[PrunableParam] = find_prunable(model, *self._selection)
-        if not self.params:
-            raise ValueError(
-                "the model has no prunable parameters (no Conv/ConvTranspose/Linear weights, no include match)"
-            )
-        self.layer_rates = schedule.resolve_layer_rates(layer_rates or {}, [p.name for p in self.params])
-        bridge.attach_masks(model, self.params)
-        # DDP wrapped around this model later must not broadcast the masks at every forward.
-        distributed.ddp_ignore_masks(model)
-        if distributed.active():  # every rank must start from the same weights: the rewind point is taken now
-            distributed.verify_weights_agree(named_tensors(model))
+        self.params, self.layer_rates = masking.attach(model, self._selection, layer_rates or {})
         self._by_name = {p.name: p for p in self.params}
-        self.active: list[str] = [p.name for p in self.params]
-        self.excluded_unused: list[str] = []
-        self.round = -1  # last completed round
-        self.level = 0  # prunings applied so far (round r >= 1 trains at level r)
+        self.active, self.excluded_unused = [p.name for p in self.params], list[str]()  # pruned; dropped as unused
+        self.round, self.level = -1, 0  # the last completed round; prunings so far (round r trains at level r)
         self.history: list[RoundRecord] = []
         self._rewinds, self._watch, self._survivors = RewindPoints(), GradientWatch(), masking.Survivors()
         adopted = self._adopt_existing()
@@ -160,43 +126,28 @@ class IterativeMagnitudePruner:
     def _adopt_existing(self) -> int | None:
         """Adopt the model's existing sparsity as level k of the schedule (see schedule.existing_level)."""
         weights = {p.name: bridge.trainable_tensor(p) for p in self.params}
-        found = schedule.existing_level(self.full_mask, weights, self.rate, self.layer_rates, self.scope)
+        schedule_of = (self.rate, self.layer_rates, self.scope, self.rewind_spec.step)
+        found = schedule.existing_level(self.full_mask, weights, *schedule_of)
         if found is None:
             return None
-        if self.rewind_spec.kind == "step":
-            raise ValueError(
-                f"the model is already pruned (adopted as level {found.level}), so there is no round 0 to take step "
-                f"{self.rewind_spec.step} from: use rewind='init' (the weights as given) or 'none'"
-            )
         if found.from_zeros:
             self.apply_mask(found.mask)
         self.active, self.excluded_unused = list(found.active), list(found.excluded)
         self.level = self.round = self.adopted_level = found.level
-        log.info("adopted the model's existing sparsity (density %.4f) as level %d", found.mask.density, found.level)
         return found.level
 
-    # Read-only views of the rewind points, under the names older code and tests use.
+    # Read-only views of the rewind points under their older names.
     _snapshot = property(lambda self: self._rewinds.snapshot)
     _snapshot_step = property(lambda self: self._rewinds.step)
     _points = property(lambda self: self._rewinds.kept)
 
     def config(self) -> dict[str, Any]:
         """The settings that define this pruning run (saved with its state)."""
-        return {
-            "rate": self.rate,
-            "rounds": self.rounds,
-            "target_density": self.target_density,
-            "scope": self.scope,
-            "rewind": str(self.rewind_spec),
-            "rewind_unpruned": self.rewind_unpruned,
-            "layer_rates": self.layer_rates,
-            "controls": list(self.controls),
-            "seed": self.seed,
-            "prunable": [p.name for p in self.params],
-            "rewind_points": list(self.rewind_points),
-        }
+        out = {k: getattr(self, k) for k in ("rate", "rounds", "target_density", "scope")}
+        out.update(rewind=str(self.rewind_spec), rewind_unpruned=self.rewind_unpruned, layer_rates=self.layer_rates)
+        out.update(controls=list(self.controls), seed=self.seed, prunable=[p.name for p in self.params])
+        return {**out, "rewind_points": list(self.rewind_points)}
 
-    # -- views ---------------------------------------------------------------
     @property
     def mask(self) -> Mask:
         """The current mask over the active prunable tensors."""
@@ -207,9 +158,7 @@ class IterativeMagnitudePruner:
         """The current mask over every attached tensor (dropped ones included, all ones)."""
         return bridge.current_mask(self.params)
 
-    @property
-    def density(self) -> float:
-        return self.mask.density
+    density = property(lambda self: self.mask.density, doc="The density of :attr:`mask`.")
 
     def report(self) -> SparsityReport:
         """Sparsity per active prunable tensor and overall."""
@@ -222,19 +171,12 @@ class IterativeMagnitudePruner:
     def _active_params(self) -> list[PrunableParam]:
         return [self._by_name[n] for n in self.active]
 
-    # -- rewind point --------------------------------------------------------
+    # -- rewind point, pruning ----------------------------------------------
     def mark_rewind_point(self, step: int | None = None) -> None:
-        """Snapshot the current weights (all parameters and buffers) as the rewind point.
-
-        A ``step`` listed in ``rewind_points`` (and not the active rewind's) is kept
-        aside on the CPU for :meth:`extend`.
-        """
-        became = self._rewinds.mark(
-            named_tensors(self.model), step, active=self.rewind_spec.at, keep=self.rewind_points
-        )
-        if became and step and self.on_rewind_point is not None:
-            # Late rewinding: let the caller persist the snapshot before round 0 ends.
-            self.on_rewind_point(step)
+        """Snapshot the current weights (all parameters and buffers) as the rewind point; a ``step``
+        listed in ``rewind_points`` (and not the active rewind's) is kept aside on the CPU for :meth:`extend`."""
+        tensors, active = named_tensors(self.model), self.rewind_spec.at
+        self._rewinds.mark(tensors, step, active=active, keep=self.rewind_points, then=self.on_rewind_point)
 
     def rewind(self, model: nn.Module | None = None) -> None:
         """Write the rewind point into the survivors (and, if configured, every other tensor)."""
@@ -242,7 +184,6 @@ class IterativeMagnitudePruner:
         params = self.params if model is self.model else self._params_of(model)
         self._rewinds.write(self.rewind_spec, model, params, self.rewind_unpruned)
 
-    # -- pruning -------------------------------------------------------------
     def next_mask(self, level: int | None = None) -> Mask:
         """The mask of pruning level ``level`` (default: the next one), from the current weights."""
         r = self.level + 1 if level is None else level
@@ -255,30 +196,24 @@ class IterativeMagnitudePruner:
         )
 
     def apply_mask(self, mask: Mask, values: Mapping[str, torch.Tensor] | None = None) -> None:
-        """Attach ``mask`` (over the active tensors, or all prunable tensors) in place.
-
-        ``values`` (name -> tensor) are written into the survivors in the same pass.
-        """
+        """Attach ``mask`` (over the active or all prunable tensors) in place; ``values`` (name -> tensor)
+        are written into the survivors in the same pass."""
         params = self.params if set(mask) == set(self._by_name) else self._active_params()
         bridge.attach_masks(self.model, params, mask, values)
 
     def prune(self, rewind: bool = False) -> Mask:
         """Compute and attach the next level's mask; returns it. Does not train.
 
-        ``rewind=True`` also rewinds the survivors (and, if configured, every other
-        tensor), writing the rewind point and the new zeros in one pass over the
-        weights: what :meth:`run_round` does. The first call drops the tensors that
-        received no gradient so far (see module docs).
+        ``rewind=True`` also rewinds the survivors (and, if configured, every other tensor), writing the
+        rewind point and the new zeros in one pass over the weights: what :meth:`run_round` does. The
+        first call drops the tensors that received no gradient so far (see unused.py).
         """
         point = self._rewinds.point(self.rewind_spec) if rewind else None
         self._drop_unused()
         mask = self.next_mask()
         after = mask.remaining()
         if self.scope == "global":
-            before, include = self._survivors.before, self._selection[0]
-            self._scale_warned = masking.check_round(
-                self._by_name, mask, before, after, self.layer_rates, include, self.level + 1, self._scale_warned
-            )
+            self._survivors.check(self._by_name, mask, after, self.layer_rates, self._selection[0], self.level + 1)
         self.apply_mask(mask, point)
         self._survivors.remember(self._by_name, after)
         if point is not None:  # the survivors got their values in apply_mask: the rest now
@@ -295,20 +230,10 @@ class IterativeMagnitudePruner:
 
     # -- rounds --------------------------------------------------------------
     def _context(self, r: int, density: float, kind: str = "ticket") -> RoundContext:
-        ctx = RoundContext(
-            round=r,
-            density=density,
-            rewind_step=self.rewind_spec.step if self.rewind_spec.kind == "step" else None,
-            seed=self.seed,
-            kind=kind,
-            rewind_steps=tuple(k for k in self.rewind_points if k > 0),
-        )
-        if kind != "ticket":
-            ctx.extras["control"] = kind  # the older spelling of ctx.kind
-        elif r == 0:  # which tensors got gradients is decided while round 0 trains: resumes must keep it
-            ctx._on_mark = self.mark_rewind_point
-            ctx._save_state, ctx._load_state = self._watch.state, self._watch.restore
-        return ctx
+        # Which tensors got gradients is decided while round 0 trains: a resumed round 0 must keep it.
+        hooks = {"on_mark": self.mark_rewind_point, "save_state": self._watch.state, "load_state": self._watch.restore}
+        spec = {"rewind_step": self.rewind_spec.step, "rewind_steps": self.rewind_points, "seed": self.seed}
+        return RoundContext.for_round(r, density, kind=kind, **spec, **hooks)
 
     @property
     def finished(self) -> bool:
@@ -329,15 +254,8 @@ class IterativeMagnitudePruner:
         ctx = self._context(r, mask.density)
         metrics = dict(train(self.model, ctx) or {})
         if r == 0:
-            if self.rewind_spec.kind == "step" and self._rewinds.snapshot is None:
-                raise RuntimeError(
-                    f"rewind to step {self.rewind_spec.step} was requested, but round 0 reported only "
-                    f"{ctx.steps_done} optimizer steps through ctx.step(k); train longer or rewind earlier"
-                )
+            self._rewinds.check_round0(self.rewind_spec, ctx.steps_done, self.rewind_points)
             self._drop_unused()
-            missing = self._rewinds.missing(self.rewind_points)
-            if missing:
-                log.warning("round 0 never reported step(s) %s: those rewind points were not recorded", missing)
             mask = self.mask
         rewound = str(self.rewind_spec) if r >= 1 else ""
         record = RoundRecord(r, mask.density, mask.num_remaining, mask.num_total, jsonable(metrics), rewind=rewound)
@@ -372,20 +290,17 @@ class IterativeMagnitudePruner:
         target_density: float | None = None,
         rewind: str | int | Rewind | None = None,
     ) -> None:
-        """Continue the run: ``rounds`` more pruning rounds (or until ``target_density``),
-        optionally rewinding somewhere else from the next round on.
+        """Continue the run: ``rounds`` more pruning rounds (or until ``target_density``), optionally
+        rewinding somewhere else from the next round on; then call :meth:`run` again.
 
-        ``rewind`` may be ``"none"``, or ``"init"``/``"step:K"`` when that point's
-        weights were kept (the active rewind's, or one of ``rewind_points``).
-        The change is recorded in :attr:`extensions`, and every round's record
-        says which rewind it started from. Then call :meth:`run` again.
+        ``rewind`` may be ``"none"``, or ``"init"``/``"step:K"`` when that point's weights were kept (the
+        active rewind's, or one of ``rewind_points``). The change is recorded in :attr:`extensions`,
+        and every round's record says which rewind it started from.
         """
         old_rounds, old_rewind = self.rounds, str(self.rewind_spec)
         new_rounds = schedule.extended_rounds(old_rounds, self.round, self.rate, rounds, target_density)
         if rewind is not None:
-            spec = Rewind.parse(rewind)
-            self._rewinds.switch(spec)
-            self.rewind_spec = spec
+            self.rewind_spec = self._rewinds.switch(Rewind.parse(rewind))
         if new_rounds == old_rounds and str(self.rewind_spec) == old_rewind:
             raise ValueError("extend() needs rounds, target_density or a different rewind")
         self.rounds, self.target_density = new_rounds, target_density
@@ -394,25 +309,12 @@ class IterativeMagnitudePruner:
         log.info("run extended after round %d: %s", self.round, change)
 
     def make_control(self, kind: str, seed: int = 0) -> nn.Module:
-        """A copy of the model for a control at the current mask, ready to train (see controls.make_control).
+        """A copy of the model for a control (``random_reinit``, ``random_prune``) at the current mask,
+        ready to train; see :func:`lotteryir.pruning.controls.make_control`."""
+        rewind = self.rewind if self._rewinds.snapshot is not None else None
+        kw = {"init_fn": self.init_fn, "factory": self.model_factory, "rewind": rewind}
+        return controls.make_control(self.model, kind, seed, self._params_of, self.mask, self.level, **kw)
 
-        ``random_reinit``: the ticket's mask on a fresh, seeded initialization.
-        ``random_prune``: a random mask with the ticket's per-tensor survivor counts,
-        weights at the rewind point (or the current weights when rewind is ``none``).
-        """
-        return controls.make_control(
-            self.model,
-            kind,
-            seed,
-            params_of=self._params_of,
-            mask=self.mask,
-            level=self.level,
-            rewind=self.rewind if self._rewinds.snapshot is not None else None,
-            init_fn=self.init_fn,
-            factory=self.model_factory,
-        )
-
-    # -- export and state ----------------------------------------------------
     def export_state_dict(self) -> dict[str, torch.Tensor]:
         """Plain state dict (pruned entries as zeros, no ``_orig``/``_mask``) for an unpruned model."""
         return bridge.export_state_dict(self.model)
@@ -423,45 +325,26 @@ class IterativeMagnitudePruner:
 
     def save_state(self, directory: str | os.PathLike, include_model: bool = True) -> None:
         """Write masks, rewind snapshot, round index, history (and the model) to ``directory``."""
-        fields = {
-            "round": self.round,
-            "level": self.level,
-            "active": self.active,
-            "excluded_unused": self.excluded_unused,
-            "rewind_step": self._rewinds.step,
-            "has_rewind_point": self._rewinds.snapshot is not None,
-            "config": self.config(),
-            "history": [h.to_dict() for h in self.history],
-            "extensions": self.extensions,
-            "kept_rewind_points": sorted(self._rewinds.kept),
-            "adopted_level": self.adopted_level,
-        }
+        fields = {k: getattr(self, k) for k in state.PROGRESS}
+        fields.update(config=self.config(), history=[h.to_dict() for h in self.history])
         model = self.model if include_model else None
-        state.save_state(directory, fields, self.full_mask, self._rewinds.snapshot, self._rewinds.kept, model)
+        state.save_state(directory, fields, self.full_mask, self._rewinds, model)
 
     def load_state(self, directory: str | os.PathLike) -> None:
         """Restore what :meth:`save_state` wrote; the pruner must be configured the same way."""
-        device = next(iter(named_tensors(self.model).values())).device
-        found = state.load_state(directory, self.config(), str(self.rewind_spec), self.model, device)
-        saved, fields = found.state["config"], found.state
+        found = state.load_state(directory, self.config(), str(self.rewind_spec), self.model, self._rewinds)
+        saved = found.state["config"]
         bridge.attach_masks(self.model, self.params, found.mask)
-        if found.snapshot is not None:
-            self._rewinds.snapshot, self._rewinds.step = found.snapshot, fields["rewind_step"]
-        self.round, self.level = int(fields["round"]), int(fields["level"])
+        for key in state.PROGRESS:
+            setattr(self, key, found.state.get(key))
         if distributed.active():
             distributed.verify_masks_agree(self.full_mask, self.level, what="resumed")
-        self.active, self.excluded_unused = list(fields["active"]), list(fields["excluded_unused"])
-        self.history = [RoundRecord(**h) for h in fields["history"]]
-        self.extensions = list(fields["extensions"])
-        self.adopted_level = fields.get("adopted_level")
+        self.history = [RoundRecord(**h) for h in found.state["history"]]
         self.rewind_spec = Rewind.parse(saved["rewind"])
-        self._rewinds.kept.update(found.kept)
         self.rewind_points = tuple(sorted({*self.rewind_points, *saved.get("rewind_points", [])}))
-        asked, self.rounds = self.rounds, saved["rounds"]
-        self.target_density = saved.get("target_density")
-        if asked is not None and self.rounds is None:
-            self.rounds = asked
-        elif asked is not None and asked > self.rounds:  # created with more rounds than saved: the run grows
+        asked, self.target_density = self.rounds, saved.get("target_density")
+        self.rounds = saved["rounds"] if saved["rounds"] is not None else asked
+        if asked is not None and asked > self.rounds:  # created with more rounds than saved: the run grows
             self.extend(asked - self.rounds)
         if self.round >= 0:
             self._watch.stop()  # round 0 already decided which tensors are prunable (``active`` above)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -92,20 +92,28 @@ class RewindPoints:
 
     @torch.no_grad()
     def mark(
-        self, tensors: Mapping[str, torch.Tensor], step: int | None, *, active: int, keep: tuple[int, ...]
-    ) -> bool:
+        self,
+        tensors: Mapping[str, torch.Tensor],
+        step: int | None,
+        *,
+        active: int,
+        keep: tuple[int, ...],
+        then: Callable[[int | None], None] | None = None,
+    ) -> None:
         """Record ``tensors`` at ``step``: aside when ``step`` is only one to keep, else as the active point.
 
-        Returns True when they became the active rewind point.
+        ``then(step)`` is called when a late-rewinding point (step > 0) became the active one, so that
+        the caller can persist it before round 0 ends.
         """
         if step is not None and step != active and step in keep:
             self.kept[step] = {k: t.detach().to("cpu", copy=True) for k, t in tensors.items()}
             log.info("rewind point for later use recorded at step %d", step)
-            return False
+            return
         self.snapshot = {k: t.detach().clone() for k, t in tensors.items()}
         self.step = step
         log.info("rewind point recorded%s", f" at step {step}" if step else "")
-        return True
+        if step and then is not None:
+            then(step)
 
     def point(self, spec: Rewind) -> Weights:
         """The weights to rewind to; an error when none was recorded."""
@@ -117,14 +125,24 @@ class RewindPoints:
         """Whether the active snapshot is that of ``step`` (0: the weights at creation)."""
         return self.snapshot is not None and (step == self.step or (step == 0 and self.step is None))
 
-    def missing(self, wanted: tuple[int, ...]) -> list[int]:
-        """Steps > 0 of ``wanted`` whose weights were not recorded."""
-        return [k for k in wanted if k > 0 and k not in self.kept and k != self.step]
+    def check_round0(self, spec: Rewind, steps_done: int, wanted: tuple[int, ...]) -> None:
+        """After round 0: refuse a late rewind whose step never came; warn about other steps that did not."""
+        if spec.kind == "step" and self.snapshot is None:
+            raise RuntimeError(
+                f"rewind to step {spec.step} was requested, but round 0 reported only {steps_done} optimizer "
+                "steps through ctx.step(k); train longer or rewind earlier"
+            )
+        missing = [k for k in wanted if k > 0 and k not in self.kept and k != self.step]
+        if missing:
+            log.warning("round 0 never reported step(s) %s: those rewind points were not recorded", missing)
 
-    def switch(self, spec: Rewind) -> None:
-        """Make ``spec``'s weights the active snapshot (the current one is kept aside); refused if not kept."""
+    def switch(self, spec: Rewind) -> Rewind:
+        """Make ``spec``'s weights the active snapshot (the current one is kept aside); refused if not kept.
+
+        Returns ``spec``.
+        """
         if spec.kind == "none" or self.has(spec.at):
-            return  # "none" keeps the snapshot: random_prune still starts from it
+            return spec  # "none" keeps the snapshot: random_prune still starts from it
         wanted = spec.at
         if wanted not in self.kept:
             kept = sorted({*self.kept, *([self.step or 0] if self.snapshot is not None else [])})
@@ -138,6 +156,7 @@ class RewindPoints:
             self.kept[self.step or 0] = {k: t.to("cpu") for k, t in self.snapshot.items()}
         self.snapshot = {k: t.to(device) for k, t in self.kept.pop(wanted).items()}
         self.step = wanted
+        return spec
 
     @torch.no_grad()
     def write(

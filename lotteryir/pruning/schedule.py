@@ -197,14 +197,20 @@ def zeros_mask(weights: Mapping[str, torch.Tensor]) -> Mask:
 
 
 def existing_level(
-    masked: Mask, weights: Mapping[str, torch.Tensor], rate: float, layer_rates: Mapping[str, float], scope: str
+    masked: Mask,
+    weights: Mapping[str, torch.Tensor],
+    rate: float,
+    layer_rates: Mapping[str, float],
+    scope: str,
+    rewind_step: int | None = None,
 ) -> Adopted | None:
     """Which level of the schedule a model's existing sparsity is; None when the model is dense.
 
     ``masked`` is the attached mask over every prunable tensor, ``weights`` their
     trainable tensors. Masks that match no level raise ValueError. Exact zeros
     that match no level are left alone, with a warning: they are ordinary
-    weights of a dense model then.
+    weights of a dense model then. A model found pruned has no round 0, so a
+    late rewind (``rewind_step``) is refused.
     """
     if any(w.is_meta for w in weights.values()):
         return None  # no values to look at (a model built on the meta device to measure it)
@@ -220,9 +226,16 @@ def existing_level(
         candidates.append(partial)
     for active in candidates:
         level = find_level(mask, active, rate, layer_rates, scope)
-        if level is not None:
-            excluded = [n for n in everything if n not in active]
-            return Adopted(level, mask, active, excluded, from_zeros=not from_masks)
+        if level is None:
+            continue
+        if rewind_step is not None:
+            raise ValueError(
+                f"the model is already pruned (adopted as level {level}), so there is no round 0 to take step "
+                f"{rewind_step} from: use rewind='init' (the weights as given) or 'none'"
+            )
+        log.info("adopted the model's existing sparsity (density %.4f) as level %d", mask.density, level)
+        excluded = [n for n in everything if n not in active]
+        return Adopted(level, mask, active, excluded, from_zeros=not from_masks)
     what = (
         "carries pruning masks"
         if from_masks

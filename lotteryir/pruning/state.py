@@ -15,9 +15,12 @@ from torch import nn
 
 from .._files import atomic_save_safetensors, atomic_write_text
 from .mask import Mask
+from .rewind import RewindPoints, named_tensors
 
 STATE_VERSION = 1
 GROWABLE = ("rounds", "target_density", "rewind", "rewind_points")  # may differ when a saved run is continued
+# The pruner's attributes that say how far it got, saved and restored under their own names.
+PROGRESS = ("round", "level", "active", "excluded_unused", "extensions", "adopted_level")
 
 
 def jsonable(value: Any) -> Any:
@@ -63,33 +66,36 @@ class RoundRecord:
 
 @dataclass
 class Saved:
-    """A pruner state read back: ``pruner.json``'s fields, the mask and the rewind weights."""
+    """A pruner state read back: ``pruner.json``'s fields and the mask."""
 
     state: dict[str, Any]
     mask: Mask
-    snapshot: dict[str, torch.Tensor] | None
-    kept: dict[int, dict[str, torch.Tensor]]
 
 
 def save_state(
     directory: str | os.PathLike,
     state: Mapping[str, Any],
     mask: Mask,
-    snapshot: Mapping[str, torch.Tensor] | None,
-    kept: Mapping[int, Mapping[str, torch.Tensor]],
+    rewinds: RewindPoints,
     model: nn.Module | None = None,
 ) -> None:
-    """Write the mask, the rewind snapshots, ``state`` (as ``pruner.json``) and the model's weights."""
+    """Write the mask, the rewind points, ``state`` (as ``pruner.json``) and the model's weights."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     mask.save(d / "mask.safetensors")
-    if snapshot is not None:
-        atomic_save_safetensors(dict(snapshot), d / "rewind.safetensors")
-    for step, weights in kept.items():
-        atomic_save_safetensors(dict(weights), d / f"rewind_step{step}.safetensors")
+    if rewinds.snapshot is not None:
+        atomic_save_safetensors(rewinds.snapshot, d / "rewind.safetensors")
+    for step, weights in rewinds.kept.items():
+        atomic_save_safetensors(weights, d / f"rewind_step{step}.safetensors")
     if model is not None:
         atomic_save_safetensors(model.state_dict(), d / "model.safetensors")
-    atomic_write_text(d / "pruner.json", json.dumps({"version": STATE_VERSION, **state}, indent=2))
+    points = {
+        "rewind_step": rewinds.step,
+        "has_rewind_point": rewinds.snapshot is not None,
+        "kept_rewind_points": sorted(rewinds.kept),
+    }
+    text = json.dumps({"version": STATE_VERSION, **state, **points}, indent=2)
+    atomic_write_text(d / "pruner.json", text)
 
 
 def _check_config(d: Path, saved: Mapping[str, Any], mine: Mapping[str, Any], extensions: list, rewind: str) -> None:
@@ -106,11 +112,16 @@ def _check_config(d: Path, saved: Mapping[str, Any], mine: Mapping[str, Any], ex
 
 
 def load_state(
-    directory: str | os.PathLike, config: Mapping[str, Any], rewind: str, model: nn.Module, device: torch.device
+    directory: str | os.PathLike,
+    config: Mapping[str, Any],
+    rewind: str,
+    model: nn.Module,
+    rewinds: RewindPoints,
 ) -> Saved:
     """Read what :func:`save_state` wrote, checked against the loading pruner's ``config`` and ``rewind``.
 
-    The model's weights, when saved, are loaded into ``model``; the snapshot goes to ``device``.
+    The model's weights, when saved, are loaded into ``model``; the rewind points into ``rewinds``
+    (the active snapshot on the model's device).
     """
     d = Path(directory)
     path = d / "pruner.json"
@@ -128,8 +139,11 @@ def load_state(
             raise ValueError(
                 f"{d / 'model.safetensors'} does not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}"
             )
-    snapshot = None
+    mask = Mask.load(d / "mask.safetensors")
+    device = next(iter(named_tensors(model).values())).device
     if state["has_rewind_point"]:
-        snapshot = {k: v.to(device) for k, v in load_file(str(d / "rewind.safetensors")).items()}
-    kept = {int(s): load_file(str(d / f"rewind_step{s}.safetensors")) for s in state.get("kept_rewind_points", [])}
-    return Saved(state, Mask.load(d / "mask.safetensors"), snapshot, kept)
+        rewinds.snapshot = {k: v.to(device) for k, v in load_file(str(d / "rewind.safetensors")).items()}
+        rewinds.step = state["rewind_step"]
+    for s in state.get("kept_rewind_points", []):
+        rewinds.kept[int(s)] = load_file(str(d / f"rewind_step{s}.safetensors"))
+    return Saved(state, mask)
