@@ -92,3 +92,37 @@ def test_pruned_entries_of_shared_orig_stay_zero_after_each_rewind(rewind):
     x, _ = fixed_batch()
     with torch.no_grad():
         assert torch.allclose(fresh(x), model(x), atol=1e-6)
+
+
+def test_controls_and_a_saved_state_keep_shared_orig_zeros(tmp_path):
+    torch.manual_seed(0)
+    model = Tied()
+    train = _train(steps=2)
+    seen: list[tuple[str, dict[str, tuple[torch.Tensor, torch.Tensor]]]] = []
+
+    def closure(m, ctx):
+        if ctx.round >= 1:
+            seen.append((ctx.kind, {k: (o.clone(), mk.clone()) for k, (o, mk) in _origs(m).items()}))
+        return train(m, ctx)
+
+    kw = dict(rounds=2, rate=0.5, controls=("random_reinit", "random_prune"), model_factory=Tied)
+    pruner = IterativeMagnitudePruner(model, closure, **kw)
+    pruner.run_round()
+    pruner.run_round()
+    assert {kind for kind, _ in seen} == {"ticket", "random_reinit", "random_prune"}
+    for kind, origs in seen:
+        for key, (orig, mask) in origs.items():
+            assert not mask.all() and int(torch.count_nonzero(orig[~mask])) == 0, (kind, key)
+    pruner.save_state(tmp_path)
+    torch.manual_seed(1)
+    again_model = Tied()
+    again = IterativeMagnitudePruner(again_model, closure, **kw)
+    again.load_state(tmp_path)
+    assert again.mask == pruner.mask
+    for key, (orig, _) in _origs(again_model).items():
+        assert torch.equal(orig, _origs(model)[key][0]), key
+    seen.clear()
+    again.run_round()  # round 2 from the loaded state: prune + rewind to the saved init
+    for kind, origs in seen:
+        for key, (orig, mask) in origs.items():
+            assert int(torch.count_nonzero(orig[~mask])) == 0, (kind, key)
