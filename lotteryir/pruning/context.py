@@ -49,7 +49,6 @@ class RoundContext:
         cls,
         r: int,
         density: float,
-        *,
         kind: str = "ticket",
         rewind_step: int | None = None,
         rewind_steps: tuple[int, ...] = (),

@@ -177,7 +177,6 @@ def make_control(
     params_of: Callable[[nn.Module], list[PrunableParam]],
     mask: Mask,
     level: int,
-    *,
     rewind: Callable[[nn.Module], None] | None = None,
     init_fn: InitFn | None = None,
     factory: ModelFactory | None = None,

@@ -64,7 +64,8 @@ class Survivors:
         self._cache = {}
         for name, count in after.items():
             buf = bridge.mask_buffer(by_name[name])
-            self._cache[name] = ((id(buf), buf._version), count)
+            if buf is not None:  # always, once attached
+                self._cache[name] = ((id(buf), buf._version), count)
 
     def check(
         self,

@@ -231,9 +231,8 @@ class IterativeMagnitudePruner:
     # -- rounds --------------------------------------------------------------
     def _context(self, r: int, density: float, kind: str = "ticket") -> RoundContext:
         # Which tensors got gradients is decided while round 0 trains: a resumed round 0 must keep it.
-        hooks = {"on_mark": self.mark_rewind_point, "save_state": self._watch.state, "load_state": self._watch.restore}
-        spec = {"rewind_step": self.rewind_spec.step, "rewind_steps": self.rewind_points, "seed": self.seed}
-        return RoundContext.for_round(r, density, kind=kind, **spec, **hooks)
+        hooks = (self.mark_rewind_point, self._watch.state, self._watch.restore)
+        return RoundContext.for_round(r, density, kind, self.rewind_spec.step, self.rewind_points, self.seed, *hooks)
 
     @property
     def finished(self) -> bool:
@@ -312,8 +311,8 @@ class IterativeMagnitudePruner:
         """A copy of the model for a control (``random_reinit``, ``random_prune``) at the current mask,
         ready to train; see :func:`lotteryir.pruning.controls.make_control`."""
         rewind = self.rewind if self._rewinds.snapshot is not None else None
-        kw = {"init_fn": self.init_fn, "factory": self.model_factory, "rewind": rewind}
-        return controls.make_control(self.model, kind, seed, self._params_of, self.mask, self.level, **kw)
+        extra = (rewind, self.init_fn, self.model_factory)
+        return controls.make_control(self.model, kind, seed, self._params_of, self.mask, self.level, *extra)
 
     def export_state_dict(self) -> dict[str, torch.Tensor]:
         """Plain state dict (pruned entries as zeros, no ``_orig``/``_mask``) for an unpruned model."""
@@ -344,7 +343,7 @@ class IterativeMagnitudePruner:
         self.rewind_points = tuple(sorted({*self.rewind_points, *saved.get("rewind_points", [])}))
         asked, self.target_density = self.rounds, saved.get("target_density")
         self.rounds = saved["rounds"] if saved["rounds"] is not None else asked
-        if asked is not None and asked > self.rounds:  # created with more rounds than saved: the run grows
+        if asked is not None and self.rounds is not None and asked > self.rounds:  # created longer: it grows
             self.extend(asked - self.rounds)
         if self.round >= 0:
             self._watch.stop()  # round 0 already decided which tensors are prunable (``active`` above)
