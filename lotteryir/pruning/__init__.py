@@ -18,9 +18,12 @@ from .distributed import (
     verify_weights_agree,
 )
 from .mask import Mask
-from .pruner import MAX_ROUNDS, IterativeMagnitudePruner, Rewind, RoundRecord, rounds_for_density
+from .pruner import IterativeMagnitudePruner
 from .report import SparsityReport, TensorSparsity, sparsity_report
+from .rewind import Rewind
+from .schedule import MAX_ROUNDS, rounds_for_density
 from .selection import DEFAULT_MODULE_TYPES, PrunableParam, find_prunable, select_prunable
+from .state import RoundRecord
 from .strategies import STRATEGIES, global_magnitude, layerwise_magnitude, random_mask_like, random_pruning
 
 

@@ -34,7 +34,7 @@ def warn_collapse(before: Mapping[str, int], after: Mapping[str, int], sizes: Ma
         f"weights (layer collapse): {details}{more}. Their weights are small next to the others'; give them their "
         "own rate (layer_rates={'name': 0.05}), leave them out (exclude=[...]) or prune layerwise",
         PruningWarning,
-        stacklevel=4,
+        stacklevel=5,  # check_round <- Survivors.check <- prune <- the user's call
     )
 
 
@@ -64,6 +64,6 @@ def warn_scale_mismatch(
         "magnitude threshold will prune them far more (or far less) than the rest. Give them their own rate "
         "(layer_rates={'pattern': rate}) or prune layerwise",
         PruningWarning,
-        stacklevel=4,
+        stacklevel=5,  # check_round <- Survivors.check <- prune <- the user's call
     )
     return True

@@ -44,6 +44,28 @@ class RoundContext:
     _load_state: Callable[[Mapping[str, Any]], None] | None = field(default=None, repr=False)
     steps_done: int = 0
 
+    @classmethod
+    def for_round(
+        cls,
+        r: int,
+        density: float,
+        kind: str = "ticket",
+        rewind_step: int | None = None,
+        rewind_steps: tuple[int, ...] = (),
+        seed: int = 0,
+        on_mark: Callable[[int | None], None] | None = None,
+        save_state: Callable[[], dict[str, Any]] | None = None,
+        load_state: Callable[[Mapping[str, Any]], None] | None = None,
+    ) -> RoundContext:
+        """The context the pruner hands out for round ``r``; the hooks serve round 0 of the ticket only."""
+        steps = tuple(k for k in rewind_steps if k > 0)
+        ctx = cls(round=r, density=density, rewind_step=rewind_step, seed=seed, kind=kind, rewind_steps=steps)
+        if kind != "ticket":
+            ctx.extras["control"] = kind  # the older spelling of ctx.kind
+        elif r == 0:
+            ctx._on_mark, ctx._save_state, ctx._load_state = on_mark, save_state, load_state
+        return ctx
+
     @property
     def is_control(self) -> bool:
         """True when this training is a control (see :attr:`kind`), not the ticket."""

@@ -15,15 +15,19 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
 
-from .mask import MASK_SUFFIX, ORIG_SUFFIX
+from . import bridge, distributed
+from .mask import MASK_SUFFIX, ORIG_SUFFIX, Mask
+from .selection import PrunableParam
+from .strategies import random_mask_like
 
 InitFn = Callable[[nn.Module], None]
 ModelFactory = Callable[[], nn.Module]
+CONTROLS = ("random_reinit", "random_prune")
 
 
 class ReinitError(ValueError):
@@ -149,3 +153,52 @@ def untouched_message(names: list[str]) -> str:
         f"random_reinit cannot re-draw {', '.join(names[:8])}{more}: no reset_parameters() writes them. "
         "Pass model_factory= (a function that builds the model afresh) or an init_fn= that sets them."
     )
+
+
+def check_controls(
+    controls: Sequence[str], model: nn.Module, init_fn: InitFn | None, factory: ModelFactory | None
+) -> tuple[str, ...]:
+    """``controls`` as a tuple; unknown names are refused, and so is a ``random_reinit`` that
+    ``init_fn`` could not draw afresh (found before any training, not at round 1)."""
+    unknown = [c for c in controls if c not in CONTROLS]
+    if unknown:
+        raise ValueError(f"unknown control(s) {unknown}; choose from {', '.join(CONTROLS)}")
+    if "random_reinit" in controls and factory is None:
+        untouched = check_reinit(model, init_fn)
+        if untouched:
+            raise ReinitError(untouched_message(untouched))
+    return tuple(controls)
+
+
+def make_control(
+    model: nn.Module,
+    kind: str,
+    seed: int,
+    params_of: Callable[[nn.Module], list[PrunableParam]],
+    mask: Mask,
+    level: int,
+    rewind: Callable[[nn.Module], None] | None = None,
+    init_fn: InitFn | None = None,
+    factory: ModelFactory | None = None,
+) -> nn.Module:
+    """A copy of ``model`` for a control at ``mask`` (over the pruned tensors), ready to train.
+
+    ``random_reinit``: the ticket's mask on a fresh, seeded initialization.
+    ``random_prune``: a random mask with the ticket's per-tensor survivor counts, then
+    ``rewind(copy)`` writes the rewind point (None keeps the current weights).
+    ``params_of`` finds a model's prunable tensors as the pruner does.
+    """
+    if kind not in CONTROLS:
+        raise ValueError(f"unknown control {kind!r}; choose from {', '.join(CONTROLS)}")
+    control = copy.deepcopy(model)
+    by_name = {p.name: p for p in params_of(control)}
+    if kind == "random_reinit":
+        reinitialize(control, seed, init_fn, factory)
+        bridge.attach_masks(control, [by_name[n] for n in mask], mask)
+    else:
+        random = random_mask_like(mask, seed=seed)
+        bridge.attach_masks(control, [by_name[n] for n in mask], random)
+        if rewind is not None:  # after the mask: entries the random mask keeps get their values
+            rewind(control)
+        distributed.verify_masks_agree(random, level, what="random_prune control")
+    return control

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors.torch import load_file
@@ -37,23 +36,17 @@ class Mask(Mapping[str, torch.Tensor]):
         return cls({n: torch.ones(t.shape, dtype=torch.bool, device=t.device) for n, t in tensors.items()})
 
     @classmethod
-    def from_zeros(
-        cls, state_dict: Mapping[str, torch.Tensor], names: Iterable[str] | None = None, *, model: Any = None
-    ) -> Mask:
+    def from_zeros(cls, state_dict: Mapping[str, torch.Tensor], names: Iterable[str] | None = None) -> Mask:
         """Recover the mask of a checkpoint that stores pruned weights as exact zeros.
 
-        ``names`` picks the tensors; ``model`` takes its prunable ones (as a pruner
-        with default settings would select them). Without either, only what the
-        default selection prunes is looked at: ``weight`` tensors of 2 or more
-        dimensions (conv and linear weights), so zero-initialised gains or offsets
-        such as NAFNet's ``beta``/``gamma`` do not count as pruned. A state dict
-        still in torch.nn.utils.prune form (``x_orig`` + ``x_mask``) yields its stored masks.
+        ``names`` picks the tensors (``select_prunable(model)`` gives those a pruner
+        with default settings prunes). Without it, only what the default selection
+        prunes is looked at: ``weight`` tensors of 2 or more dimensions (conv and
+        linear weights), so zero-initialised gains or offsets such as NAFNet's
+        ``beta``/``gamma`` do not count as pruned. A state dict still in
+        torch.nn.utils.prune form (``x_orig`` + ``x_mask``) yields its stored masks.
         """
         sd = dict(state_dict)
-        if names is None and model is not None:
-            from .selection import select_prunable  # selection imports this module
-
-            names = select_prunable(model)
         if names is None:
             names = []
             for key, t in sd.items():

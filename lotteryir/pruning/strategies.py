@@ -3,7 +3,9 @@
 ``amount`` is the fraction of the *remaining* entries to remove; the number
 removed is exactly ``round(amount * remaining)``. Ties are broken
 deterministically: among equal scores, the entry that comes first (tensors in
-mask order, entries in row-major order) is removed first.
+mask order, entries in row-major order) is removed first. Every strategy in
+:data:`STRATEGIES` takes the same keywords (``pruned_are_zero``, ``remaining``,
+``seed``), so the pruner calls any of them the same way.
 
 Selection works on the IEEE-754 bit patterns of the scores (for non-negative
 floats the int32 view is monotonic) and never sorts them all: a sorted sample
@@ -272,6 +274,7 @@ def global_magnitude(
     *,
     pruned_are_zero: bool = False,
     remaining: Mapping[str, int] | None = None,
+    seed: int = 0,
 ) -> Mask:
     """Remove the ``amount`` fraction of surviving entries with the smallest |w| across all tensors.
 
@@ -279,6 +282,7 @@ def global_magnitude(
     ``mask`` is False, as the pruner keeps them: that skips a masking pass, and the
     result is checked, falling back to the general path when the premise fails.
     ``remaining`` gives the survivors per tensor when the caller already counted them.
+    ``seed`` is unused (magnitudes leave nothing to chance); every strategy accepts it.
     """
     _check_inputs(weights, mask)
     counts = _known_counts(mask, remaining)
@@ -297,11 +301,12 @@ def layerwise_magnitude(
     *,
     pruned_are_zero: bool = False,
     remaining: Mapping[str, int] | None = None,
+    seed: int = 0,
 ) -> Mask:
     """Remove the ``amount`` fraction of each tensor's survivors, smallest |w| first.
 
     ``amount`` may be a mapping name -> fraction for per-tensor rates;
-    ``pruned_are_zero`` and ``remaining`` as in :func:`global_magnitude`.
+    ``pruned_are_zero``, ``remaining`` and ``seed`` as in :func:`global_magnitude`.
     """
     _check_inputs(weights, mask)
     counts = _known_counts(mask, remaining)
@@ -329,12 +334,18 @@ def random_pruning(
     *,
     generator: torch.Generator | None = None,
     seed: int = 0,
+    pruned_are_zero: bool = False,
+    remaining: Mapping[str, int] | None = None,
 ) -> Mask:
-    """Remove the ``amount`` fraction of survivors uniformly at random across all tensors (a control)."""
+    """Remove the ``amount`` fraction of survivors uniformly at random across all tensors (a control).
+
+    ``remaining`` as in :func:`global_magnitude`; ``pruned_are_zero`` is unused (random keys ignore the weights).
+    """
     _check_inputs(weights, mask)
     g = generator if generator is not None else torch.Generator().manual_seed(seed)
     keys = {n: _random_keys(m, g) for n, m in mask.items()}
-    return _remove_smallest(keys, mask, _n_remove(amount, mask.num_remaining))
+    counts = _known_counts(mask, remaining)
+    return _remove_smallest(keys, mask, _n_remove(amount, sum(counts.values())), counts)
 
 
 def random_mask_like(mask: Mask, *, seed: int = 0, generator: torch.Generator | None = None) -> Mask:
