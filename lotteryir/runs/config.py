@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..data import DataError, available_recipes
+from ..data import DataError, Recipe, available_recipes, get_recipe
 from ..data.recipes import normalize_options
 from ..models.init import INITS
 from ..models.registry import default_size
@@ -28,6 +28,10 @@ SAMPLE_INIT = "identity"
 SHIPPED_MODELS = ("mirl", "restormer")  # the networks whose `output` conv the identity init zeroes
 PAPER_LR = 2e-4
 DEFAULT_EPOCHS = 120  # the paper's round length on real data
+DEFAULT_SIZE = "full"  # the size on real data
+DEFAULT_PATCH = 64
+DEFAULT_LOSS = "l1"  # the paper's
+DEFAULT_INIT = "default"  # as the network's builder draws it
 
 PAPER_PRESET: dict[str, Any] = {
     "size": "full",
@@ -131,10 +135,7 @@ class RunConfig:
         recipes = [info.name for info in available_recipes()]
         if c.recipe not in recipes:
             raise ValueError(f"--recipe: unknown data recipe {c.recipe!r}; available: {', '.join(recipes)}")
-        try:
-            c.data_paths = normalize_options(c.recipe, c.data, c.data_paths)
-        except DataError as e:
-            raise ValueError(f"--data-path: {e}") from e
+        c.data_paths = recipe_options(c.recipe, c.data, c.data_paths)
         Rewind.parse(c.rewind)  # validates
         c.rewind = str(Rewind.parse(c.rewind))
         if c.scope not in ("global", "layerwise", "random"):
@@ -142,9 +143,9 @@ class RunConfig:
         sample = c.recipe == "sample"
         if c.size is None:
             # A model with one size (your own, named package.module:factory) needs no --size.
-            c.size = default_size(c.model, SAMPLE_SIZE if sample else "full")
+            c.size = default_size(c.model, SAMPLE_SIZE if sample else DEFAULT_SIZE)
         if c.patch_size is None:
-            c.patch_size = SAMPLE_PATCH if sample else 64
+            c.patch_size = SAMPLE_PATCH if sample else DEFAULT_PATCH
         if c.epochs is None and c.steps is None:
             if sample:
                 c.steps = SAMPLE_STEPS
@@ -153,7 +154,7 @@ class RunConfig:
         if c.lr is None:
             c.lr = SAMPLE_LR if sample else PAPER_LR
         if c.loss is None:
-            c.loss = SAMPLE_LOSS if sample else "l1"
+            c.loss = SAMPLE_LOSS if sample else DEFAULT_LOSS
         if not (math.isfinite(c.lr) and c.lr > 0):
             raise ValueError(f"--lr must be a finite positive number, got {c.lr}")
         if c.threads is not None and (type(c.threads) is not int or c.threads < 1):
@@ -161,7 +162,7 @@ class RunConfig:
         if c.loss not in ("l1", "psnr"):
             raise ValueError(f"--loss must be l1 or psnr, got {c.loss!r}")
         if c.init is None:
-            c.init = SAMPLE_INIT if sample and c.model in SHIPPED_MODELS else "default"
+            c.init = SAMPLE_INIT if sample and c.model in SHIPPED_MODELS else DEFAULT_INIT
         if c.init not in INITS:
             raise ValueError(f"--init must be one of {', '.join(INITS)}, got {c.init!r}")
         if c.batch_size < 1 or c.patch_size < 8:
@@ -189,3 +190,24 @@ class RunConfig:
         a, b = self.to_dict(), other.to_dict()
         skip = OPERATIONAL + (GROWABLE if allow_growth and (b["rounds"] or 0) > (a["rounds"] or 0) else ())
         return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if k not in skip and a[k] != b[k]]
+
+
+def recipe_options(recipe: str, data: str | None, paths: Mapping[str, Any]) -> dict[str, Any]:
+    """A recipe's --data-path options checked and typed (folders made absolute); errors name --data-path."""
+    try:
+        return normalize_options(recipe, data, paths)
+    except DataError as e:
+        raise ValueError(f"--data-path: {e}") from e
+
+
+def open_recipe(recipe: str, data: str | None, paths: Mapping[str, Any]) -> Recipe:
+    """The recipe a run trains on or a command evaluates on, its options checked and its folders found.
+
+    Raises DataError naming the first missing folders, before any image is read.
+    """
+    opened = get_recipe(recipe, root=data, **recipe_options(recipe, data, paths))
+    problems = opened.check()
+    if problems:
+        more = f"; ... ({len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise DataError(f"recipe {recipe!r} cannot run on {data}: " + "; ".join(problems[:3]) + more)
+    return opened

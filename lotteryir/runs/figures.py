@@ -12,8 +12,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from .._files import atomic_write
-from ..data import write_image
-from ..engine import restore_image
+from ..engine import psnr, restore_image
 
 CONTROL_STYLES = {"random_reinit": ("random reinit", "tab:red"), "random_prune": ("random prune", "tab:purple")}
 
@@ -86,7 +85,64 @@ def _thumb(img: torch.Tensor, side: int) -> torch.Tensor:
     return F.interpolate(crop, size=(side, side), mode="bilinear", align_corners=False, antialias=True)[0].clamp(0, 1)
 
 
+SAMPLE_COLUMNS = ("degraded", "restored", "clean")
+
+
 @torch.no_grad()
+def sample_rows(
+    model: torch.nn.Module,
+    test_sets: Mapping[str, Dataset],
+    per_task: int = 1,
+    side: int = 128,
+    device: torch.device | str | None = None,
+) -> list[dict[str, Any]]:
+    """A few test images per set, restored: their thumbnails (degraded, restored, clean) and both PSNRs.
+
+    The PSNRs are of the whole image (before the thumbnail's crop), the input's and the restoration's.
+    """
+    rows = []
+    for label, dataset in test_sets.items():
+        for i in range(min(per_task, len(dataset))):  # type: ignore[arg-type]
+            item = dataset[i]
+            degraded, clean = item["input"].cpu(), item["target"].cpu()
+            restored = restore_image(model, item["input"], device=device).cpu().clamp(0, 1)
+            rows.append(
+                {
+                    "label": label,
+                    "input_psnr": float(psnr(degraded.unsqueeze(0), clean.unsqueeze(0))[0]),
+                    "psnr": float(psnr(restored.unsqueeze(0), clean.unsqueeze(0))[0]),
+                    "images": [_thumb(t, side) for t in (degraded, restored, clean)],
+                }
+            )
+    return rows
+
+
+def samples_figure(rows: Sequence[Mapping[str, Any]]) -> Any:
+    """A matplotlib figure of ``sample_rows``: columns degraded | restored | clean, one row per test image.
+
+    Each row is named by its test set, and the degraded and restored images carry their PSNR to the clean one.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(rows), 3, figsize=(6.6, 2.2 * len(rows) + 0.4), dpi=100, squeeze=False)
+    for r, row in enumerate(rows):
+        notes = (f"PSNR {row['input_psnr']:.2f} dB", f"PSNR {row['psnr']:.2f} dB", "reference")
+        for c, (img, note) in enumerate(zip(row["images"], notes)):
+            ax = axes[r][c]
+            ax.imshow(img.permute(1, 2, 0).numpy())
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_xlabel(note, fontsize=8)
+            if r == 0:
+                ax.set_title(SAMPLE_COLUMNS[c], fontsize=10)
+        axes[r][0].set_ylabel(row["label"], fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def write_samples_figure(
     model: torch.nn.Module,
     test_sets: Mapping[str, Dataset],
@@ -95,15 +151,12 @@ def write_samples_figure(
     side: int = 128,
     device: torch.device | str | None = None,
 ) -> None:
-    """For a few test images per task: degraded | restored | clean, one row each."""
-    rows = []
-    for _label, dataset in test_sets.items():
-        for i in range(min(per_task, len(dataset))):  # type: ignore[arg-type]
-            item = dataset[i]
-            restored = restore_image(model, item["input"], device=device).cpu()
-            rows.append(torch.cat([_thumb(t.cpu(), side) for t in (item["input"], restored, item["target"])], dim=2))
+    """For a few test images per set: degraded | restored | clean, one labelled row each, as a PNG."""
+    import matplotlib.pyplot as plt
+
+    rows = sample_rows(model, test_sets, per_task=per_task, side=side, device=device)
     if not rows:
         return
-    pad = torch.ones(3, 4, rows[0].shape[2])
-    grid = torch.cat([torch.cat([r, pad], dim=1) for r in rows], dim=1)
-    write_image(grid, path)
+    fig = samples_figure(rows)
+    _savefig(fig, path)
+    plt.close(fig)

@@ -1,0 +1,91 @@
+"""Options that several commands share, declared once (typer ``Annotated`` aliases), and their parsing.
+
+A command writes ``device: Device = None``; the alias carries the flag's name and help, the command its default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+MODEL_HELP = (
+    "Network: a name from `lotteryir models`, or your own as package.module:factory or "
+    "path/to/file.py:factory (called with no arguments)."
+)
+
+Model = Annotated[str, typer.Option("--model", help=MODEL_HELP)]
+OwnModel = Annotated[str | None, typer.Option("--model", help="The network, when it is your own: " + MODEL_HELP)]
+Device = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when present).")]
+Threads = Annotated[
+    str,
+    typer.Option(
+        "--threads",
+        help="CPU threads: auto (the cores idle when the command starts; a resumed run keeps its own) or N.",
+    ),
+]
+RecipeName = Annotated[str | None, typer.Option("--recipe", help="Data recipe: see `lotteryir recipes`.")]
+DataRoot = Annotated[Path | None, typer.Option("--data", help="Data root of the recipe (not needed for sample).")]
+DataPaths = Annotated[
+    list[str],
+    typer.Option("--data-path", help="Override one recipe path, KEY=PATH (e.g. derain_train=/x). Repeatable."),
+]
+Tasks = Annotated[str | None, typer.Option("--tasks", help="Comma-separated tasks (default: all of the recipe's).")]
+Round = Annotated[int | None, typer.Option("--round", help="Round of a run directory (default: the last finished).")]
+Overlap = Annotated[int, typer.Option("--overlap", help="Tile overlap in pixels.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON (NaN as null).")]
+Overwrite = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite",
+        help="Replace outputs that exist already, or write into an output folder that is not empty "
+        "(never anything inside a run).",
+    ),
+]
+AllowNonfinite = Annotated[
+    bool, typer.Option("--allow-nonfinite", help="Use weights that hold NaN or infinity (refused by default).")
+]
+AllowUnchecked = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unchecked",
+        help="Load a version 1 ticket (lotteryir 0.1, no checksums; refused by default). "
+        "`lotteryir export TICKET -o new.safetensors --allow-unchecked` rewrites it as a checked one.",
+    ),
+]
+
+
+def parse_threads(value: str) -> int | None:
+    """--threads: 'auto' -> None (decided by the run), else a positive integer."""
+    if value.strip().lower() == "auto":
+        return None
+    if not value.strip().isdigit() or int(value) < 1:
+        raise typer.BadParameter(f"--threads takes 'auto' or a positive integer, got {value!r}")
+    return int(value)
+
+
+def use_threads(value: str) -> None:
+    """Apply --threads for the commands that run a network outside a run (evaluate, restore)."""
+    from ..engine.threads import apply_threads, resolve_threads
+
+    count = parse_threads(value)
+    apply_threads(resolve_threads("auto" if count is None else count))
+
+
+def parse_paths(items: list[str]) -> dict[str, Any]:
+    """--data-path KEY=PATH items as a dict (digits become integers, e.g. max_images=2 for the sample recipe)."""
+    paths: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise typer.BadParameter(f"--data-path takes KEY=PATH, got {item!r}")
+        paths[key] = int(value) if value.isdigit() else value
+    return paths
+
+
+def parse_tasks(value: str | None) -> list[str] | None:
+    """--tasks 'a, b' -> ['a', 'b']; None or empty -> None (all of the recipe's)."""
+    if not value:
+        return None
+    return [t.strip() for t in value.split(",") if t.strip()] or None
