@@ -210,5 +210,9 @@ class RunConfig:
         ``target_density``) continue this run rather than differ from it.
         """
         a, b = self.to_dict(), other.to_dict()
-        skip = OPERATIONAL + ("model_sha256",) + (GROWABLE if allow_growth and (b["rounds"] or 0) > (a["rounds"] or 0) else ())
+        skip = (
+            OPERATIONAL
+            + ("model_sha256",)
+            + (GROWABLE if allow_growth and (b["rounds"] or 0) > (a["rounds"] or 0) else ())
+        )
         return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if k not in skip and a[k] != b[k]]

@@ -313,8 +313,7 @@ class PruningRun:
                 ddp.barrier()  # the round's files are complete before any rank moves on
             return read_history(self.dir)
         except NonFiniteLossError as e:
-            discarded = self._fail()
-            raise RunError(self._non_finite_advice(e, discarded)) from e
+            raise RunError(self._non_finite_advice(e)) from e
         except TrainingStopped:
             raise  # stopped on request: the round's checkpoint is what a rerun resumes from
         except Exception:
@@ -324,31 +323,29 @@ class PruningRun:
             ddp.shutdown()
             self.close()
 
-    def _fail(self) -> bool:
-        """Discard a run that fails before its first round is committed; whether it was discarded."""
-        if not ddp.is_main() or not self._fresh or self.built is None or self.pruner.round >= 0:
-            return False
-        self._discard()
-        return True
+    def _fail(self) -> None:
+        """Discard a run that fails before its first round is committed (a rerun then starts afresh).
 
-    def _non_finite_advice(self, e: NonFiniteLossError, discarded: bool) -> str:
+        A diverged loss is not discarded: its directory is the evidence, and its advice says so.
+        """
+        if ddp.is_main() and self._fresh and self.built is not None and self.pruner.round < 0:
+            self._discard()
+
+    def _non_finite_advice(self, e: NonFiniteLossError) -> str:
         # Continuing this directory with another --lr would mix two training recipes in one
-        # lottery-ticket curve (its finished rounds fix the lr), so the only sound way on is a new run.
+        # lottery-ticket curve (its finished rounds, or at least its config.json, fix the lr), so the
+        # only sound way on is a new run; the directory is kept, as the evidence of what failed.
         lr = self.config.lr
-        what = (
-            f"the training loss became {e.loss} at step {e.step} of round {e.round} (learning rate {e.lr:.3g} at that "
-            "step); rerunning the same command would fail the same way"
-        )
-        if discarded:
-            return f"{what}. Nothing of the run was kept: rerun with a lower --lr, e.g. --lr {lr / 10:g}"
         tied = (
             f"its finished rounds 0-{self.pruner.round} were trained with --lr {lr:g}"
             if self.pruner.round >= 0
             else f"its config.json fixes --lr {lr:g}"
         )
         return (
-            f"{what}, and {self.dir} cannot continue with another --lr because {tied}. Start a new run with a lower "
-            f"--lr and a new --out, e.g. --lr {lr / 10:g} --out {self.dir}-lr{lr / 10:g}; {self.dir} is kept as it is"
+            f"the training loss became {e.loss} at step {e.step} of round {e.round} (learning rate {e.lr:.3g} at that "
+            f"step); rerunning the same command would fail the same way, and {self.dir} cannot continue with "
+            f"another --lr because {tied}. Start a new run with a lower --lr and a new --out, e.g. "
+            f"--lr {lr / 10:g} --out {self.dir}-lr{lr / 10:g}; {self.dir} is kept as it is"
         )
 
     def _repair(self) -> None:
