@@ -55,12 +55,9 @@ from typing import Any
 
 import torch
 
-from lotteryir.data import get_recipe
-from lotteryir.engine import RestorationTrainer, TrainConfig, evaluate
-from lotteryir.engine.threads import resolve_threads
-from lotteryir.models import apply_init, build_model
-from lotteryir.models.init import identity_layer_rates
-from lotteryir.pruning import IterativeMagnitudePruner, RoundContext
+from lotteryir.engine import evaluate
+from lotteryir.pruning import RoundContext
+from lotteryir.runs import RunConfig, build_run
 from lotteryir.runs.config import SAMPLE_INIT, SAMPLE_LOSS, SAMPLE_LR, SAMPLE_PATCH
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -168,35 +165,45 @@ def spread(values: list[float]) -> dict[str, float]:
 
 # -- one seed ------------------------------------------------------------------------------
 class Bench:
-    """Data, test sets and training shared by every seed."""
+    """Data, test sets and training shared by every seed, built as `lotteryir prune` builds them."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        recipe_opts = {"max_images": 2} if args.smoke else {}
-        self.recipe = get_recipe("sample", **recipe_opts)
-        self.test_sets = get_recipe("sample", degradations=args.test_degradations, **recipe_opts).test_sets()
+        # One build for the setup and the time estimate; every seed builds its own (build_run).
+        self.thread_count: int | None = None if args.threads == "auto" else int(args.threads)
+        self.probe = build_run(self.config(args.seed0))
+        self.test_sets = self.probe.test_sets
         self.labels = list(self.test_sets)
-        self.threads = resolve_threads(args.threads)
+        self.threads = self.probe.threads
+        self.thread_count = self.threads.threads  # every seed trains with the count the first build chose
+
+    def config(self, seed: int, rewind: str = "init") -> RunConfig:
+        """The run configuration of one seed (the sample recipe, mirl, global IMP, the sample loss and init)."""
+        a = self.args
+        opts = {"degradations": a.test_degradations, **({"max_images": 2} if a.smoke else {})}
+        config = RunConfig(
+            model="mirl",
+            size=a.size,
+            recipe="sample",
+            data_paths=opts,
+            rounds=a.rounds,
+            rate=a.rate,
+            scope="global",
+            rewind=rewind,
+            steps=a.steps,
+            batch_size=a.batch,
+            patch_size=a.patch,
+            lr=a.lr,
+            loss=SAMPLE_LOSS,
+            init=SAMPLE_INIT,
+            seed=seed,
+            device=a.device,
+            threads=self.thread_count,
+        )
+        return config.resolved()
 
     def fresh_model(self) -> torch.nn.Module:
-        return apply_init(build_model("mirl", self.args.size), SAMPLE_INIT).to(self.args.device)
-
-    def trainer(self, seed: int) -> RestorationTrainer:
-        a = self.args
-        data = self.recipe.train_dataset(patch_size=a.patch, seed=seed)
-        return RestorationTrainer(
-            data,
-            TrainConfig(
-                steps=a.steps,
-                lr=a.lr,
-                loss=SAMPLE_LOSS,
-                batch_size=a.batch,
-                device=a.device,
-                checkpoint_every=None,
-                seed=seed,
-                threads=self.threads.threads,
-            ),
-        )
+        return self.probe.fresh_model().to(self.probe.device)
 
     def score(self, model: torch.nn.Module) -> dict[str, Any]:
         result = evaluate(model, self.test_sets, device=self.args.device)
@@ -213,7 +220,6 @@ def run_seed(bench: Bench, seed: int, log: Callable[..., None]) -> dict[int, dic
     a = bench.args
     report = set(reported_rounds(a.rounds, a.report_every))
     rows: dict[int, dict[str, Any]] = {}
-    trainer = bench.trainer(seed)
 
     def closure(variant: str) -> Callable[[torch.nn.Module, RoundContext], dict[str, Any]]:
         def train(model: torch.nn.Module, ctx: RoundContext) -> dict[str, Any]:
@@ -234,35 +240,12 @@ def run_seed(bench: Bench, seed: int, log: Callable[..., None]) -> dict[int, dic
 
         return train
 
-    torch.manual_seed(seed)
-    model = bench.fresh_model()
-    start_state = {k: v.clone() for k, v in model.state_dict().items()}
-    rates = identity_layer_rates(SAMPLE_INIT, a.rate)  # the zero-started output layer is pruned on its own
-    pruner = IterativeMagnitudePruner(
-        model,
-        closure("imp_init"),
-        rate=a.rate,
-        rounds=a.rounds,
-        scope="global",
-        rewind="init",
-        seed=seed,
-        layer_rates=rates,
-        model_factory=bench.fresh_model,
-    )
+    # Built as `lotteryir prune` builds a run: the seed's initialization, data, trainer and pruner.
+    built = build_run(bench.config(seed), closure("imp_init"))
+    trainer, pruner = built.trainer, built.pruner
     late = None
-    if a.late_rewind is not None:
-        twin = bench.fresh_model()
-        twin.load_state_dict(start_state)  # the same initialization, so round 0 is the same training
-        late = IterativeMagnitudePruner(
-            twin,
-            closure("imp_step"),
-            rate=a.rate,
-            rounds=a.rounds,
-            scope="global",
-            rewind=f"step:{a.late_rewind}",
-            seed=seed,
-            layer_rates=rates,
-        )
+    if a.late_rewind is not None:  # the same seed, so the same initialization and round-0 training
+        late = build_run(bench.config(seed, rewind=f"step:{a.late_rewind}"), closure("imp_step")).pruner
     for r in range(a.rounds + 1):
         pruner.run_round()
         if late is not None:  # its round 0 repeats the dense training, and snapshots step K on the way
@@ -517,28 +500,30 @@ def figure(summary: dict[str, Any], variants: list[str], path: Path, title: str,
 def curve(args: argparse.Namespace) -> int:
     """Dense training at several step budgets on the validation split: where does quality flatten?"""
     budgets = (150, 300, 600, 1200, 2400) if not args.smoke else (2, 4)
-    recipe = get_recipe("sample", split="validation")
-    val = get_recipe("sample", split="validation", degradations=3).test_sets()
-    threads = resolve_threads(args.threads)
     rows = []
+    count = None if args.threads == "auto" else int(args.threads)
     for steps in budgets:
-        torch.manual_seed(args.seed0)
-        model = apply_init(build_model("mirl", args.size), SAMPLE_INIT)
-        data = recipe.train_dataset(patch_size=args.patch, seed=args.seed0)
+        opts = {"split": "validation", "degradations": 3}
+        config = RunConfig(
+            model="mirl",
+            size=args.size,
+            data_paths=opts,
+            rounds=0,
+            steps=steps,
+            batch_size=args.batch,
+            patch_size=args.patch,
+            lr=args.lr,
+            loss=SAMPLE_LOSS,
+            init=SAMPLE_INIT,
+            seed=args.seed0,
+            device=args.device,
+            threads=count,
+        ).resolved()
+        built = build_run(config)  # the run's own build: seed, initialization, data, trainer
+        threads, count = built.threads, built.threads.threads
+        model, val = built.model, built.test_sets
         start = time.perf_counter()
-        metrics = RestorationTrainer(
-            data,
-            TrainConfig(
-                steps=steps,
-                lr=args.lr,
-                loss=SAMPLE_LOSS,
-                batch_size=args.batch,
-                device=args.device,
-                checkpoint_every=None,
-                seed=args.seed0,
-                threads=threads.threads,
-            ),
-        )(model, RoundContext(round=0, density=1.0))
+        metrics = built.trainer(model, RoundContext(round=0, density=1.0))
         seconds = time.perf_counter() - start
         result = evaluate(model, val, device=args.device)
         gains = {k.split("/")[0]: s.gain for k, s in result.sets.items()}
@@ -613,17 +598,10 @@ def main(argv: list[str] | None = None) -> int:
     lines = 2 if args.late_rewind is not None else 1  # IMP lines, each training every level
     trainings = lines * (1 + args.rounds) + len(CONTROLS) * (len(report_at) - 1)
     evals = 1 + (lines + len(CONTROLS)) * (len(report_at) - 1)
-    # Time a few steps and one evaluation, as the run will do them.
-    probe = bench.trainer(0)
-    probe.config.steps = 4 if not args.smoke else 2
-    t0 = time.perf_counter()
-    probe(bench.fresh_model(), RoundContext(round=0, density=1.0))
-    step_s = (time.perf_counter() - t0) / probe.config.steps
-    t0 = time.perf_counter()
-    bench.score(bench.fresh_model())
-    eval_s = time.perf_counter() - t0
+    # Time a few steps and one evaluation, as the run's own estimate does.
+    step_s, eval_s = bench.probe.measure(steps=4 if not args.smoke else 2)
     estimate = len(seeds) * (trainings * args.steps * step_s + evals * eval_s)
-    params = sum(p.numel() for p in bench.fresh_model().parameters())
+    params = sum(p.numel() for p in bench.probe.model.parameters())
     n_test = len(next(iter(bench.test_sets.values())))
     densities = [round((1 - args.rate) ** r, 4) for r in report_at]
     print(

@@ -100,9 +100,43 @@ def save_ticket(
         guess = guess_model(state, name)
         if guess is not None:
             name, size = name or guess[0], size or guess[1]
-    meta = {"model": name, "size": size, "density": mask.density, "lotteryir_version": __version__, **metadata}
-    save_compact(state, mask, path, dtype=dtype, metadata=meta)
+    write_ticket(state, mask, path, model=name, size=size, dtype=dtype, **metadata)
     return mask
+
+
+# Keys the ticket writer owns: the format's own, and what it derives from the mask and the version.
+_DERIVED = ("format", "version", "pruned", "order", "crc32", "density", "value_dtype", "lotteryir_version")
+
+
+def ticket_metadata(mask: Mask, *, model: str | None, size: str | None, dtype: str = "fp32", **extra: object) -> dict:
+    """The metadata every ticket carries: the network, its density, how values are stored, the version.
+
+    ``extra`` adds keys (a run's round and source directory); keys the writer derives (density,
+    value_dtype, the version and the format's own) are recomputed, never copied from ``extra``.
+    """
+    base: dict[str, object] = {"model": model, "size": size, "density": mask.density}
+    kept = {k: v for k, v in extra.items() if k not in _DERIVED and k not in base}
+    return {**base, **kept, "value_dtype": dtype, "lotteryir_version": __version__}
+
+
+def write_ticket(
+    state: dict[str, torch.Tensor],
+    mask: Mask,
+    path: str | os.PathLike,
+    *,
+    model: str | None,
+    size: str | None,
+    dtype: str = "fp32",
+    overwrite: bool = True,
+    **extra: object,
+) -> dict:
+    """THE ticket writer: ``state`` with ``mask``'s pruned entries coded compactly, and its metadata; returns it.
+
+    Every ticket lotteryir writes comes from here (:func:`save_ticket`, a run's round files, ``export``).
+    """
+    meta = ticket_metadata(mask, model=model, size=size, dtype=dtype, **extra)
+    save_compact(state, mask, path, dtype=dtype, metadata=meta, overwrite=overwrite)
+    return meta
 
 
 def read_ticket(

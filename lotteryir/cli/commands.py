@@ -255,7 +255,7 @@ def report(
     Reads the run without writing into it, so it works while `prune` runs and on a read-only copy;
     `prune` keeps the run's own report.png up to date.
     """
-    from ..runs import check_output, read_config, read_history
+    from ..runs import RunLayout, check_output, read_config, read_history
     from ..runs.figures import write_report_figure
 
     config = read_config(run_dir)
@@ -271,7 +271,7 @@ def report(
         out.print(f"{run_dir}: no finished round yet")
         return
     out.print(round_table(history, title=f"{run_dir} ({config.model}/{config.size}, {config.recipe})"))
-    own = run_dir / "report.png"
+    own = RunLayout(run_dir).report
     if figure is not None:
         out.print(f"figure: {figure}", highlight=False)
     elif own.is_file():

@@ -52,6 +52,19 @@ def canonical_name(name: str) -> str:
     return name
 
 
+def model_file(name: str) -> Path | None:
+    """The Python file an import path names (``/abs/nets.py:Net`` -> ``/abs/nets.py``); None for other names."""
+    if not is_import_path(name):
+        return None
+    target = name.rpartition(":")[0]
+    return Path(target).expanduser().resolve() if target and _is_file_target(target) else None
+
+
+def file_sha256(path: Path) -> str:
+    """The hex SHA-256 of a file's bytes (a run records its model file's, to notice a changed file)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def label(name: str) -> str:
     """A short name for directories and titles: the factory's name for an import path."""
     return name.rpartition(":")[2].rpartition(".")[2] if is_import_path(name) else name
@@ -69,10 +82,35 @@ def _module_from_file(path: Path) -> Any:
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
+    except ImportError as e:
+        del sys.modules[module_name]
+        raise ValueError(_import_advice(path, e)) from e
+    except Exception as e:
+        del sys.modules[module_name]
+        raise ValueError(f"importing {path} failed: {type(e).__name__}: {e}") from e
     except BaseException:
         del sys.modules[module_name]
         raise
     return module
+
+
+def _import_advice(path: Path, e: ImportError) -> str:
+    """What to put on PYTHONPATH so the imports inside the user's file resolve."""
+    missing = (e.name or "").split(".")[0]
+    # The folder that holds the missing package (a parent of the file), else the file's package root.
+    root = next(
+        (d for d in path.parents if missing and ((d / missing).is_dir() or (d / f"{missing}.py").is_file())),
+        None,
+    )
+    if root is None:
+        root = path.parent
+        while (root / "__init__.py").is_file() and root.parent != root:
+            root = root.parent
+    return (
+        f"importing {path} failed: {e}. A model file is imported on its own, not as part of a package: "
+        f"put the folder that holds the package root on PYTHONPATH (e.g. PYTHONPATH={root}), or install "
+        "the package"
+    )
 
 
 def _import_module(target: str, name: str) -> Any:
@@ -91,7 +129,10 @@ def _import_module(target: str, name: str) -> Any:
                 return importlib.import_module(target)
             except ModuleNotFoundError:
                 pass
-        raise ValueError(f"model {name!r}: cannot import module {target!r} ({e})") from e
+        raise ValueError(
+            f"model {name!r}: cannot import module {target!r} ({e}); put the folder that holds its package root "
+            "on PYTHONPATH, or install the package"
+        ) from e
 
 
 def resolve_import_path(name: str) -> Callable[..., Any]:

@@ -1,30 +1,28 @@
 """Pruning runs on disk: configuration, resumable rounds, history, figures, export."""
 
+from .build import BuiltRun, build_run
 from .config import PAPER_PRESET, RunConfig
+from .errors import RunError
 from .export import export_run, round_ticket_path
+from .history import mean_scores, read_history
+from .layout import RunLayout, is_run_dir, read_config, run_dir_containing
 from .lock import RunLock, RunLockedError
 from .outputs import check_output, check_output_dir, restore_targets
-from .run import (
-    PruningRun,
-    RunCallbacks,
-    RunError,
-    RunPlan,
-    is_run_dir,
-    mean_scores,
-    read_config,
-    read_history,
-    run_dir_containing,
-)
+from .plan import RunCallbacks, RunPlan
+from .run import PruningRun
 
 __all__ = [
     "PAPER_PRESET",
+    "BuiltRun",
     "PruningRun",
     "RunCallbacks",
     "RunConfig",
     "RunError",
+    "RunLayout",
     "RunLock",
     "RunLockedError",
     "RunPlan",
+    "build_run",
     "check_output",
     "check_output_dir",
     "export_run",

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..data import DataError, Recipe, available_recipes, get_recipe
 from ..data.recipes import normalize_options
+from ..models.external import canonical_name, file_sha256, model_file
 from ..models.init import INITS
 from ..models.registry import default_size
 from ..pruning import MAX_ROUNDS, Rewind, rounds_for_density
@@ -92,6 +93,9 @@ class RunConfig:
     # None: SAMPLE_INIT for the shipped networks on the sample recipe, else "default" (as the builder
     # draws it): a user's own network may have no zero-able last convolution.
     init: str | None = None
+    # For a network named by file (path/to/nets.py:Net): the SHA-256 of that file when the run started,
+    # so a run resumed with a changed file is refused by name rather than silently mixing two networks.
+    model_sha256: str | None = None
 
     def resolved(self) -> RunConfig:
         """Fill defaults that depend on other settings (sample sizes, round counts) and validate."""
@@ -132,6 +136,11 @@ class RunConfig:
         # Paths are resolved once, here: a run means the same data from any working directory.
         if c.data is not None:
             c.data = os.path.abspath(os.path.expanduser(c.data))
+        # A file named as model is stored absolute (the same file from any directory), with its hash.
+        c.model = canonical_name(c.model)
+        source = model_file(c.model)
+        if source is not None and source.is_file():
+            c.model_sha256 = file_sha256(source)
         recipes = [info.name for info in available_recipes()]
         if c.recipe not in recipes:
             raise ValueError(f"--recipe: unknown data recipe {c.recipe!r}; available: {', '.join(recipes)}")
@@ -181,6 +190,21 @@ class RunConfig:
         # Runs saved before --init existed started as their builder drew them.
         return cls(**{"init": "default", **data})
 
+    def changed_model_file(self, other: RunConfig) -> str | None:
+        """Why ``other`` (the same run resumed) names a changed model file, else None.
+
+        Runs saved before the hash was recorded (or of registered networks) have nothing to compare.
+        """
+        if self.model != other.model or not self.model_sha256 or not other.model_sha256:
+            return None
+        if self.model_sha256 == other.model_sha256:
+            return None
+        source = model_file(self.model)
+        return (
+            f"{source} changed since the run started: its SHA-256 was {self.model_sha256[:12]}..., "
+            f"now {other.model_sha256[:12]}..."
+        )
+
     def differences(self, other: RunConfig, allow_growth: bool = False) -> list[str]:
         """Result-defining settings that differ (operational ones such as the device may change).
 
@@ -188,7 +212,11 @@ class RunConfig:
         ``target_density``) continue this run rather than differ from it.
         """
         a, b = self.to_dict(), other.to_dict()
-        skip = OPERATIONAL + (GROWABLE if allow_growth and (b["rounds"] or 0) > (a["rounds"] or 0) else ())
+        skip = (
+            OPERATIONAL
+            + ("model_sha256",)
+            + (GROWABLE if allow_growth and (b["rounds"] or 0) > (a["rounds"] or 0) else ())
+        )
         return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if k not in skip and a[k] != b[k]]
 
 

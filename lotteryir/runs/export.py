@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .. import __version__
+from ..checkpoints import write_ticket
 from ..models.registry import signature
-from ..pruning.ticket import load_compact, read_compact_metadata, save_compact
+from ..pruning.ticket import load_compact, read_compact_metadata
+from .errors import RunError
+from .history import read_history
+from .layout import RunLayout, is_run_dir, read_config
 from .outputs import check_output
-from .run import RunError, is_run_dir, read_config, read_history
 
 
 def round_ticket_path(run_dir: str | os.PathLike, round: int | None = None) -> Path:
@@ -22,7 +24,7 @@ def round_ticket_path(run_dir: str | os.PathLike, round: int | None = None) -> P
     r = done[-1] if round is None else round
     if r not in done:
         raise RunError(f"round {r} of {run_dir} is not finished; finished rounds: {', '.join(map(str, done))}")
-    path = run_dir / "rounds" / f"r{r:02d}" / "ticket.safetensors"
+    path = RunLayout(run_dir).ticket(r)
     if not path.is_file():
         raise RunError(f"{path} is missing; the run directory is incomplete")
     return path
@@ -61,7 +63,8 @@ def export_run(
     except (KeyError, ValueError):  # a network outside the registry: the ticket's own limits apply
         expected = None
     state, mask, header = load_compact(ticket, expected_shapes=expected, allow_unchecked=allow_unchecked)
-    meta = {k: v for k, v in header.items() if k not in ("format", "version", "pruned", "order", "crc32")}
-    meta.update(value_dtype=dtype, lotteryir_version=__version__)
-    save_compact(state, mask, out, dtype=dtype, metadata=meta, overwrite=overwrite)
-    return meta
+    # The round's own metadata (round, source run) travels; the writer recomputes what it derives.
+    extra = {k: v for k, v in header.items() if k not in ("model", "size")}
+    return write_ticket(
+        state, mask, out, model=header.get("model"), size=header.get("size"), dtype=dtype, overwrite=overwrite, **extra
+    )

@@ -10,7 +10,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .run import RunError, run_dir_containing
+from .errors import RunError
+from .layout import run_dir_containing
 
 _SHOWN = 3
 

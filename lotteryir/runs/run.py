@@ -1,14 +1,7 @@
-"""A pruning run on disk: configuration, per-round artifacts, resume, history.
+"""A pruning run on disk: configuration, per-round artifacts, resume.
 
-Layout of a run directory::
-
-    config.json            the resolved configuration, written before anything else
-    lock                   held by the one process writing the run (PID inside)
-    history.jsonl          one JSON line per finished round (rewritten atomically)
-    pruner/                the pruner's state after the last finished round
-    rounds/rNN/            mask.safetensors, ticket.safetensors (compact weights),
-                           metrics.json, samples.png; ckpt*/ while the round trains
-    report.png             PSNR against remaining weights (the lottery-ticket figure)
+The directory's layout is :mod:`.layout`; what trains is built by :func:`.build.build_run`; the
+history and its repair are :mod:`.history`.
 
 Every round checks what is already on disk: rerunning the same command resumes
 from the last finished round, and inside a round from the trainer's last
@@ -20,7 +13,8 @@ removal of the round's checkpoints follow the commit and are redone on the next
 start from the committed rounds' ``metrics.json``, so history and pruner state
 never disagree. Decisions of round 0 (which tensors received gradients) travel
 with the trainer's checkpoints. A killed write leaves only ``.*.tmp`` names, which
-the next start removes. Only one process writes a run: see :mod:`.lock`.
+the next start removes. Only one process writes a run: see :mod:`.lock`. A run
+that fails (not stopped) before its first round is committed leaves nothing behind.
 
 Under torchrun (WORLD_SIZE > 1) every process trains a DistributedDataParallel
 replica; only rank 0 writes the run directory, evaluates and calls the
@@ -34,148 +28,45 @@ import json
 import logging
 import os
 import shutil
-import statistics
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .. import __version__
-from .._files import atomic_write_text, is_leftover, remove_leftovers, temporary_dir
-from ..data import DataError, get_recipe
-from ..engine import NonFiniteLossError, RestorationTrainer, TrainConfig, TrainProgress, evaluate
+from .._files import atomic_write_text, is_leftover, remove_leftovers
+from ..checkpoints import write_ticket
+from ..engine import NonFiniteLossError, TrainProgress
 from ..engine import distributed as ddp
-from ..engine.threads import ThreadChoice, apply_threads, auto_threads
-from ..models import apply_init, build_model
-from ..models.init import identity_layer_rates
-from ..pruning import IterativeMagnitudePruner, Mask, Rewind, RoundContext, RoundRecord
-from ..pruning.ticket import save_compact
+from ..engine.train import TrainingStopped
+from ..pruning import IterativeMagnitudePruner, RoundContext, RoundRecord
+from .build import BuiltRun, build_run
 from .config import RunConfig
+from .errors import RunError
 from .figures import write_report_figure, write_samples_figure
+from .history import append_round, history_entry, mean_scores, read_history, repair_history
+from .layout import CONFIG_FILE, HISTORY_FILE, PRUNER_STATE_FILE, RunLayout, is_run_dir, read_config, run_dir_containing
 from .lock import LOCK_FILE, RunLock
+from .plan import RunCallbacks, RunPlan
+from .state import load_pruner_state, save_pruner_state
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = "config.json"
-HISTORY_FILE = "history.jsonl"
+# Kept importable from here (they lived in this module before the layout and history had their own).
+__all__ = [
+    "HISTORY_FILE",
+    "PruningRun",
+    "RunCallbacks",
+    "RunError",
+    "RunPlan",
+    "is_run_dir",
+    "mean_scores",
+    "read_config",
+    "read_history",
+    "run_dir_containing",
+]
 # Test-only introspection: each rank writes its own mask of every round here (rank<k>/rNN.safetensors).
 DEBUG_MASKS_ENV = "LOTTERYIR_DEBUG_MASKS_DIR"
-
-
-class RunError(ValueError):
-    """A problem with a run directory or its configuration, phrased for the user."""
-
-
-@dataclass
-class RunPlan:
-    """What a run is about to do (the CLI's first line)."""
-
-    recipe: str
-    model: str
-    size: str
-    params: int
-    device: str
-    rounds: int
-    trainings: int
-    steps_per_training: int
-    expected_seconds: float | None
-    resumed_from_round: int
-    data: str | None = None  # the absolute data root (None for the built-in sample)
-    extended_from: int | None = None  # the run had this many rounds; this command continues it
-    world_size: int = 1  # processes (DistributedDataParallel ranks)
-    batch_size: int = 8  # the global batch
-    batch_per_rank: int = 8
-    lr: float = 2e-4
-    backend: str | None = None  # gloo or nccl under torchrun
-    threads: int | None = None  # intra-op CPU threads in use
-    threads_reason: str = ""
-
-
-@dataclass
-class RunCallbacks:
-    """Hooks for whoever draws progress; the library itself prints nothing. Called on rank 0 only."""
-
-    on_plan: Callable[[RunPlan], None] | None = None
-    on_train_start: Callable[[int, float, str, int], None] | None = None  # round, density, kind, total steps
-    on_step: Callable[[TrainProgress, str], None] | None = None
-    on_evaluate: Callable[[int, str], None] | None = None
-    on_round_end: Callable[[dict[str, Any]], None] | None = None
-
-
-def is_run_dir(path: str | os.PathLike) -> bool:
-    return (Path(path) / CONFIG_FILE).is_file()
-
-
-def run_dir_containing(path: str | os.PathLike) -> Path | None:
-    """The run directory that ``path`` is (or lies inside), else None; outputs must never go there.
-
-    Other programs write config.json files too (a home folder may hold one), so only a config.json
-    that reads as a lotteryir run configuration counts.
-    """
-    path = Path(path).expanduser().resolve()
-    for candidate in (path, *path.parents):
-        if is_run_dir(candidate) and _reads_as_run_config(candidate / CONFIG_FILE):
-            return candidate
-    return None
-
-
-def _reads_as_run_config(path: Path) -> bool:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and {"model", "recipe", "rate", "rewind", "seed"} <= set(data)
-
-
-def read_config(run_dir: str | os.PathLike) -> RunConfig:
-    """The saved configuration of a run directory (clear error if it is not one)."""
-    run_dir = Path(run_dir)
-    path = run_dir / CONFIG_FILE
-    if not path.is_file():
-        raise RunError(f"{run_dir} is not a lotteryir run directory (no {CONFIG_FILE})")
-    try:
-        return RunConfig.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError, ValueError) as e:
-        raise RunError(f"{path} is not a valid run configuration: {e}") from e
-
-
-def read_history(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """The finished rounds of a run, oldest first."""
-    path = Path(run_dir) / HISTORY_FILE
-    if not path.is_file():
-        return []
-    out = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise RunError(
-                f"{path} is damaged at line {number} ({e.msg}); rerunning the prune command with the same "
-                "--out rebuilds it from rounds/*/metrics.json"
-            ) from e
-        if not isinstance(entry, dict) or not isinstance(entry.get("round"), int):
-            raise RunError(
-                f"{path} is damaged at line {number} (not a round entry); rerunning the prune command rebuilds it"
-            )
-        out.append(entry)
-    return out
-
-
-def mean_scores(eval_summary: dict[str, dict[str, float]], of: str = "restored") -> tuple[float, float]:
-    """Mean PSNR and SSIM over test sets, of the restored images or (``of="input"``) the degraded inputs."""
-    prefix = {"restored": "", "input": "input_"}[of]
-    values = [v for v in eval_summary.values() if f"{prefix}psnr" in v]
-    if not values or len(values) != len(eval_summary):
-        return float("nan"), float("nan")
-    return (
-        statistics.fmean(v[f"{prefix}psnr"] for v in values),
-        statistics.fmean(v[f"{prefix}ssim"] for v in values),
-    )
 
 
 class PruningRun:
@@ -189,6 +80,7 @@ class PruningRun:
         should_stop: Callable[[], bool] | None = None,
     ) -> None:
         self.dir = Path(out_dir)
+        self.layout = RunLayout(self.dir)
         self._threads_reason = "--threads"
         self.callbacks = callbacks or RunCallbacks()
         self.should_stop = should_stop
@@ -196,8 +88,10 @@ class PruningRun:
         # Rank 0 is the one writer (torchrun's RANK is known before the process group starts).
         self._lock = RunLock(self.dir) if ddp.env_rank() == 0 else None
         self._created = False
+        self._fresh = False  # this object writes config.json: the directory held no run before
         self.leftovers: list[Path] = []  # temporary files of killed writes, removed on this start
-        self._built = False
+        self.built: BuiltRun | None = None
+        self._kind = "ticket"  # what trains now: the ticket or a control (for the progress callback)
         try:
             self._open(config)
         except BaseException:
@@ -223,6 +117,12 @@ class PruningRun:
             saved = read_config(self.dir)
             if config is not None:
                 wanted = config.resolved()
+                changed = saved.changed_model_file(wanted)
+                if changed:
+                    raise RunError(
+                        f"{changed}; {self.dir} was trained with the file as it was: restore it, or start a "
+                        "new run with another --out"
+                    )
                 diff = saved.differences(wanted, allow_growth=True)
                 if diff:
                     raise RunError(
@@ -247,6 +147,7 @@ class PruningRun:
             ):
                 raise RunError(f"{self.dir} exists and is not empty but holds no run; choose another --out")
             self.config = config.resolved()
+            self._fresh = True
 
     @staticmethod
     def _config_leftover(path: Path) -> bool:
@@ -269,6 +170,22 @@ class PruningRun:
             except OSError:  # not empty: keep it
                 pass
 
+    def _discard(self) -> None:
+        """Remove what this object wrote into a run that failed before its first round was committed.
+
+        Only a run this object started (the directory was empty or new, see ``_open``) and only while
+        the lock is held: a folder the user had keeps existing, and finished work is never touched.
+        """
+        if not self._fresh or self._lock is None or not self._lock.held or self.layout.pruner_state() is not None:
+            return
+        for p in list(self.dir.iterdir()):
+            if p.name == LOCK_FILE:
+                continue
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+
     def __enter__(self) -> PruningRun:
         return self
 
@@ -276,133 +193,31 @@ class PruningRun:
         self.close()
 
     # -- building ------------------------------------------------------------
-    def _build(self) -> None:
-        if self._built:
-            return
-        c = self.config
-        recipe = get_recipe(c.recipe, root=c.data, **c.data_paths)
-        problems = recipe.check()
-        if problems:
-            more = f"; ... ({len(problems) - 3} more)" if len(problems) > 3 else ""
-            raise DataError(f"recipe {c.recipe!r} cannot run on {c.data}: " + "; ".join(problems[:3]) + more)
-        self.tasks = list(c.tasks) if c.tasks else list(recipe.tasks)
-        self.train_set = recipe.train_dataset(patch_size=c.patch_size, seed=c.seed, tasks=self.tasks)
-        self.test_sets = recipe.test_sets(tasks=self.tasks)
-        self.device = ddp.init_from_env(c.device)
-        if c.threads is None:
-            self.threads = auto_threads()
-            c.threads = self.threads.threads  # saved in config.json: a resumed run uses the same count
-        else:
-            self.threads = ThreadChoice(c.threads, self._threads_reason)
-        if self.device.type == "cpu":
-            apply_threads(self.threads)  # before the duration estimate and the first training step
-        torch.manual_seed(c.seed)  # the dense initialization is part of the run's identity
-        self.model = self._fresh_model()
-        self.model.to(self.device)
-        self._check_patch_size()
-        self.trainer = RestorationTrainer(
-            self.train_set,
-            TrainConfig(
-                epochs=c.epochs,
-                steps=c.steps,
-                warmup_epochs=c.warmup_epochs,
-                batch_size=c.batch_size,
-                lr=c.lr,
-                device=self.device,
-                num_workers=c.num_workers,
-                checkpoint_every=c.checkpoint_every,
-                seed=c.seed,
-                threads=c.threads,
-                loss=c.loss,
+    @property
+    def pruner(self) -> IterativeMagnitudePruner:
+        return self._built().pruner
+
+    def _built(self) -> BuiltRun:
+        if self.built is None:
+            self.built = build_run(
+                self.config,
+                self._closure,
+                progress=self._progress,
                 should_stop=self.should_stop,
-            ),
-            progress=self._progress,
-        )
-        self._check_rewind_step()
-        self.pruner = IterativeMagnitudePruner(
-            self.model,
-            self._closure,
-            rate=c.rate,
-            rounds=c.rounds,
-            scope=c.scope,
-            rewind=c.rewind,
-            controls=tuple(c.controls),
-            layer_rates=identity_layer_rates(c.init, c.rate),
-            model_factory=self._fresh_model,  # random_reinit re-draws everything the constructor draws
-            seed=c.seed,
-            on_rewind_point=lambda step: self._save_pruner_state(include_model=False) if ddp.is_main() else None,
-        )
-        state = self._pruner_dir()
-        if state is not None:
-            self._load_pruner_state(state)
-        self._kind = "ticket"
-        self._built = True
-
-    def _fresh_model(self) -> torch.nn.Module:
-        """The run's network as it starts (builder + ``init``), under whatever RNG state is current."""
-        return apply_init(build_model(self.config.model, self.config.size), self.config.init)
-
-    def _check_patch_size(self) -> None:
-        # A patch larger than every image would be almost all padding (and, large enough, exhaust memory).
-        size, seen = self.config.patch_size, set()
-        for task, part in self.train_set.parts.items():
-            if id(part.source) in seen:
-                continue
-            seen.add(id(part.source))
-            largest = part.source.largest_short_side(at_least=size)
-            if largest < size:
-                raise RunError(
-                    f"--patch-size {size} is larger than every training image of {task} (the largest is "
-                    f"{largest} px on its short side); use --patch-size {largest} or less"
-                )
-
-    def _check_rewind_step(self) -> None:
-        rewind = Rewind.parse(self.config.rewind)
-        k = rewind.step if rewind.kind == "step" else None
-        total = self.trainer.plan()[1]
-        if k is not None and k > total:
-            length = f"--steps {self.config.steps}" if self.config.steps else f"--epochs {self.config.epochs}"
-            raise RunError(
-                f"--rewind step:{k} needs at least {k} optimizer steps in round 0, but a round has {total} "
-                f"({length}); use --rewind step:K with K <= {total}, or longer rounds"
+                on_rewind_point=lambda step: self._save_pruner_state(include_model=False) if ddp.is_main() else None,
+                threads_reason=self._threads_reason,
             )
+            self._kind = "ticket"
+            state = self.layout.pruner_state()
+            if state is not None:
+                self._load_pruner_state(state)
+        return self.built
 
     def _load_pruner_state(self, state: Path) -> None:
-        # Check that every file parses before the pruner reads it, so damage names the file at fault.
-        from safetensors import safe_open
-
-        advice = f"restore it from a backup, or start again with a new --out ({self.dir} is left as it is)"
-        names = ("pruner.json", "mask.safetensors", "rewind.safetensors", "model.safetensors")
-        for path in [state / n for n in names if n == "pruner.json" or (state / n).is_file()]:
-            try:
-                if path.suffix == ".json":
-                    json.loads(path.read_text())
-                else:
-                    with safe_open(str(path), framework="pt"):
-                        pass
-            except Exception as e:  # noqa: BLE001 - json and safetensors raise their own types
-                raise RunError(f"{path} is damaged ({e}); {advice}") from e
-        try:
-            self.pruner.load_state(state)
-        except (ValueError, KeyError, RuntimeError) as e:
-            raise RunError(f"the pruner state in {state} cannot be used ({e}); {advice}") from e
-
-    def _pruner_dir(self) -> Path | None:
-        for name in ("pruner", "pruner.old"):  # .old survives a crash between the two renames
-            if (self.dir / name / "pruner.json").is_file():
-                return self.dir / name
-        return None
+        load_pruner_state(self.pruner, state, self.dir)
 
     def _save_pruner_state(self, include_model: bool = True) -> None:
-        # Several files must change together: write a new directory, then swap it in.
-        final, old = self.dir / "pruner", self.dir / "pruner.old"
-        tmp = temporary_dir(final)
-        self.pruner.save_state(tmp, include_model=include_model)
-        if final.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
+        save_pruner_state(self.pruner, self.layout, include_model=include_model)
 
     # -- the closure the pruner calls -----------------------------------------
     def _progress(self, p: TrainProgress) -> None:
@@ -413,59 +228,50 @@ class PruningRun:
         kind = ctx.extras.get("control", "ticket")
         self._kind = kind
         main = ddp.is_main()
-        rdir = self.round_dir(ctx.round)
-        ctx.checkpoint_dir = rdir / ("ckpt" if kind == "ticket" else f"ckpt-{kind}")
+        built = self._built()
+        ctx.checkpoint_dir = self.layout.checkpoint(ctx.round, kind)
         if self.callbacks.on_train_start is not None and main:
-            self.callbacks.on_train_start(ctx.round, ctx.density, kind, self.trainer.plan()[1])
-        train = self.trainer(model, ctx)
+            self.callbacks.on_train_start(ctx.round, ctx.density, kind, built.trainer.plan()[1])
+        train = built.trainer(model, ctx)
         metrics = None
         if main:  # the replicas are identical: rank 0's evaluation is the single-process one
             if self.callbacks.on_evaluate is not None:
                 self.callbacks.on_evaluate(ctx.round, kind)
-            result = evaluate(model, self.test_sets, device=self.device, tile=self.config.eval_tile)
-            summary = result.summary()
-            psnr, ssim = mean_scores(summary)
-            input_psnr, input_ssim = mean_scores(summary, of="input")
+            scores = built.evaluate(model)
             if kind == "ticket":
-                write_samples_figure(model, self.test_sets, rdir / "samples.png", device=self.device)
-            metrics = {
-                "train": train,
-                "eval": summary,
-                "mean_psnr": psnr,
-                "mean_ssim": ssim,
-                "mean_input_psnr": input_psnr,
-                "mean_input_ssim": input_ssim,
-            }
+                write_samples_figure(model, built.test_sets, self.layout.samples(ctx.round), device=built.device)
+            metrics = {"train": train, **scores}
         # Every rank keeps rank 0's record (and waits here while rank 0 evaluates).
         return ddp.broadcast_object(metrics)
 
     # -- running -------------------------------------------------------------
     def round_dir(self, r: int) -> Path:
-        return self.dir / "rounds" / f"r{r:02d}"
+        return self.layout.round(r)
 
     def plan(self, estimate: bool = True) -> RunPlan:
         """What the run will do, with an expected duration measured on this machine.
 
-        If it raises (a bad option, missing data), the run is closed and its lock released.
+        If it raises (a bad option, missing data, a network that does not fit), the run is closed and
+        its lock released: nothing is left behind.
         """
         try:
-            self._build()
+            built = self._built()
+            per_training = built.trainer.plan()[1]
+            world, per_rank = built.trainer.batch_split()
+            remaining_rounds = self.config.rounds - self.pruner.round
+            trainings = remaining_rounds * (1 + len(self.config.controls)) - (
+                len(self.config.controls) if self.pruner.round < 0 else 0
+            )
+            seconds = built.estimate_seconds(trainings) if estimate else None
         except BaseException:
             self.close()
             raise
-        per_training = self.trainer.plan()[1]
-        world, per_rank = self.trainer.batch_split()
-        remaining_rounds = self.config.rounds - self.pruner.round
-        trainings = remaining_rounds * (1 + len(self.config.controls)) - (
-            len(self.config.controls) if self.pruner.round < 0 else 0
-        )
-        seconds = self._estimate(trainings, per_training) if estimate else None
         return RunPlan(
             recipe=self.config.recipe,
             model=self.config.model,
             size=self.config.size or "",
-            params=sum(p.numel() for p in self.model.parameters()),
-            device=str(self.device),
+            params=sum(p.numel() for p in built.model.parameters()),
+            device=str(built.device),
             rounds=self.config.rounds,
             trainings=trainings,
             steps_per_training=per_training,
@@ -478,34 +284,9 @@ class PruningRun:
             batch_per_rank=per_rank,
             lr=self.config.lr,
             backend=torch.distributed.get_backend() if ddp.is_distributed() else None,
-            threads=self.threads.threads if self.device.type == "cpu" else None,
-            threads_reason=self.threads.reason,
+            threads=built.threads.threads if built.device.type == "cpu" else None,
+            threads_reason=built.threads.reason,
         )
-
-    def _estimate(self, trainings: int, steps: int) -> float:
-        """Seconds for ``trainings`` trainings and evaluations, from a few timed steps on a copy."""
-        import copy
-
-        c = self.config
-        model = copy.deepcopy(self.model).train()
-        opt = torch.optim.AdamW(model.parameters(), lr=c.lr)
-        x = torch.rand(self.trainer.batch_split()[1], 3, c.patch_size, c.patch_size, device=self.device)
-        with torch.random.fork_rng(devices=[]):
-            times = []
-            for _ in range(3):
-                t0 = time.perf_counter()
-                opt.zero_grad()
-                (model(x) - x).abs().mean().backward()
-                opt.step()
-                times.append(time.perf_counter() - t0)
-            model.eval()
-            first = next(iter(self.test_sets.values()))[0]["input"]
-            t0 = time.perf_counter()
-            with torch.no_grad():
-                model(first.unsqueeze(0).to(self.device))
-            per_image = time.perf_counter() - t0
-        n_images = sum(len(s) for s in self.test_sets.values())
-        return trainings * (steps * min(times[1:]) + n_images * per_image * 1.5)
 
     def run(self) -> list[dict[str, Any]]:
         """Train every remaining round; returns the history (one dict per round).
@@ -516,13 +297,13 @@ class PruningRun:
         if self._lock is not None and not self._lock.held:
             raise RunError(f"this PruningRun of {self.dir} is closed; create a new one to resume the run")
         try:
-            self._build()
+            self._built()
             # Every rank has checked the directory (in __init__) before rank 0 writes into it.
             ddp.barrier()
             if ddp.is_main():
                 self.dir.mkdir(parents=True, exist_ok=True)
-                if not (self.dir / CONFIG_FILE).is_file() or self.extended_from is not None:
-                    atomic_write_text(self.dir / CONFIG_FILE, json.dumps(self.config.to_dict(), indent=2))
+                if not self.layout.config.is_file() or self.extended_from is not None:
+                    atomic_write_text(self.layout.config, json.dumps(self.config.to_dict(), indent=2))
                 self._repair()
             while not self.pruner.finished:
                 record = self.pruner.run_round()
@@ -533,14 +314,27 @@ class PruningRun:
             return read_history(self.dir)
         except NonFiniteLossError as e:
             raise RunError(self._non_finite_advice(e)) from e
+        except TrainingStopped:
+            raise  # stopped on request: the round's checkpoint is what a rerun resumes from
+        except Exception:
+            self._fail()
+            raise
         finally:
             ddp.shutdown()
             self.close()
 
+    def _fail(self) -> None:
+        """Discard a run that fails before its first round is committed (a rerun then starts afresh).
+
+        A diverged loss is not discarded: its directory is the evidence, and its advice says so.
+        """
+        if ddp.is_main() and self._fresh and self.built is not None and self.pruner.round < 0:
+            self._discard()
+
     def _non_finite_advice(self, e: NonFiniteLossError) -> str:
         # Continuing this directory with another --lr would mix two training recipes in one
         # lottery-ticket curve (its finished rounds, or at least its config.json, fix the lr), so the
-        # only sound way on is a new run.
+        # only sound way on is a new run; the directory is kept, as the evidence of what failed.
         lr = self.config.lr
         tied = (
             f"its finished rounds 0-{self.pruner.round} were trained with --lr {lr:g}"
@@ -557,39 +351,14 @@ class PruningRun:
     def _repair(self) -> None:
         """Bring what follows a round's commit (history, figure, checkpoint removal) in step with it."""
         done = self.pruner.round
-        history_path = self.dir / HISTORY_FILE
-        try:
-            current = read_history(self.dir)
-        except RunError:
-            current = None  # damaged: rebuilt below from the rounds' own records
-        by_round = {h["round"]: h for h in current or []}
-        entries = [self._committed_entry(r, by_round.get(r)) for r in range(done + 1)]
-        if current != entries:
-            if entries or history_path.exists():
-                log.info("rebuilding %s from the %d committed round(s)", history_path, len(entries))
-                atomic_write_text(history_path, "".join(json.dumps(h) + "\n" for h in entries))
-        if entries and (current != entries or not (self.dir / "report.png").is_file()):
-            write_report_figure(entries, self.dir / "report.png", title=f"{self.config.model}/{self.config.size}")
+        entries, changed = repair_history(self.layout, done)
+        if entries and (changed or not self.layout.report.is_file()):
+            write_report_figure(entries, self.layout.report, title=f"{self.config.model}/{self.config.size}")
         for r in range(done + 1):
-            for ckpt in self.round_dir(r).glob("ckpt*"):
+            for ckpt in self.layout.checkpoints(r):
                 shutil.rmtree(ckpt, ignore_errors=True)
-        if (self.dir / "pruner" / "pruner.json").is_file():
-            shutil.rmtree(self.dir / "pruner.old", ignore_errors=True)
-
-    def _committed_entry(self, r: int, fallback: dict[str, Any] | None) -> dict[str, Any]:
-        path = self.round_dir(r) / "metrics.json"
-        try:
-            entry = json.loads(path.read_text())
-            if isinstance(entry, dict) and entry.get("round") == r:
-                return entry
-        except (OSError, json.JSONDecodeError):
-            pass
-        if fallback is not None:
-            return fallback
-        raise RunError(
-            f"{path} is missing or damaged and {self.dir / HISTORY_FILE} has no round {r} either; "
-            f"start again with a new --out ({self.dir} is left as it is)"
-        )
+        if (self.layout.pruner / PRUNER_STATE_FILE).is_file():
+            shutil.rmtree(self.layout.pruner_old, ignore_errors=True)
 
     def _debug_dump_mask(self, r: int) -> None:
         target = os.environ.get(DEBUG_MASKS_ENV)
@@ -598,57 +367,23 @@ class PruningRun:
 
     def _finish_round(self, record: RoundRecord) -> None:
         r = record.round
-        rdir = self.round_dir(r)
         mask = self.pruner.mask
-        mask.save(rdir / "mask.safetensors")
-        save_compact(
+        mask.save(self.layout.mask(r))
+        write_ticket(
             self.pruner.export_state_dict(),
             mask,
-            rdir / "ticket.safetensors",
-            metadata=self.ticket_metadata(r, mask),
+            self.layout.ticket(r),
+            model=self.config.model,
+            size=self.config.size,
+            round=r,
+            source_run=str(self.dir.resolve()),
         )
-        entry = self._history_entry(record)
-        atomic_write_text(rdir / "metrics.json", json.dumps(entry, indent=2))
+        entry = history_entry(record)
+        atomic_write_text(self.layout.metrics(r), json.dumps(entry, indent=2))
         self._save_pruner_state()
-        history = [h for h in read_history(self.dir) if h["round"] < r] + [entry]
-        atomic_write_text(self.dir / HISTORY_FILE, "".join(json.dumps(h) + "\n" for h in history))
-        write_report_figure(history, self.dir / "report.png", title=f"{self.config.model}/{self.config.size}")
-        for ckpt in rdir.glob("ckpt*"):
+        history = append_round(self.layout, entry)
+        write_report_figure(history, self.layout.report, title=f"{self.config.model}/{self.config.size}")
+        for ckpt in self.layout.checkpoints(r):
             shutil.rmtree(ckpt, ignore_errors=True)
         if self.callbacks.on_round_end is not None:
             self.callbacks.on_round_end(entry)
-
-    def ticket_metadata(self, r: int, mask: Mask) -> dict[str, Any]:
-        return {
-            "model": self.config.model,
-            "size": self.config.size,
-            "density": mask.density,
-            "round": r,
-            "source_run": str(self.dir.resolve()),
-            "lotteryir_version": __version__,
-        }
-
-    def _history_entry(self, record: RoundRecord) -> dict[str, Any]:
-        m = record.metrics
-        return {
-            "round": record.round,
-            "density": record.density,
-            "remaining": record.remaining,
-            "total": record.total,
-            "seconds": record.seconds,
-            "train": m.get("train", {}),
-            "eval": m.get("eval", {}),
-            "mean_psnr": m.get("mean_psnr"),
-            "mean_ssim": m.get("mean_ssim"),
-            "mean_input_psnr": m.get("mean_input_psnr"),
-            "mean_input_ssim": m.get("mean_input_ssim"),
-            "controls": {
-                kind: {
-                    "eval": v.get("eval", {}),
-                    "mean_psnr": v.get("mean_psnr"),
-                    "mean_ssim": v.get("mean_ssim"),
-                    "train": v.get("train", {}),
-                }
-                for kind, v in record.controls.items()
-            },
-        }

@@ -1,0 +1,239 @@
+"""From a configuration to what trains: data, network, trainer, pruner (``build_run``).
+
+The command line's runs and the benchmarks build through here, so a benchmark trains exactly as
+``lotteryir prune`` trains. Nothing here writes a file; only the run (:mod:`.run`) does.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from ..engine import RestorationTrainer, TrainConfig, TrainProgress, evaluate
+from ..engine import distributed as ddp
+from ..engine.threads import ThreadChoice, apply_threads, auto_threads
+from ..models import apply_init, build_model
+from ..models.init import identity_layer_rates
+from ..pruning import IterativeMagnitudePruner, Rewind, RoundContext
+from .config import RunConfig, open_recipe
+from .errors import RunError
+from .history import mean_scores
+
+Closure = Callable[[torch.nn.Module, RoundContext], dict[str, Any]]
+
+
+@dataclass
+class BuiltRun:
+    """Everything a run trains with, built from its configuration (on every rank alike)."""
+
+    config: RunConfig
+    tasks: list[str]
+    train_set: Any
+    test_sets: Mapping[str, Dataset]
+    device: torch.device
+    threads: ThreadChoice
+    model: torch.nn.Module
+    trainer: RestorationTrainer
+    pruner: IterativeMagnitudePruner
+
+    def fresh_model(self) -> torch.nn.Module:
+        """The run's network as it starts (builder + ``init``), under whatever RNG state is current."""
+        return fresh_model(self.config)
+
+    def evaluate(self, model: torch.nn.Module) -> dict[str, Any]:
+        """Scores of ``model`` on the test sets: per set, and the means of the restored and the input images."""
+        summary = evaluate(model, self.test_sets, device=self.device, tile=self.config.eval_tile).summary()
+        psnr, ssim = mean_scores(summary)
+        input_psnr, input_ssim = mean_scores(summary, of="input")
+        return {
+            "eval": summary,
+            "mean_psnr": psnr,
+            "mean_ssim": ssim,
+            "mean_input_psnr": input_psnr,
+            "mean_input_ssim": input_ssim,
+        }
+
+    def train_and_evaluate(self, model: torch.nn.Module, ctx: RoundContext) -> dict[str, Any]:
+        """The plain closure: train one round, then (rank 0) evaluate; every rank gets rank 0's record."""
+        train = self.trainer(model, ctx)
+        metrics = {"train": train, **self.evaluate(model)} if ddp.is_main() else None
+        return ddp.broadcast_object(metrics)
+
+    def estimate_seconds(self, trainings: int) -> float:
+        """Seconds for ``trainings`` trainings and evaluations, from a few timed steps on a copy."""
+        step, per_eval = self.measure()
+        return trainings * (self.trainer.plan()[1] * step + per_eval * 1.5)
+
+    def measure(self, steps: int = 3) -> tuple[float, float]:
+        """(seconds per optimizer step, seconds per evaluation of every test set), timed on a copy.
+
+        The first step is a warm-up; one image's restoration stands for each of the test images.
+        The run's own RNG state is left as it was.
+        """
+        c = self.config
+        model = copy.deepcopy(self.model).train()
+        opt = torch.optim.AdamW(model.parameters(), lr=c.lr)
+        x = torch.rand(self.trainer.batch_split()[1], 3, c.patch_size, c.patch_size, device=self.device)
+        with torch.random.fork_rng(devices=[]):
+            times = []
+            for _ in range(max(2, steps)):
+                t0 = time.perf_counter()
+                opt.zero_grad()
+                (model(x) - x).abs().mean().backward()
+                opt.step()
+                times.append(time.perf_counter() - t0)
+            model.eval()
+            first = next(iter(self.test_sets.values()))[0]["input"]  # type: ignore[index]
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                model(first.unsqueeze(0).to(self.device))
+            per_image = time.perf_counter() - t0
+        n_images = sum(len(s) for s in self.test_sets.values())  # type: ignore[arg-type]
+        return min(times[1:]), n_images * per_image
+
+
+def fresh_model(config: RunConfig) -> torch.nn.Module:
+    """The network ``config`` names as it starts (builder + ``init``), under whatever RNG state is current."""
+    return apply_init(build_model(config.model, config.size), config.init or "default")
+
+
+def build_run(
+    config: RunConfig,
+    closure: Closure | None = None,
+    *,
+    progress: Callable[[TrainProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_rewind_point: Callable[[int], None] | None = None,
+    threads_reason: str = "--threads",
+) -> BuiltRun:
+    """Build the data, network, trainer and pruner of ``config`` (resolved here if it is not yet).
+
+    ``closure`` is what the pruner calls each round (default :meth:`BuiltRun.train_and_evaluate`).
+    Problems a user can fix (missing data, a patch larger than every image, a network whose
+    channels do not fit the recipe's images) raise before any training, naming the option.
+    ``config.threads`` is filled in when it was None (a run saves it, so it resumes alike).
+    """
+    c = config
+    recipe = open_recipe(c.recipe, c.data, c.data_paths)
+    tasks = list(c.tasks) if c.tasks else list(recipe.tasks)
+    train_set = recipe.train_dataset(patch_size=c.patch_size, seed=c.seed, tasks=tasks)
+    test_sets = recipe.test_sets(tasks=tasks)
+    device = ddp.init_from_env(c.device)
+    if c.threads is None:
+        threads = auto_threads()
+        c.threads = threads.threads
+    else:
+        threads = ThreadChoice(c.threads, threads_reason)
+    if device.type == "cpu":
+        apply_threads(threads)  # before the duration estimate and the first training step
+    torch.manual_seed(c.seed)  # the dense initialization is part of the run's identity
+    model = fresh_model(c).to(device)
+    check_channels(model, test_sets, c, device)
+    check_patch_size(train_set, c.patch_size)
+    trainer = RestorationTrainer(
+        train_set,
+        TrainConfig(
+            epochs=c.epochs,
+            steps=c.steps,
+            warmup_epochs=c.warmup_epochs,
+            batch_size=c.batch_size,
+            lr=c.lr,
+            device=device,
+            num_workers=c.num_workers,
+            checkpoint_every=c.checkpoint_every,
+            seed=c.seed,
+            threads=c.threads,
+            loss=c.loss,
+            should_stop=should_stop,
+        ),
+        progress=progress,
+    )
+    check_rewind_step(c, trainer.plan()[1])
+    built = BuiltRun(c, tasks, train_set, test_sets, device, threads, model, trainer, None)  # type: ignore[arg-type]
+    built.pruner = IterativeMagnitudePruner(
+        model,
+        closure or built.train_and_evaluate,
+        rate=c.rate,
+        rounds=c.rounds,
+        scope=c.scope,
+        rewind=c.rewind,
+        controls=tuple(c.controls),
+        layer_rates=identity_layer_rates(c.init, c.rate),
+        model_factory=built.fresh_model,  # random_reinit re-draws everything the constructor draws
+        seed=c.seed,
+        on_rewind_point=on_rewind_point,
+    )
+    return built
+
+
+def check_channels(
+    model: torch.nn.Module, test_sets: Mapping[str, Dataset], config: RunConfig, device: torch.device
+) -> None:
+    """One forward pass on a patch of the recipe's images: a network that cannot take them is named here.
+
+    Without it the first sign would be a raw torch message from deep inside the training.
+    """
+    channels = int(next(iter(test_sets.values()))[0]["input"].shape[0])  # type: ignore[index]
+    size = config.patch_size or 64
+    first: list[torch.nn.Module] = []
+    hooks = [
+        m.register_forward_pre_hook(lambda m, _: first.append(m) if not first else None)
+        for m in model.modules()
+        if isinstance(m, torch.nn.Conv2d)
+    ]
+    x = torch.zeros(1, channels, size, size, device=device)
+    was_training = model.training
+    name = f"--model {config.model}"
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            y = model.eval()(x)
+    except Exception as e:  # noqa: BLE001 - whatever the user's network raises, say where it came from
+        if first and isinstance(first[0], torch.nn.Conv2d) and first[0].in_channels != channels:
+            raise RunError(
+                f"{name} takes {first[0].in_channels}-channel images but recipe {config.recipe!r} gives "
+                f"{channels}-channel (RGB) images; give the network {channels} input channels"
+            ) from e
+        raise RunError(f"{name} fails on a {channels}x{size}x{size} patch of recipe {config.recipe!r}: {e}") from e
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    if not isinstance(y, torch.Tensor) or tuple(y.shape) != tuple(x.shape):
+        got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+        raise RunError(
+            f"{name} returns {got} for a {tuple(x.shape)} batch of recipe {config.recipe!r}; a restorer returns "
+            f"an image of its input's shape ({channels} channels)"
+        )
+
+
+def check_patch_size(train_set: Any, size: int | None) -> None:
+    """A patch larger than every image would be almost all padding (and, large enough, exhaust memory)."""
+    seen: set[int] = set()
+    for task, part in train_set.parts.items():
+        if id(part.source) in seen or size is None:
+            continue
+        seen.add(id(part.source))
+        largest = part.source.largest_short_side(at_least=size)
+        if largest < size:
+            raise RunError(
+                f"--patch-size {size} is larger than every training image of {task} (the largest is "
+                f"{largest} px on its short side); use --patch-size {largest} or less"
+            )
+
+
+def check_rewind_step(config: RunConfig, total: int) -> None:
+    """``--rewind step:K`` needs K optimizer steps in round 0."""
+    rewind = Rewind.parse(config.rewind)
+    k = rewind.step if rewind.kind == "step" else None
+    if k is not None and k > total:
+        length = f"--steps {config.steps}" if config.steps else f"--epochs {config.epochs}"
+        raise RunError(
+            f"--rewind step:{k} needs at least {k} optimizer steps in round 0, but a round has {total} "
+            f"({length}); use --rewind step:K with K <= {total}, or longer rounds"
+        )
