@@ -78,7 +78,7 @@ def _place(tmp: Path, path: Path, overwrite: bool) -> None:
     tmp.unlink(missing_ok=True)
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], *, overwrite: bool = True) -> None:
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], object], *, overwrite: bool = True) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
 
     A reader (or a crash) sees either the old file or the complete new one, never a torn one.
@@ -159,7 +159,7 @@ def is_leftover(path: str | os.PathLike) -> bool:
     return name.startswith(".") and name.endswith(TMP_SUFFIX) and len(name) > len(TMP_SUFFIX) + 1
 
 
-def remove_leftovers(directory: str | os.PathLike) -> list[Path]:
+def remove_leftovers(directory: str | os.PathLike[str]) -> list[Path]:
     """Delete the temporary files and folders that killed atomic writes left under ``directory``.
 
     Only call this while no other process writes there (a run holds its lock). Returns what was removed.

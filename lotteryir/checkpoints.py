@@ -81,6 +81,7 @@ def save_ticket(
     dtype: str = "fp32",
     name: str | None = None,
     size: str | None = None,
+    overwrite: bool = True,
     **metadata: object,
 ) -> Mask:
     """Write ``model`` as a compact ticket (entropy-coded mask + surviving values); returns the mask.
@@ -88,7 +89,8 @@ def save_ticket(
     Works on a model with masks attached (torch.nn.utils.prune form) and on a
     plain model whose pruned weights are exact zeros. ``name``/``size`` (found
     from the weights when the model is registered) go into the metadata so
-    :func:`load_ticket` can rebuild the network.
+    :func:`load_ticket` can rebuild the network. Without ``overwrite`` an existing ``path`` is never
+    replaced (it is a write option, never a metadata key).
     """
     state = export_state_dict(model)
     attached = [p for p in find_prunable(model) if hasattr(p.module, p.attr + "_mask")]
@@ -100,7 +102,7 @@ def save_ticket(
         guess = guess_model(state, name)
         if guess is not None:
             name, size = name or guess[0], size or guess[1]
-    write_ticket(state, mask, path, model=name, size=size, dtype=dtype, **metadata)
+    write_ticket(state, mask, path, model=name, size=size, dtype=dtype, overwrite=overwrite, **metadata)
     return mask
 
 

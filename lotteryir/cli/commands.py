@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 
@@ -224,14 +224,15 @@ def restore(
 
 def _sparse_model(model: Any, dev: Any) -> Any:
     from ..deploy import sparsify
-    from ..deploy.sparse import MAX_DENSITY
+    from ..deploy.sparse import MAX_DENSITY, SparsifyReport
 
     if dev.type != "cpu":
         raise typer.BadParameter(f"--sparse runs on the CPU, not {dev}; pass --device cpu")
     sparse = sparsify(model)
-    done, kept = sparse.sparsify_report.replaced, sparse.sparsify_report.dense
+    report = cast(SparsifyReport, sparse.sparsify_report)  # set by sparsify on the copy it returns
+    done, kept = report.replaced, report.dense
     dense = f"; {len(kept)} denser than {MAX_DENSITY:g} stay dense" if kept else ""
-    fused = len(sparse.sparsify_report.fused)
+    fused = len(report.fused)
     out.print(
         f"sparse: {len(done)} of {len(done) + len(kept)} 1x1 convolutions/linears run as CSR products{dense}; "
         f"{fused} 1x1+depthwise pairs computed in row bands",

@@ -20,7 +20,7 @@ import pickle
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -58,7 +58,9 @@ def capture_rng() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     if torch.cuda.is_available():
         for i, state in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"{_RNG_PREFIX}cuda{i}"] = state
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    # The legacy global RandomState is always MT19937, so its state is the legacy tuple, not a dict.
+    mt_state = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state(legacy=True))
+    kind, keys, pos, has_gauss, gauss = mt_state
     version, internal, gauss_next = random.getstate()
     scalars = {
         "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(gauss)],

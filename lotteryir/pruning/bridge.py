@@ -28,8 +28,9 @@ Masks are updated *in place*, so the parameter set never changes once attached
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import CodeType
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -38,6 +39,7 @@ from torch.nn.utils import prune
 from .mask import MASK_SUFFIX, ORIG_SUFFIX, Mask
 from .selection import PrunableParam
 
+set_code_exec_strategy: Callable[[CodeType, Any], None] | None
 try:  # torch's C-level frame switch: cheap to import (torch._dynamo itself takes seconds) and to call
     from torch._C._dynamo.eval_frame import _FrameAction, _FrameExecStrategy, set_code_exec_strategy
 
@@ -80,7 +82,9 @@ class _FixedMask(prune.BasePruningMethod):
 
     def __call__(self, module: nn.Module, inputs) -> None:
         name = self._tensor_name
-        value = module._parameters[name + ORIG_SUFFIX] * module._buffers[name + MASK_SUFFIX]
+        # Registered by _install before this hook (casts, not helper calls: no extra frame for dynamo).
+        orig = cast(torch.Tensor, module._parameters[name + ORIG_SUFFIX])
+        value = orig * cast(torch.Tensor, module._buffers[name + MASK_SUFFIX])
         if torch.compiler.is_compiling():
             setattr(module, name, value)  # traced as a plain side effect (a __dict__ write breaks the graph)
         else:
@@ -123,6 +127,16 @@ def _is_attached(module: nn.Module, attr: str) -> bool:
     return attr + ORIG_SUFFIX in module._parameters and attr + MASK_SUFFIX in module._buffers
 
 
+def _param(module: nn.Module, key: str) -> nn.Parameter:
+    """The parameter registered under ``key`` (torch allows a None slot; a prunable weight never is one)."""
+    return cast(nn.Parameter, module._parameters[key])
+
+
+def _buffer(module: nn.Module, key: str) -> torch.Tensor:
+    """A buffer ``module`` registered under ``key`` as a tensor (a mask buffer: never None)."""
+    return cast(torch.Tensor, module._buffers[key])
+
+
 @torch.no_grad()
 def _settle(p: PrunableParam, value: torch.Tensor | None = None) -> None:
     """Write ``value * mask`` (or zero the pruned entries) into ``_orig``; point every owner's attribute at it.
@@ -132,7 +146,7 @@ def _settle(p: PrunableParam, value: torch.Tensor | None = None) -> None:
     skips a masking pass (``pruned_are_zero`` in strategies.py). The forward pre-hook
     still multiplies by the mask, so correctness never depends on these zeros.
     """
-    orig, buf = _orig(p), mask_buffer(p)
+    orig, buf = _orig(p), cast(torch.Tensor, mask_buffer(p))  # callers settle attached tensors only
     if value is not None:
         torch.mul(value.to(orig.device), buf, out=orig)  # the write and the zeros in one pass
     else:
@@ -179,12 +193,12 @@ def attach_masks(
         value = mask[p.name] if mask is not None else None
         if _is_attached(first_mod, first_attr):
             if value is not None:
-                first_mod._buffers[first_attr + MASK_SUFFIX].copy_(value)
+                _buffer(first_mod, first_attr + MASK_SUFFIX).copy_(value)
         else:
-            orig = first_mod._parameters[first_attr]
+            orig = _param(first_mod, first_attr)
             m = value if value is not None else torch.ones(orig.shape, dtype=torch.bool)
             _install(first_mod, first_attr, m.to(orig.device))
-        shared = first_mod._buffers[first_attr + MASK_SUFFIX]
+        shared = _buffer(first_mod, first_attr + MASK_SUFFIX)
         for _, mod, attr in p.owners[1:]:
             if not _is_attached(mod, attr):
                 _install(mod, attr, torch.ones(shared.shape, dtype=torch.bool, device=shared.device))
@@ -196,7 +210,7 @@ def attach_masks(
 def _orig(p: PrunableParam) -> torch.Tensor:
     mod, attr = p.module, p.attr
     t = mod._parameters.get(attr + ORIG_SUFFIX)
-    return t if t is not None else mod._parameters[attr]
+    return t if t is not None else _param(mod, attr)
 
 
 def trainable_tensor(p: PrunableParam) -> torch.Tensor:
@@ -273,7 +287,7 @@ def remove_masks(params: Iterable[PrunableParam]) -> None:
         if not _is_attached(p.module, p.attr):
             continue
         with torch.no_grad():
-            fused = nn.Parameter((_orig(p) * p.module._buffers[p.attr + MASK_SUFFIX]).detach().clone())
+            fused = nn.Parameter((_orig(p) * _buffer(p.module, p.attr + MASK_SUFFIX)).detach().clone())
         for _, mod, attr in p.owners:
             for key in [k for k, h in mod._forward_pre_hooks.items() if getattr(h, "_tensor_name", None) == attr]:
                 del mod._forward_pre_hooks[key]
@@ -284,10 +298,10 @@ def remove_masks(params: Iterable[PrunableParam]) -> None:
                         del mod._forward_hooks[key]
             del mod._buffers[attr + MASK_SUFFIX]
             mod.__dict__.pop(attr, None)
-            params = mod._parameters
+            store = mod._parameters
             renamed = [
                 (attr if key == attr + ORIG_SUFFIX else key, fused if key == attr + ORIG_SUFFIX else value)
-                for key, value in params.items()
+                for key, value in store.items()
             ]
-            params.clear()
-            params.update(renamed)
+            store.clear()
+            store.update(renamed)

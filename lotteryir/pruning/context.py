@@ -102,4 +102,5 @@ class RoundContext:
 class TrainClosure(Protocol):
     """``train(model, ctx) -> metrics``: trains ``model`` in place for one round."""
 
-    def __call__(self, model: torch.nn.Module, ctx: RoundContext) -> Mapping[str, Any] | None: ...
+    # Positional-only: the pruner calls ``train(model, ctx)``, so any parameter names will do.
+    def __call__(self, model: torch.nn.Module, ctx: RoundContext, /) -> Mapping[str, Any] | None: ...

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Callable, Iterator, Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -54,7 +55,9 @@ def _weights_as_parameters(model: nn.Module):
     finally:
         with torch.no_grad():
             for module, attr in swapped:
-                module.__dict__[attr] = module._parameters[attr + ORIG_SUFFIX] * module._buffers[attr + MASK_SUFFIX]
+                # Both registered: the swap above only took modules holding the pair.
+                orig = cast(torch.Tensor, module._parameters[attr + ORIG_SUFFIX])
+                module.__dict__[attr] = orig * cast(torch.Tensor, module._buffers[attr + MASK_SUFFIX])
 
 
 def default_init(model: nn.Module) -> None:

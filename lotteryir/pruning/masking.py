@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -98,7 +99,8 @@ def next_mask(
     """
     # The trainable tensors and the live mask buffers, no copies.
     weights = {p.name: bridge.trainable_tensor(p).detach() for p in params}
-    mask = Mask({p.name: bridge.mask_buffer(p) for p in params})
+    # Every param is attached (the pruner attaches all in masking.attach), so no buffer is None.
+    mask = Mask({p.name: cast(torch.Tensor, bridge.mask_buffer(p)) for p in params})
     goal = schedule.targets({n: m.numel() for n, m in mask.items()}, level, rate, layer_rates, scope)
     singles, shared = schedule.amounts(counts, goal)
     options = {"pruned_are_zero": True, "remaining": counts}

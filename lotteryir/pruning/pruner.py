@@ -98,7 +98,7 @@ class IterativeMagnitudePruner:
         seed: int = 0,
         rewind_points: Sequence[int] = (),
         on_round_end: Callable[[RoundRecord], None] | None = None,
-        on_rewind_point: Callable[[int | None], None] | None = None,
+        on_rewind_point: Callable[[int], None] | None = None,
     ) -> None:
         self.rate, self.scope = schedule.check_rate(rate), schedule.check_scope(scope)
         self.rounds, self.target_density = schedule.total_rounds(rounds, target_density, self.rate), target_density

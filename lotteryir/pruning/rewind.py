@@ -98,7 +98,7 @@ class RewindPoints:
         *,
         active: int,
         keep: tuple[int, ...],
-        then: Callable[[int | None], None] | None = None,
+        then: Callable[[int], None] | None = None,
     ) -> None:
         """Record ``tensors`` at ``step``: aside when ``step`` is only one to keep, else as the active point.
 

@@ -27,6 +27,7 @@ import os
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -158,14 +159,16 @@ def save_compact(
             entries[name] = {"shape": list(value.shape), "dtype": str(value.dtype).removeprefix("torch."), **meta}
         else:
             tensors[name] = value.contiguous()
-    header = {
+    header: dict[str, object] = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "pruned": entries,
         "order": list(state_dict),
         **(metadata or {}),
     }
-    header["crc32"] = _pack_crcs([_crc(tensors[k]) for k in _stored_keys(header["order"], entries)])
+    # A list of names: list(state_dict), or whatever ``metadata`` replaced it with (ticket_metadata never does).
+    order = cast(list[str], header["order"])
+    header["crc32"] = _pack_crcs([_crc(tensors[k]) for k in _stored_keys(order, entries)])
     raw = json.dumps(header)
     meta = {_META_KEY: raw, _HEADER_CRC_KEY: str(zlib.crc32(raw.encode()))}
     atomic_save_safetensors(tensors, path, meta, overwrite=overwrite)
@@ -240,7 +243,12 @@ def load_compact(
     else:
         check_budget(path, header, info, max_elements, max_bytes)
     keys = _stored_keys(header["order"], header["pruned"])
-    crcs = dict(zip(keys, _unpack_crcs(header["crc32"], len(keys)))) if header["version"] >= 2 else None
+    crcs: dict[str, int] | None = None
+    if header["version"] >= 2:
+        unpacked = _unpack_crcs(header["crc32"], len(keys))
+        if unpacked is None:  # read_header refuses such a header; checked again for the type
+            raise TicketError(f"{path} is damaged: the per-tensor checksums are missing or incomplete")
+        crcs = dict(zip(keys, unpacked))
 
     def stored(f, key: str) -> torch.Tensor:
         t = f.get_tensor(key)
@@ -258,8 +266,8 @@ def load_compact(
                 continue
             shape = tuple(entry["shape"])
             n = math.prod(shape)
-            keys = ("bits",) if entry["coding"] == "bitmap" else ("unary", "rem")
-            streams = {k: stored(f, f"{name}::{k}") for k in keys}
+            kinds = ("bits",) if entry["coding"] == "bitmap" else ("unary", "rem")
+            streams = {k: stored(f, f"{name}::{k}") for k in kinds}
             flat = _decode_mask(name, entry, n, streams, f"{path}: {name}")
             values = stored(f, f"{name}::values")
             if int(flat.sum()) != values.numel():

@@ -49,7 +49,7 @@ class TicketError(ValueError):
 def _crc(t: torch.Tensor) -> int:
     """CRC32 of a tensor's bytes as safetensors stores them."""
     flat = t.detach().cpu().contiguous().reshape(-1)
-    return zlib.crc32(flat.view(torch.uint8).numpy() if flat.numel() else b"")
+    return zlib.crc32(flat.view(torch.uint8).numpy().data if flat.numel() else b"")  # .data: the buffer, no copy
 
 
 def _stored_keys(order: list[str], pruned: Mapping[str, Mapping]) -> list[str]:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sized
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch.utils.data import Dataset
@@ -21,7 +21,7 @@ from ..engine.threads import ThreadChoice, apply_threads, auto_threads
 from ..models import apply_init, build_model
 from ..models.init import identity_layer_rates
 from ..pruning import IterativeMagnitudePruner, Rewind, RoundContext
-from .config import RunConfig, open_recipe
+from .config import RunConfig, open_recipe, resolved_setting
 from .errors import RunError
 from .history import mean_scores
 
@@ -78,8 +78,9 @@ class BuiltRun:
         """
         c = self.config
         model = copy.deepcopy(self.model).train()
-        opt = torch.optim.AdamW(model.parameters(), lr=c.lr)
-        x = torch.rand(self.trainer.batch_split()[1], 3, c.patch_size, c.patch_size, device=self.device)
+        patch = resolved_setting(c.patch_size, "--patch-size")
+        opt = torch.optim.AdamW(model.parameters(), lr=resolved_setting(c.lr, "--lr"))
+        x = torch.rand(self.trainer.batch_split()[1], 3, patch, patch, device=self.device)
         with torch.random.fork_rng(devices=[]):
             times = []
             for _ in range(max(2, steps)):
@@ -89,12 +90,13 @@ class BuiltRun:
                 opt.step()
                 times.append(time.perf_counter() - t0)
             model.eval()
-            first = next(iter(self.test_sets.values()))[0]["input"]  # type: ignore[index]
+            first = next(iter(self.test_sets.values()))[0]["input"]
             t0 = time.perf_counter()
             with torch.no_grad():
                 model(first.unsqueeze(0).to(self.device))
             per_image = time.perf_counter() - t0
-        n_images = sum(len(s) for s in self.test_sets.values())  # type: ignore[arg-type]
+        # The recipes' test sets are map-style datasets: they have a length (Dataset does not declare it).
+        n_images = sum(len(cast(Sized, s)) for s in self.test_sets.values())
         return min(times[1:]), n_images * per_image
 
 
@@ -122,7 +124,9 @@ def build_run(
     c = config
     recipe = open_recipe(c.recipe, c.data, c.data_paths)
     tasks = list(c.tasks) if c.tasks else list(recipe.tasks)
-    train_set = recipe.train_dataset(patch_size=c.patch_size, seed=c.seed, tasks=tasks)
+    train_set = recipe.train_dataset(
+        patch_size=resolved_setting(c.patch_size, "--patch-size"), seed=c.seed, tasks=tasks
+    )
     test_sets = recipe.test_sets(tasks=tasks)
     device = ddp.init_from_env(c.device)
     if c.threads is None:
@@ -143,13 +147,13 @@ def build_run(
             steps=c.steps,
             warmup_epochs=c.warmup_epochs,
             batch_size=c.batch_size,
-            lr=c.lr,
+            lr=resolved_setting(c.lr, "--lr"),
             device=device,
             num_workers=c.num_workers,
             checkpoint_every=c.checkpoint_every,
             seed=c.seed,
             threads=c.threads,
-            loss=c.loss,
+            loss=resolved_setting(c.loss, "--loss"),
             should_stop=should_stop,
         ),
         progress=progress,
@@ -164,7 +168,7 @@ def build_run(
         scope=c.scope,
         rewind=c.rewind,
         controls=tuple(c.controls),
-        layer_rates=identity_layer_rates(c.init, c.rate),
+        layer_rates=identity_layer_rates(c.init or "default", c.rate),  # as fresh_model reads it
         model_factory=built.fresh_model,  # random_reinit re-draws everything the constructor draws
         seed=c.seed,
         on_rewind_point=on_rewind_point,
@@ -179,7 +183,7 @@ def check_channels(
 
     Without it the first sign would be a raw torch message from deep inside the training.
     """
-    channels = int(next(iter(test_sets.values()))[0]["input"].shape[0])  # type: ignore[index]
+    channels = int(next(iter(test_sets.values()))[0]["input"].shape[0])
     size = config.patch_size or 64
     first: list[torch.nn.Module] = []
     hooks = [

@@ -7,7 +7,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ..data import DataError, Recipe, available_recipes, get_recipe
 from ..data.recipes import normalize_options
@@ -15,6 +15,7 @@ from ..models.external import canonical_name, file_sha256, model_file
 from ..models.init import INITS
 from ..models.registry import default_size
 from ..pruning import MAX_ROUNDS, Rewind, rounds_for_density
+from .errors import RunError
 
 # The built-in sample recipe on CPU: `lotteryir prune --model mirl --rounds 3` must finish within
 # 6 minutes on 2 cores, so the defaults there are small and step-based. Learning rate, steps, loss,
@@ -33,6 +34,16 @@ DEFAULT_SIZE = "full"  # the size on real data
 DEFAULT_PATCH = 64
 DEFAULT_LOSS = "l1"  # the paper's
 DEFAULT_INIT = "default"  # as the network's builder draws it
+
+T = TypeVar("T")
+
+
+def resolved_setting(value: T | None, option: str) -> T:
+    """A setting :meth:`RunConfig.resolved` always fills in; None means the configuration was never resolved."""
+    if value is None:
+        raise RunError(f"{option} is unset: the run configuration was not resolved (RunConfig.resolved())")
+    return value
+
 
 PAPER_PRESET: dict[str, Any] = {
     "size": "full",

@@ -48,6 +48,8 @@ def export_run(
     """
     out = check_output(out, overwrite)
     source = Path(run_dir)
+    model: object  # a ticket file's header may hold anything; only strings name a registered network
+    size: object
     if is_run_dir(source):
         config = read_config(source)
         ticket, model, size = round_ticket_path(source, round), config.model, config.size

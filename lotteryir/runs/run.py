@@ -41,7 +41,7 @@ from ..engine import distributed as ddp
 from ..engine.train import TrainingStopped
 from ..pruning import IterativeMagnitudePruner, RoundContext, RoundRecord
 from .build import BuiltRun, build_run
-from .config import RunConfig
+from .config import RunConfig, resolved_setting
 from .errors import RunError
 from .figures import write_report_figure, write_samples_figure
 from .history import append_round, history_entry, mean_scores, read_history, repair_history
@@ -130,7 +130,9 @@ class PruningRun:
                         "use another --out, the same options to resume, or a larger --rounds (smaller "
                         "--target-density) to continue it"
                     )
-                if wanted.rounds > saved.rounds:
+                if resolved_setting(wanted.rounds, "--rounds") > resolved_setting(
+                    saved.rounds, f"rounds in {self.dir / CONFIG_FILE}"
+                ):
                     self.extended_from = saved.rounds
                 # Operational settings (device, workers, checkpoint interval) follow the new command;
                 # the thread count stays the run's own unless given, so a resumed run is bit-identical.
@@ -258,7 +260,7 @@ class PruningRun:
             built = self._built()
             per_training = built.trainer.plan()[1]
             world, per_rank = built.trainer.batch_split()
-            remaining_rounds = self.config.rounds - self.pruner.round
+            remaining_rounds = resolved_setting(self.config.rounds, "--rounds") - self.pruner.round
             trainings = remaining_rounds * (1 + len(self.config.controls)) - (
                 len(self.config.controls) if self.pruner.round < 0 else 0
             )
@@ -272,7 +274,7 @@ class PruningRun:
             size=self.config.size or "",
             params=sum(p.numel() for p in built.model.parameters()),
             device=str(built.device),
-            rounds=self.config.rounds,
+            rounds=resolved_setting(self.config.rounds, "--rounds"),
             trainings=trainings,
             steps_per_training=per_training,
             expected_seconds=seconds,
@@ -282,7 +284,7 @@ class PruningRun:
             world_size=world,
             batch_size=self.config.batch_size,
             batch_per_rank=per_rank,
-            lr=self.config.lr,
+            lr=resolved_setting(self.config.lr, "--lr"),
             backend=torch.distributed.get_backend() if ddp.is_distributed() else None,
             threads=built.threads.threads if built.device.type == "cpu" else None,
             threads_reason=built.threads.reason,
@@ -335,7 +337,7 @@ class PruningRun:
         # Continuing this directory with another --lr would mix two training recipes in one
         # lottery-ticket curve (its finished rounds, or at least its config.json, fix the lr), so the
         # only sound way on is a new run; the directory is kept, as the evidence of what failed.
-        lr = self.config.lr
+        lr = resolved_setting(self.config.lr, "--lr")
         tied = (
             f"its finished rounds 0-{self.pruner.round} were trained with --lr {lr:g}"
             if self.pruner.round >= 0
