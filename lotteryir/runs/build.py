@@ -114,7 +114,7 @@ def build_run(
     on_rewind_point: Callable[[int], None] | None = None,
     threads_reason: str = "--threads",
 ) -> BuiltRun:
-    """Build the data, network, trainer and pruner of ``config`` (resolved here if it is not yet).
+    """Build the data, network, trainer and pruner of a resolved ``config`` (see ``RunConfig.resolved()``).
 
     ``closure`` is what the pruner calls each round (default :meth:`BuiltRun.train_and_evaluate`).
     Problems a user can fix (missing data, a patch larger than every image, a network whose
@@ -138,8 +138,8 @@ def build_run(
         apply_threads(threads)  # before the duration estimate and the first training step
     torch.manual_seed(c.seed)  # the dense initialization is part of the run's identity
     model = fresh_model(c).to(device)
+    check_patch_size(train_set, c.patch_size)  # first: the channel probe runs on a patch of this size
     check_channels(model, test_sets, c, device)
-    check_patch_size(train_set, c.patch_size)
     trainer = RestorationTrainer(
         train_set,
         TrainConfig(

@@ -66,7 +66,9 @@ def export_run(
         expected = None
     state, mask, header = load_compact(ticket, expected_shapes=expected, allow_unchecked=allow_unchecked)
     # The round's own metadata (round, source run) travels; the writer recomputes what it derives.
-    extra = {k: v for k, v in header.items() if k not in ("model", "size")}
+    # Keys named like the writer's own arguments cannot be metadata of ours: a crafted file's are dropped.
+    own = ("model", "size", "state", "mask", "path", "dtype", "overwrite")
+    extra = {k: v for k, v in header.items() if k not in own}
     return write_ticket(
         state, mask, out, model=header.get("model"), size=header.get("size"), dtype=dtype, overwrite=overwrite, **extra
     )
