@@ -7,6 +7,9 @@ dense network on the other nine with each candidate setting, and scores the held
 each degraded with three seeds per task, beside their degraded inputs. The five test photographs
 are never loaded.
 
+Each candidate is a `lotteryir prune` configuration (round 0, ``split=validation``) built by
+``lotteryir.runs.build_run``, so it trains exactly as the main command's dense round does.
+
 The rule, fixed before any run: a candidate must fit the main command's time budget (four trainings
 at the steps/s measured here within ``--budget-minutes``, leaving the rest of the 6 minutes for
 evaluation). It qualifies when every task gains at least ``--min-gain`` dB and the mean gain is at
