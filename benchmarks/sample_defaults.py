@@ -7,6 +7,9 @@ dense network on the other nine with each candidate setting, and scores the held
 each degraded with three seeds per task, beside their degraded inputs. The five test photographs
 are never loaded.
 
+Each candidate is a `lotteryir prune` configuration (round 0, ``split=validation``) built by
+``lotteryir.runs.build_run``, so it trains exactly as the main command's dense round does.
+
 The rule, fixed before any run: a candidate must fit the main command's time budget (four trainings
 at the steps/s measured here within ``--budget-minutes``, leaving the rest of the 6 minutes for
 evaluation). It qualifies when every task gains at least ``--min-gain`` dB and the mean gain is at
@@ -32,9 +35,9 @@ import torch
 
 from lotteryir.data import get_recipe
 from lotteryir.data.sample import SAMPLE_IDENTITY
-from lotteryir.engine import RestorationTrainer, TrainConfig, evaluate
-from lotteryir.models import apply_init, build_model
+from lotteryir.engine import RestorationTrainer, evaluate
 from lotteryir.pruning import RoundContext
+from lotteryir.runs import BuiltRun, RunConfig, build_run
 from lotteryir.runs.config import SAMPLE_INIT, SAMPLE_LOSS, SAMPLE_LR, SAMPLE_PATCH, SAMPLE_STEPS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,28 +100,51 @@ def validation_sets(tasks: list[str]) -> dict:
     return get_recipe("sample", split="validation", degradations=len(VALIDATION_SEEDS)).test_sets(tasks=tasks)
 
 
-def train_one(c: Candidate, seed: int, val: dict) -> Outcome:
-    recipe = get_recipe("sample", split="validation")
-    repeats = {**recipe.default_repeats, **dict(c.repeats)}
-    data = recipe.train_dataset(patch_size=c.patch, seed=seed, repeats=repeats, identity=c.identity)
-    torch.manual_seed(seed)
-    model = apply_init(build_model("mirl", c.size), c.init)
-    stamps: dict[int, float] = {}
-    trainer = RestorationTrainer(
-        data,
-        TrainConfig(
-            steps=c.steps,
-            lr=c.lr,
-            loss=c.loss,
-            batch_size=c.batch,
-            device="cpu",
-            checkpoint_every=None,
+def run_config(c: Candidate, seed: int) -> RunConfig:
+    """The candidate as a `lotteryir prune` configuration: round 0 only, on the validation split."""
+    return RunConfig(
+        model="mirl",
+        size=c.size,
+        recipe="sample",
+        data_paths={"split": "validation", "identity": c.identity},
+        rounds=0,
+        steps=c.steps,
+        batch_size=c.batch,
+        patch_size=c.patch,
+        lr=c.lr,
+        loss=c.loss,
+        init=c.init,
+        seed=seed,
+        device="cpu",
+        threads=1,
+    ).resolved()
+
+
+def build(c: Candidate, seed: int, progress) -> BuiltRun:
+    """The run's own build (seed, network, initialization, data, trainer) of candidate ``c``.
+
+    A per-task repeat mix is the one setting a run configuration cannot name: those candidates
+    train on the same recipe's patches mixed so, with the trainer configuration the build made.
+    """
+    built = build_run(run_config(c, seed), progress=progress)
+    if c.repeats:
+        recipe = get_recipe("sample", split="validation")
+        data = recipe.train_dataset(
+            patch_size=c.patch,
             seed=seed,
-            threads=1,
-        ),
-        progress=lambda p: stamps.__setitem__(p.step, time.perf_counter()),
-    )
-    trainer(model, RoundContext(round=0, density=1.0, seed=seed))
+            repeats={**recipe.default_repeats, **dict(c.repeats)},
+            identity=c.identity,
+        )
+        built.train_set = data
+        built.trainer = RestorationTrainer(data, built.trainer.config, progress=progress)
+    return built
+
+
+def train_one(c: Candidate, seed: int, val: dict) -> Outcome:
+    stamps: dict[int, float] = {}
+    built = build(c, seed, progress=lambda p: stamps.__setitem__(p.step, time.perf_counter()))
+    model = built.model
+    built.trainer(model, RoundContext(round=0, density=1.0, seed=seed))
     result = evaluate(model, val, device="cpu")
     outcome = Outcome(c, seed, {label.split("/")[0]: s.gain for label, s in result.sets.items()})
     first = min(10, c.steps - 1)

@@ -1,12 +1,12 @@
 """Training speed with and without another busy process: lotteryir's thread policy vs one thread.
 
-Each measurement is a fresh Python process that trains mirl/tiny on the sample recipe through the
-public API (``RestorationTrainer``, batch 8, 48x48 patches) and reports optimizer steps per second
-over the steps after a short warm-up. Four ways to run it:
+Each measurement is a fresh Python process that trains mirl/tiny on the sample recipe as
+`lotteryir prune` builds it (``lotteryir.runs.build_run``: batch 8, 48x48 patches) and reports
+optimizer steps per second over the steps after a short warm-up. Four ways to run it:
 
-  lotteryir      TrainConfig's default threads="auto": the cores idle when training starts
+  lotteryir      the run's default (threads not given): the cores idle when training starts
   1 thread       OMP_NUM_THREADS=1, the old advice in the README
-  torch default  threads=None: torch's one thread per core, what 0.1 did
+  torch default  torch's one thread per core, what 0.1 did
   passive wait   torch's threads with OMP_WAIT_POLICY=PASSIVE, the alternative that was rejected
 
 each on a quiet machine and while one competing process keeps a core busy (a Python busy loop),
@@ -37,22 +37,30 @@ def worker(mode: str, steps: int) -> None:
     """Train and print one JSON line: steps/s after the warm-up, threads used."""
     import torch
 
-    threads = "auto" if mode in ("lotteryir", "1 thread") else None
-    from lotteryir.data import get_recipe
-    from lotteryir.engine import RestorationTrainer, TrainConfig
-    from lotteryir.models import build_model
     from lotteryir.pruning import RoundContext
+    from lotteryir.runs import RunConfig, build_run
 
-    recipe = get_recipe("sample")
-    data = recipe.train_dataset(patch_size=48, seed=0)
-    torch.manual_seed(0)
-    model = build_model("mirl", "tiny")
+    # lotteryir and 1 thread: the run's own choice (the idle cores; OMP_NUM_THREADS=1 wins). The
+    # others keep torch's count, the one it started this process with.
+    threads = None if mode in ("lotteryir", "1 thread") else torch.get_num_threads()
     stamps: dict[int, float] = {}
-    trainer = RestorationTrainer(
-        data,
-        TrainConfig(steps=steps, lr=1e-3, batch_size=8, device="cpu", checkpoint_every=None, seed=0, threads=threads),
-        progress=lambda p: stamps.__setitem__(p.step, time.perf_counter()),
-    )
+    config = RunConfig(
+        model="mirl",
+        size="tiny",
+        recipe="sample",
+        rounds=0,
+        steps=steps,
+        batch_size=8,
+        patch_size=48,
+        lr=1e-3,
+        loss="l1",
+        init="default",
+        seed=0,
+        device="cpu",
+        threads=threads,
+    ).resolved()
+    built = build_run(config, progress=lambda p: stamps.__setitem__(p.step, time.perf_counter()))
+    model, trainer = built.model, built.trainer
     trainer(model, RoundContext(round=0, density=1.0, seed=0))
     rate = (steps - WARMUP) / (stamps[steps] - stamps[WARMUP])
     print(
