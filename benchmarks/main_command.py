@@ -25,13 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from lotteryir.cli.render import short as _short  # the column names the CLI's own table uses
+
 RESULTS = Path(__file__).resolve().parent / "results"
 COMMAND = ["prune", "--model", "mirl", "--rounds", "3"]
-SHORT = {"denoise_15": "σ15", "denoise_25": "σ25", "denoise_50": "σ50", "derain": "rain", "dehaze": "haze"}
-
-
-def _short(label: str) -> str:
-    return SHORT.get(label, label)
 
 
 def markdown(history: list[dict]) -> list[str]:
@@ -71,7 +68,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--figure", type=Path, help="Copy the run's report.png here too.")
     parser.add_argument("--out", type=Path, default=RESULTS / "main_command.json")
+    parser.add_argument("--render-only", action="store_true", help="Rewrite the .md from the JSON; run nothing.")
     args = parser.parse_args()
+    if args.render_only:
+        write_markdown(json.loads(args.out.read_text()), args.out.with_suffix(".md"))
+        return
     env = {k: v for k, v in os.environ.items() if k != "LOTTERYIR_DEBUG"}
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
@@ -108,13 +109,19 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
-    table = markdown(payload["rounds"])
-    args.out.with_suffix(".md").write_text(
-        f"`{result['command']}`, {seconds / 60:.1f} min wall on {os.cpu_count()} CPUs "
-        f"(load average at the end {os.getloadavg()[0]:.1f})\n\n" + "\n".join(table) + "\n"
-    )
-    print("\n".join(table))
+    print("\n".join(write_markdown(result, args.out.with_suffix(".md"))))
     print(f"\n{seconds / 60:.1f} min; wrote {args.out} and {args.out.with_suffix('.md')}")
+
+
+def write_markdown(result: dict, path: Path) -> list[str]:
+    """The .md beside the JSON: the command, its wall time and machine, the round table."""
+    table = markdown(result["report"]["rounds"])
+    m = result["machine"]
+    path.write_text(
+        f"`{result['command']}`, {result['wall_seconds'] / 60:.1f} min wall on {m['cpus']} CPUs "
+        f"(load average at the end {m['load_average'][0]:.1f})\n\n{result['first_line']}\n\n" + "\n".join(table) + "\n"
+    )
+    return table
 
 
 if __name__ == "__main__":

@@ -112,3 +112,19 @@ def test_every_public_name_has_a_docstring():
     missing = _missing_docstrings()
     assert missing - PENDING == set(), sorted(missing - PENDING)
     assert PENDING <= missing, f"documented now, remove from PENDING: {sorted(PENDING - missing)}"
+
+
+def test_readme_round_table_is_the_main_command_benchmarks_own():
+    """The README's example of the main command (first line, round table, notes) is what
+    benchmarks/main_command.py recorded when it ran that command."""
+    record = json.loads((ROOT / "benchmarks" / "results" / "main_command.json").read_text())
+    source = (ROOT / "benchmarks" / "results" / "main_command.md").read_text().splitlines()
+    readme = (ROOT / "README.md").read_text()
+    lines = readme.splitlines()
+    rows = [line for line in lines if re.match(r"\| (input|\d+) \|", line)]
+    assert len(rows) == 1 + len(record["report"]["rounds"]), rows
+    for row in rows:
+        assert row in source, row
+    notes = [line for line in lines if re.match(r"round \d+ is worse than its input", line)]
+    assert notes == [line for line in source if re.match(r"round \d+ is worse than its input", line)]
+    assert record["first_line"] in readme

@@ -41,3 +41,22 @@ TINY_ARGS = [
     "--device",
     "cpu",
 ]
+
+# The smallest prune of a user's own network (one photograph, one task, 2 steps of 16 px patches),
+# for tests that care what a command does with the model, not what it learns.
+OWN_MODEL_ARGS = [
+    "--data-path",
+    "max_images=1",
+    "--tasks",
+    "denoise_25",
+    "--steps",
+    "2",
+    "--batch-size",
+    "2",
+    "--patch-size",
+    "16",
+    "--device",
+    "cpu",
+    "--threads",
+    "1",
+]

@@ -16,6 +16,8 @@ from lotteryir.cli import main
 from lotteryir.data import write_image
 from lotteryir.models import registry
 
+from ..tiny_run import OWN_MODEL_ARGS
+
 # Importing this module leaves a file named "imported" beside it: the side effect we watch for.
 NET = """
 import pathlib
@@ -34,22 +36,7 @@ class Net(nn.Module):
     def forward(self, x):
         return x + self.b(torch.relu(self.a(x)))
 """
-ARGS = [
-    "--data-path",
-    "max_images=1",
-    "--tasks",
-    "denoise_25",
-    "--steps",
-    "2",
-    "--batch-size",
-    "2",
-    "--patch-size",
-    "16",
-    "--device",
-    "cpu",
-    "--threads",
-    "1",
-]
+ARGS = OWN_MODEL_ARGS
 
 
 @pytest.fixture(scope="module")

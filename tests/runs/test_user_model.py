@@ -12,6 +12,7 @@ from lotteryir.cli import main
 from lotteryir.models.external import resolve_import_path
 
 from ..reliability.errors import one_error_line
+from ..tiny_run import OWN_MODEL_ARGS
 
 NET = """
 import torch
@@ -36,22 +37,7 @@ FAILS_IN_TRAINING = NET.replace(
     "            if Net.calls > 3:\n"
     "                raise RuntimeError('boom in training')\n",
 )
-ARGS = [
-    "--data-path",
-    "max_images=1",
-    "--tasks",
-    "denoise_25",
-    "--steps",
-    "2",
-    "--batch-size",
-    "2",
-    "--patch-size",
-    "16",
-    "--device",
-    "cpu",
-    "--threads",
-    "1",
-]
+ARGS = OWN_MODEL_ARGS
 
 
 def _net(folder: Path, text: str = NET.format(channels=3), name: str = "nets.py") -> Path:
