@@ -251,12 +251,12 @@ def report(
     ] = None,
     overwrite: Overwrite = False,
 ) -> None:
-    """The round table (density, parameters left, per-task PSNR/SSIM, controls, time) and the figure.
+    """The round table (density, parameters left, per-task PSNR/SSIM, controls, steps spent, time) and the figure.
 
     Reads the run without writing into it, so it works while `prune` runs and on a read-only copy;
     `prune` keeps the run's own report.png up to date.
     """
-    from ..runs import RunLayout, check_output, read_config, read_history
+    from ..runs import RunLayout, check_output, read_config, read_history, run_cost, with_cost
     from ..runs.figures import write_report_figure
 
     config = read_config(run_dir)
@@ -266,7 +266,8 @@ def report(
         if history:
             write_report_figure(history, figure, title=f"{config.model}/{config.size}", overwrite=overwrite)
     if as_json:
-        print(json_text({"run": str(run_dir), "config": config.to_dict(), "rounds": history}))
+        payload = {"run": str(run_dir), "config": config.to_dict(), "rounds": with_cost(history)}
+        print(json_text({**payload, "cost": run_cost(history)}))
         return
     if not history:
         out.print(f"{run_dir}: no finished round yet")

@@ -113,6 +113,13 @@ def prune(
     checkpoint_every: Annotated[int, _opt("Optimizer steps between mid-round checkpoints.")] = _D.checkpoint_every,
     num_workers: Annotated[int, _opt("DataLoader worker processes.")] = _D.num_workers,
     threads: Threads = "auto",
+    log: Annotated[
+        str | None,
+        _opt(
+            "Write training curves under RUN/logs/: csv (steps.csv, rounds.csv, layers.csv) and/or tensorboard "
+            "(event files beside them; needs the tensorboard extra), comma-separated."
+        ),
+    ] = None,
 ) -> None:
     """Run (or resume) an iterative-magnitude-pruning search and save every round.
 
@@ -157,7 +164,8 @@ def prune(
     main_rank = env_rank() == 0  # the process group starts inside the run; torchrun's RANK says who draws
     drawer = PruneDrawer()
     # The run holds the directory's lock from here until run() returns (or this process dies).
-    run = PruningRun(target, config, drawer.callbacks() if main_rank else RunCallbacks(), should_stop=stop.is_set)
+    callbacks = drawer.callbacks() if main_rank else RunCallbacks()
+    run = PruningRun(target, config, callbacks, should_stop=stop.is_set, log=log)
     plan = run.plan(estimate=main_rank)
     if main_rank:
         drawer.first_line(plan, target)
@@ -178,6 +186,9 @@ def prune(
     if not main_rank:
         return
     out.print(round_table(history, title=f"{target}: finished"))
+    if log:
+        viewer = f"   tensorboard --logdir {target / 'logs'}" if "tensorboard" in log else ""
+        out.print(f"logs: {target / 'logs'}{viewer}", highlight=False)
     out.print(
         f"report figure: {target / 'report.png'}   export: lotteryir export {target} --round N -o ticket.safetensors"
     )

@@ -83,10 +83,13 @@ def _gain(value: float) -> str:
 
 def round_table(history: list[dict], title: str = "") -> Table:
     """Rounds as rows under an "input" row: density, weights left, PSNR per test set, mean PSNR, gain, SSIM,
-    controls, time.
+    controls, the optimizer steps spent so far (all trainings, controls included), time.
 
     A PSNR below the degraded input's is red, and a line under the table names those sets.
     """
+    from ..runs.cost import with_cost
+
+    history = with_cost(history)
     labels = sorted({label for h in history for label in h.get("eval", {})})
     kinds = sorted({k for h in history for k in h.get("controls", {})})
     inputs = _input_row(history)
@@ -98,12 +101,15 @@ def round_table(history: list[dict], title: str = "") -> Table:
                 f"round {h['round']} is worse than its input on "
                 + ", ".join(f"{short(l)} ({h['eval'][l]['psnr'] - h['eval'][l]['input_psnr']:+.2f} dB)" for l in worse)
             )
-    caption = "PSNR in dB per test set; gain = mean PSNR minus the degraded input's; `report --json` has SSIM per set"
+    caption = (
+        "PSNR in dB per test set; gain = mean PSNR minus the degraded input's; steps = optimizer steps of every "
+        "training so far (controls included); `report --json` has SSIM per set and the cost in seconds"
+    )
     if inputs and not notes:
         caption += "\nevery round beats the degraded input on every test set"
     table = Table(title=title, caption="\n".join([caption, *notes]), pad_edge=False)
     columns = ["round", "density", "left", *map(short, labels), "mean PSNR", "gain", "SSIM"]
-    for col in [*columns, *[k.replace("random_", "") for k in kinds], "time"]:
+    for col in [*columns, *[k.replace("random_", "") for k in kinds], "steps", "time"]:
         table.add_column(col, justify="right", no_wrap=True)
     if inputs:
         table.add_row(
@@ -115,6 +121,7 @@ def round_table(history: list[dict], title: str = "") -> Table:
             "",
             f"{statistics.fmean(v['ssim'] for v in inputs.values()):.4f}",
             *["" for _ in kinds],
+            "",
             "",
             style="dim",
             end_section=True,
@@ -144,6 +151,7 @@ def round_table(history: list[dict], title: str = "") -> Table:
             "-" if gain is None else _gain(gain),
             f"{h['mean_ssim']:.4f}" if h.get("mean_ssim") is not None else "-",
             *ctrl,
+            f"{h['cost_total']['steps']:,}",
             duration(h.get("seconds")),
         )
     return table

@@ -2,6 +2,7 @@
 
 from .build import BuiltRun, build_run
 from .config import PAPER_PRESET, RunConfig
+from .cost import round_cost, run_cost, with_cost
 from .errors import RunError
 from .export import export_run, round_ticket_path
 from .history import mean_scores, read_history
@@ -31,6 +32,9 @@ __all__ = [
     "read_config",
     "read_history",
     "restore_targets",
+    "round_cost",
     "round_ticket_path",
+    "run_cost",
     "run_dir_containing",
+    "with_cost",
 ]

@@ -15,6 +15,7 @@ from typing import Any
 
 from .._files import atomic_write_text
 from ..pruning import RoundRecord
+from .cost import round_cost
 from .errors import RunError
 from .layout import RunLayout
 
@@ -104,7 +105,7 @@ def mean_scores(eval_summary: dict[str, dict[str, float]], of: str = "restored")
 def history_entry(record: RoundRecord) -> dict[str, Any]:
     """The history line (and ``metrics.json``) of a finished round."""
     m = record.metrics
-    return {
+    entry = {
         "round": record.round,
         "density": record.density,
         "remaining": record.remaining,
@@ -126,3 +127,5 @@ def history_entry(record: RoundRecord) -> dict[str, Any]:
             for kind, v in record.controls.items()
         },
     }
+    entry["cost"] = round_cost(entry)
+    return entry

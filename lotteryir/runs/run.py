@@ -28,7 +28,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +42,12 @@ from ..engine.train import TrainingStopped
 from ..pruning import IterativeMagnitudePruner, RoundContext, RoundRecord
 from .build import BuiltRun, build_run
 from .config import RunConfig, resolved_setting
-from .errors import RunError
+from .errors import RunError, non_finite_advice
 from .figures import write_report_figure, write_samples_figure
 from .history import append_round, history_entry, mean_scores, read_history, repair_history
 from .layout import CONFIG_FILE, HISTORY_FILE, PRUNER_STATE_FILE, RunLayout, is_run_dir, read_config, run_dir_containing
 from .lock import LOCK_FILE, RunLock
+from .logs import RunLogs, parse_log
 from .plan import RunCallbacks, RunPlan
 from .state import load_pruner_state, save_pruner_state
 
@@ -78,9 +79,12 @@ class PruningRun:
         config: RunConfig | None = None,
         callbacks: RunCallbacks | None = None,
         should_stop: Callable[[], bool] | None = None,
+        log: str | Sequence[str] | None = None,
     ) -> None:
+        """``log``: ``"csv"`` and/or ``"tensorboard"`` (a list or a comma-separated string), see :mod:`.logs`."""
         self.dir = Path(out_dir)
         self.layout = RunLayout(self.dir)
+        self.logs = RunLogs(self.layout, parse_log(log))
         self._threads_reason = "--threads"
         self.callbacks = callbacks or RunCallbacks()
         self.should_stop = should_stop
@@ -223,6 +227,7 @@ class PruningRun:
 
     # -- the closure the pruner calls -----------------------------------------
     def _progress(self, p: TrainProgress) -> None:
+        self.logs.step(p, self._kind)
         if self.callbacks.on_step is not None:
             self.callbacks.on_step(p, self._kind)
 
@@ -307,6 +312,7 @@ class PruningRun:
                 if not self.layout.config.is_file() or self.extended_from is not None:
                     atomic_write_text(self.layout.config, json.dumps(self.config.to_dict(), indent=2))
                 self._repair()
+                self.logs.start(read_history(self.dir))
             while not self.pruner.finished:
                 record = self.pruner.run_round()
                 self._debug_dump_mask(record.round)
@@ -322,6 +328,7 @@ class PruningRun:
             self._fail()
             raise
         finally:
+            self.logs.close()
             ddp.shutdown()
             self.close()
 
@@ -334,21 +341,8 @@ class PruningRun:
             self._discard()
 
     def _non_finite_advice(self, e: NonFiniteLossError) -> str:
-        # Continuing this directory with another --lr would mix two training recipes in one
-        # lottery-ticket curve (its finished rounds, or at least its config.json, fix the lr), so the
-        # only sound way on is a new run; the directory is kept, as the evidence of what failed.
         lr = resolved_setting(self.config.lr, "--lr")
-        tied = (
-            f"its finished rounds 0-{self.pruner.round} were trained with --lr {lr:g}"
-            if self.pruner.round >= 0
-            else f"its config.json fixes --lr {lr:g}"
-        )
-        return (
-            f"the training loss became {e.loss} at step {e.step} of round {e.round} (learning rate {e.lr:.3g} at that "
-            f"step); rerunning the same command would fail the same way, and {self.dir} cannot continue with "
-            f"another --lr because {tied}. Start a new run with a lower --lr and a new --out, e.g. "
-            f"--lr {lr / 10:g} --out {self.dir}-lr{lr / 10:g}; {self.dir} is kept as it is"
-        )
+        return non_finite_advice(self.dir, lr, self.pruner.round, e.loss, e.step, e.round, e.lr)
 
     def _repair(self) -> None:
         """Bring what follows a round's commit (history, figure, checkpoint removal) in step with it."""
@@ -384,6 +378,7 @@ class PruningRun:
         atomic_write_text(self.layout.metrics(r), json.dumps(entry, indent=2))
         self._save_pruner_state()
         history = append_round(self.layout, entry)
+        self.logs.round_end(history, mask)
         write_report_figure(history, self.layout.report, title=f"{self.config.model}/{self.config.size}")
         for ckpt in self.layout.checkpoints(r):
             shutil.rmtree(ckpt, ignore_errors=True)
