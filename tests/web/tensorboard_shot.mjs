@@ -9,7 +9,7 @@ const browser = await chromium.launch({
   args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
 });
 try {
-  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1080 } });
   await page.goto(url);
   await page.waitForSelector("canvas, svg .line", { timeout: 120000 });
   // The settings pane opens on a first visit; close it so the charts get the width.
