@@ -113,6 +113,13 @@ def prune(
     checkpoint_every: Annotated[int, _opt("Optimizer steps between mid-round checkpoints.")] = _D.checkpoint_every,
     num_workers: Annotated[int, _opt("DataLoader worker processes.")] = _D.num_workers,
     threads: Threads = "auto",
+    compile: Annotated[
+        bool,
+        typer.Option(
+            "--compile",
+            help="torch.compile the training forward, masks included (compiled once per run, reused by every round).",
+        ),
+    ] = False,
     log: Annotated[
         str | None,
         _opt(
@@ -158,6 +165,7 @@ def prune(
         checkpoint_every=checkpoint_every,
         preset=preset,
         threads=parse_threads(threads),
+        compile=compile,
     ).resolved()
     target = out_dir or Path("runs") / f"{model_label(config.model)}-{config.size}-{config.recipe}"
     stop = threading.Event()

@@ -51,6 +51,10 @@ class TrainConfig:
     seed: int | None = None  # None: use the pruner's ctx.seed
     # Seeding torch/NumPy/Python global RNGs makes dropout and dataset augmentations repeatable too.
     seed_global_rngs: bool = True
+    # torch.compile the forward pass (masks included) once per model: True for the default backend
+    # (inductor), or a backend's name. A pruning round changes mask values, not the graph, so later rounds
+    # reuse the compiled code. None/False trains eagerly.
+    compile: bool | str | None = False
     # Polled after every optimizer step (a threading.Event's is_set works): checkpoint, then raise TrainingStopped.
     should_stop: Callable[[], bool] | None = None
 
@@ -71,6 +75,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.loss must be one of {', '.join(LOSSES)}; got {self.loss!r}")
         if self.amp not in (None, "bf16", "fp16"):
             raise ValueError(f"TrainConfig.amp must be None, 'bf16' or 'fp16'; got {self.amp!r}")
+        if not (self.compile in (None, False, True) or (isinstance(self.compile, str) and self.compile)):
+            raise ValueError(f"TrainConfig.compile must be a bool or a torch.compile backend; got {self.compile!r}")
         if not 0 <= self.warmup_fraction < 1:
             raise ValueError(f"TrainConfig.warmup_fraction must be in [0, 1); got {self.warmup_fraction}")
         if self.schedule_horizon < 1:

@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from lotteryir.engine import distributed as ddp
+from lotteryir.engine.compiled import CompiledNets
 from lotteryir.engine.config import TrainConfig
 from lotteryir.engine.device import pick_device
 from lotteryir.engine.losses import LOSSES
@@ -136,6 +137,7 @@ class RestorationTrainer:
         self.config = config or TrainConfig()
         self.progress = progress
         self._threads: ThreadChoice | None = None
+        self._compiled = CompiledNets()  # one compiled forward per model object, kept across rounds
 
     @property
     def threads(self) -> ThreadChoice | None:
@@ -213,6 +215,7 @@ class RestorationTrainer:
         model.to(device)
         model.train()
         net = ddp.ddp_wrap(model, device, find_unused_parameters=cfg.find_unused_parameters)
+        net = self._compiled(net, cfg.compile)
         optimizer = torch.optim.AdamW(
             [p for p in model.parameters() if p.requires_grad],
             lr=cfg.lr,

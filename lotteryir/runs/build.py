@@ -154,6 +154,7 @@ def build_run(
             seed=c.seed,
             threads=c.threads,
             loss=resolved_setting(c.loss, "--loss"),
+            compile=c.compile,
             should_stop=should_stop,
         ),
         progress=progress,

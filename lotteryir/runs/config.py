@@ -66,7 +66,7 @@ PAPER_PRESET: dict[str, Any] = {
 # Settings that may change between a run and its resumption without changing its results' meaning.
 # (A different thread count changes float results in the last bits; a resumed run therefore keeps
 # the count it started with unless --threads says otherwise.)
-OPERATIONAL = ("device", "num_workers", "checkpoint_every", "threads")
+OPERATIONAL = ("device", "num_workers", "checkpoint_every", "threads", "compile")
 # Settings a resumed run may grow: more rounds (or a lower target density) continue it.
 GROWABLE = ("rounds", "target_density")
 
@@ -107,6 +107,8 @@ class RunConfig:
     # For a network named by file (path/to/nets.py:Net): the SHA-256 of that file when the run started,
     # so a run resumed with a changed file is refused by name rather than silently mixing two networks.
     model_sha256: str | None = None
+    # torch.compile the training forward (see engine/compiled.py); how a run trains, not what it finds.
+    compile: bool = False
 
     def resolved(self) -> RunConfig:
         """Fill defaults that depend on other settings (sample sizes, round counts) and validate."""
