@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import lotteryir
 from lotteryir.data import write_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -198,3 +199,5 @@ def test_lightning_lth_smoke(tmp_path: Path) -> None:
     ckpt = torch.load(tmp_path / "round2" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["callbacks"]["lotteryir.PruningCallback"]["round"] == 2
     assert any(k.endswith("weight_mask") for k in ckpt["state_dict"])
+    loaded = lotteryir.load_checkpoint(tmp_path / "round2" / "last.ckpt")  # the one loader reads it
+    assert (loaded.name, loaded.size, loaded.fmt) == ("mirl", "tiny", "lightning") and loaded.mask.density < 0.7
