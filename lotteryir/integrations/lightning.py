@@ -252,7 +252,7 @@ class LightningClosure:
             kwargs["weights_only"] = self.weights_only
         trainer.fit(model, ckpt_path=str(path) if path is not None else None, **kwargs)
         if trainer.interrupted:
-            # Lightning swallows a KeyboardInterrupt; the pruner must not record an unfinished round.
+            # A fit that returns unfinished (Lightning itself exits on Ctrl-C) must not become a round record.
             raise RuntimeError(f"round {ctx.round}: Trainer.fit was interrupted; resume it from its checkpoint")
         return _metrics(trainer)
 

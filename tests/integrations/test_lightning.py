@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ import torch
 L = pytest.importorskip("lightning.pytorch")
 
 from lotteryir import IterativeMagnitudePruner, RoundContext  # noqa: E402
-from lotteryir.integrations.lightning import lightning_closure, module_mask  # noqa: E402
+from lotteryir.integrations.lightning import PruningCallback, lightning_closure, module_mask  # noqa: E402
 from lotteryir.pruning import effective_weights  # noqa: E402
 from lotteryir.pruning.rewind import named_tensors  # noqa: E402
 
@@ -132,3 +133,21 @@ def test_closure_refuses_what_it_cannot_drive() -> None:
     assert same(TinyLit(), ctx)["steps"] == 1
     with pytest.raises(ValueError, match="build a new one every round"):
         same(TinyLit(), RoundContext(round=1, density=0.5))
+
+
+def test_callback_refuses_a_copy_and_lost_hooks() -> None:
+    """Your own closure may add PruningCallback itself; it refuses to train what the pruner does not hold."""
+    torch.manual_seed(0)
+    module = TinyLit()
+    IterativeMagnitudePruner(module, rate=0.5, rounds=1)
+    ctx = RoundContext(round=0, density=1.0)
+
+    def fit(target: torch.nn.Module) -> None:
+        trainer = L.Trainer(max_steps=1, enable_checkpointing=False, callbacks=[PruningCallback(ctx, module)], **QUIET)
+        trainer.fit(target, loader())
+
+    with pytest.raises(RuntimeError, match="another module than the pruner's"):
+        fit(copy.deepcopy(module))
+    module.a._forward_pre_hooks.clear()  # what a strategy that rebuilds modules would leave
+    with pytest.raises(RuntimeError, match=r"masks did not survive SingleDeviceStrategy's setup \(a.weight\)"):
+        fit(module)

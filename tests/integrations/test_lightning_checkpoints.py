@@ -116,3 +116,26 @@ def test_checkpoint_without_lotteryir_state_is_refused(tmp_path: Path) -> None:
     plain.save_checkpoint(path)
     with pytest.raises(ValueError, match="holds no lotteryir state"):
         pruner.run_round()
+
+
+def test_round0_resumed_before_step_k_takes_the_same_snapshot(tmp_path: Path) -> None:
+    """The resumed fit counts on from the checkpoint's global step: ctx.step(3) comes after resuming at 2."""
+
+    def round0(folder: str, crash: bool = False, resume=None) -> IterativeMagnitudePruner:
+        torch.manual_seed(0)
+        train = closure(tmp_path / folder, crash_round=0 if crash else None, resume=resume)
+        pruner = IterativeMagnitudePruner(TinyLit(), train, rate=0.5, rounds=1, rewind="step:3")
+        if crash:
+            with pytest.raises(RuntimeError, match="simulated crash"):
+                pruner.run_round()
+        else:
+            pruner.run_round()
+        return pruner
+
+    reference = round0("ref")
+    round0("run", crash=True)
+    resumed = round0("resumed", resume=lambda ctx: tmp_path / "run" / "round0" / "step=2.ckpt")
+    assert reference._snapshot_step == resumed._snapshot_step == 3
+    for key, value in reference._snapshot.items():
+        assert torch.equal(resumed._snapshot[key], value), key
+    assert resumed._watch.seen == {"a.weight", "b.weight"}
