@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 TrainerFactory = Callable[[RoundContext], "pl.Trainer"]
 CkptPath = Callable[[RoundContext], "str | Path | None"]
 STATE_FORMAT = 1
+# Lightning loads a checkpoint's weights before its callbacks' state, so a refusal comes after them.
+_OVERWRITTEN = "The module now holds that checkpoint's weights and masks: build it and the pruner again"
 
 
 def module_mask(module: nn.Module) -> Mask:
@@ -139,13 +141,14 @@ class PruningCallback(pl.Callback):
         if self.restored is None:
             raise ValueError(
                 f"round {ctx.round}: checkpoint {path} holds no lotteryir state; resume only from checkpoints "
-                "saved by a Trainer that lightning_closure ran (its PruningCallback saves the round's state)"
+                "saved by a Trainer that lightning_closure ran (its PruningCallback saves the round's state). "
+                + _OVERWRITTEN
             )
         before = self._checksum if self._checksum is not None else torch.zeros(0)
         if not torch.equal(distributed.mask_checksum(module_mask(pl_module)).cpu(), before):
             raise ValueError(
                 f"round {ctx.round}: checkpoint {path} holds other masks than the pruner's (density "
-                f"{ctx.density:.4f}); it belongs to another run"
+                f"{ctx.density:.4f}); it belongs to another run. {_OVERWRITTEN}"
             )
         step = trainer.global_step
         if ctx.round == 0 and ctx.rewind_step is not None and step >= ctx.rewind_step and not ctx.rewind_marked:
@@ -184,7 +187,7 @@ class PruningCallback(pl.Callback):
         if saved != (ctx.round, ctx.kind):
             raise ValueError(
                 f"the checkpoint was saved in round {saved[0]} ({saved[1]}) and cannot resume round {ctx.round} "
-                f"({ctx.kind}): ckpt_path must name a checkpoint of the round being resumed, or None"
+                f"({ctx.kind}): ckpt_path must name a checkpoint of the round being resumed, or None. {_OVERWRITTEN}"
             )
         self.restored = dict(state_dict)
         ctx.load_state_dict(state_dict.get("round_state") or {})

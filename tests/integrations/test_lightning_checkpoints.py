@@ -37,7 +37,8 @@ def closure(ckdir: Path, crash_round: int | None = None, resume=None):
         callbacks = [save, *([Crash(2)] if ctx.round == crash_round else [])]
         return L.Trainer(max_steps=STEPS, callbacks=callbacks, **QUIET)
 
-    return lightning_closure(make_trainer, train_dataloaders=loader(same=True), ckpt_path=resume)
+    # weights_only: the resume itself loads nothing but tensors and plain values.
+    return lightning_closure(make_trainer, train_dataloaders=loader(same=True), ckpt_path=resume, weights_only=True)
 
 
 def pruner_for(module: torch.nn.Module, train, rate: float = 0.5) -> IterativeMagnitudePruner:
