@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import copy
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 L = pytest.importorskip("lightning.pytorch")
 
@@ -151,3 +154,21 @@ def test_callback_refuses_a_copy_and_lost_hooks() -> None:
     module.a._forward_pre_hooks.clear()  # what a strategy that rebuilds modules would leave
     with pytest.raises(RuntimeError, match=r"masks did not survive SingleDeviceStrategy's setup \(a.weight\)"):
         fit(module)
+
+
+@settings(max_examples=60, deadline=None)
+@given(moves=st.lists(st.integers(0, 3), max_size=30), k=st.integers(1, 40))
+def test_every_optimizer_step_is_reported_once_in_order(moves: list[int], k: int) -> None:
+    """However global_step advances between batch ends (0 while accumulating), ctx sees 1, 2, 3, ... once."""
+    marks: list = []
+    ctx = RoundContext(round=0, density=1.0, rewind_step=k, rewind_steps=(2,), _on_mark=marks.append)
+    callback, trainer, reported = PruningCallback(ctx), SimpleNamespace(global_step=0), []
+    original = ctx.step
+    ctx.step = lambda n: (reported.append(n), original(n))  # type: ignore[method-assign]
+    for move in moves:
+        trainer.global_step += move
+        callback.on_train_batch_end(trainer, None, None, None, 0)  # type: ignore[arg-type]
+    total = sum(moves)
+    assert reported == list(range(1, total + 1)) and ctx.steps_done == total
+    assert marks == sorted({s for s in (2, k) if s <= total})
+    assert callback.state_dict()["step"] == total
