@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import lotteryir
 from lotteryir.data import write_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,3 +188,16 @@ def test_lottery_ticket_benchmark_smoke(tmp_path: Path) -> None:
     text = out_json.with_suffix(".md").read_text()
     assert "degraded input" in text and "95% t-interval" in text
     assert out_json.with_suffix(".png").stat().st_size > 0
+
+
+def test_lightning_lth_smoke(tmp_path: Path) -> None:
+    pytest.importorskip("lightning.pytorch")
+    out = ok(run("examples/lightning_lth.py", "--smoke", "--threads", "1", "--out", str(tmp_path)))
+    assert "round 0: density 1.000" in out and "round 2: density 0.640" in out
+    assert "reloaded outputs match: True" in out
+    assert (tmp_path / "ticket.safetensors").is_file() and (tmp_path / "pruner").is_dir()
+    ckpt = torch.load(tmp_path / "round2" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["callbacks"]["lotteryir.PruningCallback"]["round"] == 2
+    assert any(k.endswith("weight_mask") for k in ckpt["state_dict"])
+    loaded = lotteryir.load_checkpoint(tmp_path / "round2" / "last.ckpt")  # the one loader reads it
+    assert (loaded.name, loaded.size, loaded.fmt) == ("mirl", "tiny", "lightning") and loaded.mask.density < 0.7
