@@ -15,7 +15,7 @@ CPU default (built-in sample images, Gaussian denoising at sigma 25, Restormer t
 Your data and a GPU (the 'denoise' folder layout: train/denoise/{WED,BSD400},
 test/denoise/{BSD68,Urban100}; see `lotteryir data layout denoise`):
 
-    python examples/restormer_lth.py --size full-biasfree --device cuda --data-root /data \
+    python examples/restormer_lth.py --size full-biasfree --device cuda --data-root /data \\
         --patch 128 --steps 30000 --rounds 10 --rewind-step 1000 --out runs/restormer_ticket
 
 Other tasks of the sample recipe: --task denoise_15 | denoise_50 | derain | dehaze | web
