@@ -134,8 +134,12 @@ def run_stability(
     too_late = [k for k in ks if k > total or (steps is None and k >= total)]
     if too_late:
         raise ValueError(
-            f"--rewind-steps {too_late} are not before the end of round 0 ({total} optimizer steps); use steps "
-            f"below {total}" + ("" if steps is not None else ", or --steps to set the copies' length")
+            f"--rewind-steps {too_late} are not before the end of round 0 ({total} optimizer steps): "
+            + (
+                f"use steps up to {total}"
+                if steps is not None
+                else f"use steps below {total}, or --steps N for the copies"
+            )
         )
     mask = None if r == 0 else Mask.load(layout.mask(r))
     stage = on_stage or (lambda _: None)

@@ -154,3 +154,13 @@ def test_stability_and_compare_on_a_tiny_mirl_run(tmp_path, capsys):
     assert main(["compare", str(run), str(run), "--json"]) == 0
     overlap = json.loads(capsys.readouterr().out)["overlap"]
     assert overlap["iou"] == 1.0 and len(overlap["layers"]) > 10
+
+
+def test_stability_of_the_dense_round_as_json(own, tmp_path, capsys):
+    _, model, source = own
+    run = _copy(source, tmp_path)
+    capsys.readouterr()
+    assert main(["stability", str(run), "--model", model, "--round", "0", "--rewind-steps", "1", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads(RunLayout(run).stability.read_text())  # what is stored is what is printed
+    assert printed["round"] == 0 and printed["density"] == 1.0 and len(printed["rewind_steps"]) == 1
