@@ -106,6 +106,7 @@ def test_rewind_step_auto_says_why_it_cannot_resolve(own, tmp_path, capsys):
     auto = ["prune", "--model", model, "--rounds", "2", "--rewind", "step:auto", *OWN_MODEL_ARGS, "--out"]
     one_error_line(capsys, [*auto, str(run)], "holds no stability analysis", "lotteryir stability")
     one_error_line(capsys, [*auto, str(tmp_path / "new")], "not a run yet")
+    assert not (tmp_path / "new").exists()  # refused before the run's directory is made
     _store(run, {0: 0.5, 1: 0.3})
     one_error_line(capsys, [*auto, str(run)], "no rewind step", "is stable", "k=0: 0.50 dB")
     _store(run, {0: 0.0, 1: 0.0})  # init is stable, but the run rewinds to step 1
