@@ -26,6 +26,7 @@ from torch import nn
 from .._files import atomic_write_text
 from ..engine import RestorationTrainer, TrainingStopped
 from ..models import refuse_from_file
+from ..models.external import label as model_label
 from ..pruning import Mask, RoundContext
 from ..pruning.rewind import named_tensors
 from ..runs import BuiltRun, RunError, RunLayout, build_run, is_run_dir, read_config, read_history
@@ -171,7 +172,7 @@ def run_stability(
         run_seed=config.seed,
     )
     if save:
-        save_report(layout, report, title=f"{config.model}/{config.size}")
+        save_report(layout, report, title=f"{model_label(config.model)}/{config.size}")
     return report
 
 
