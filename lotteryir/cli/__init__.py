@@ -3,7 +3,8 @@
 - ``app.py``: the typer app and ``main`` (errors become one line and an exit code)
 - ``options.py``: options several commands share, declared once
 - ``render.py``: tables, progress, durations, colours
-- ``prune.py``; ``commands.py`` (evaluate, restore, report); ``deploy.py`` (export, web, models, recipes)
+- ``prune.py``; ``commands.py`` (evaluate, restore, report); ``deploy.py`` (export, web, models, recipes);
+  ``analysis.py`` (stability, compare)
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from . import prune  # noqa: F401
 
 # isort: split
-from . import commands, deploy  # noqa: F401
+from . import analysis, commands, deploy  # noqa: F401
 from .app import app, main
 from .app import show_pruning_warnings as _show_pruning_warnings  # noqa: F401 - the names before the split
 from .render import round_table as _round_table  # noqa: F401

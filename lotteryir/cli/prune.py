@@ -75,7 +75,9 @@ def prune(
     target_density: Annotated[float | None, _opt("Prune until at most this fraction of weights remains.")] = None,
     rate: Annotated[float, _opt("Fraction of the remaining weights pruned per round, in (0, 1).")] = _D.rate,
     scope: Annotated[str, _opt("global | layerwise | random.")] = _D.scope,
-    rewind: Annotated[str, _opt("init | step:K | none.")] = _D.rewind,
+    rewind: Annotated[
+        str, _opt("init | step:K | none | step:auto (the smallest stable step `lotteryir stability` stored in --out).")
+    ] = _D.rewind,
     epochs: Annotated[int | None, _opt(f"Epochs per round (default {DEFAULT_EPOCHS} on real data).")] = None,
     steps: Annotated[
         int | None,
@@ -136,6 +138,7 @@ def prune(
     from ..models import register_import_path
     from ..models.external import label as model_label
     from ..runs import PruningRun, RunCallbacks
+    from .analysis import AUTO_REWIND, resolve_rewind
 
     paths = parse_paths(data_path)
     model = register_import_path(model)  # typed here: the one kind of name lotteryir may import
@@ -150,7 +153,7 @@ def prune(
         target_density=target_density,
         rate=rate,
         scope=scope,
-        rewind=rewind,
+        rewind="init" if rewind.strip() == AUTO_REWIND else rewind,  # resolved below, once --out is known
         epochs=epochs,
         steps=steps,
         batch_size=batch_size,
@@ -168,6 +171,8 @@ def prune(
         compile=compile,
     ).resolved()
     target = out_dir or Path("runs") / f"{model_label(config.model)}-{config.size}-{config.recipe}"
+    if rewind.strip() == AUTO_REWIND:
+        config.rewind = resolve_rewind(target)
     stop = threading.Event()
     main_rank = env_rank() == 0  # the process group starts inside the run; torchrun's RANK says who draws
     drawer = PruneDrawer()

@@ -9,6 +9,7 @@ Layout of a run directory::
     rounds/rNN/            mask.safetensors, ticket.safetensors (compact weights),
                            metrics.json, samples.png; ckpt*/ while the round trains
     report.png             PSNR against remaining weights (the lottery-ticket figure)
+    analysis/              stability.json and stability.png (``lotteryir stability``), written atomically
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ MASK_FILE = "mask.safetensors"
 TICKET_FILE = "ticket.safetensors"
 METRICS_FILE = "metrics.json"
 SAMPLES_FILE = "samples.png"
+ANALYSIS_DIR = "analysis"
+STABILITY_FILE = "stability.json"
+STABILITY_FIGURE = "stability.png"
 CHECKPOINT_PREFIX = "ckpt"  # ckpt/ for the ticket's training, ckpt-<control>/ for a control's
 
 
@@ -102,6 +106,19 @@ class RunLayout:
     def checkpoints(self, r: int) -> list[Path]:
         """Every checkpoint folder of round ``r`` (removed once the round is committed)."""
         return sorted(self.round(r).glob(f"{CHECKPOINT_PREFIX}*"))
+
+    @property
+    def analysis(self) -> Path:
+        return self.root / ANALYSIS_DIR
+
+    @property
+    def stability(self) -> Path:
+        """The stored instability analysis (what ``--rewind step:auto`` reads)."""
+        return self.analysis / STABILITY_FILE
+
+    @property
+    def stability_figure(self) -> Path:
+        return self.analysis / STABILITY_FIGURE
 
     def is_run(self) -> bool:
         return self.config.is_file()
