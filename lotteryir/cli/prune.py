@@ -35,6 +35,7 @@ from .options import (
     RecipeName,
     Tasks,
     Threads,
+    parse_method_options,
     parse_paths,
     parse_tasks,
     parse_threads,
@@ -113,6 +114,28 @@ def prune(
     checkpoint_every: Annotated[int, _opt("Optimizer steps between mid-round checkpoints.")] = _D.checkpoint_every,
     num_workers: Annotated[int, _opt("DataLoader worker processes.")] = _D.num_workers,
     threads: Threads = "auto",
+    method: Annotated[
+        str,
+        _opt(
+            "Pruning method: imp | lr-rewind (imp keeping the trained weights) | oneshot | gmp | early-bird | "
+            "snip | synflow. All but imp and lr-rewind take --target-density. See docs/methods.md."
+        ),
+    ] = _D.method,
+    method_option: Annotated[
+        list[str],
+        typer.Option(
+            "--method-option",
+            help="A method's setting, KEY=VALUE (gmp: start, end, every; early-bird: every, epsilon, patience; "
+            "snip: batches; synflow: iterations). Repeatable.",
+        ),
+    ] = [],  # noqa: B006 - typer copies it; never mutated
+    shuffle_within_layers: Annotated[
+        bool,
+        typer.Option(
+            "--shuffle-within-layers",
+            help="snip/synflow sanity check: shuffle the mask within each tensor (same per-layer density).",
+        ),
+    ] = False,
 ) -> None:
     """Run (or resume) an iterative-magnitude-pruning search and save every round.
 
@@ -151,6 +174,9 @@ def prune(
         checkpoint_every=checkpoint_every,
         preset=preset,
         threads=parse_threads(threads),
+        method=method,
+        method_options=parse_method_options(method_option),
+        shuffle_within_layers=shuffle_within_layers,
     ).resolved()
     target = out_dir or Path("runs") / f"{model_label(config.model)}-{config.size}-{config.recipe}"
     stop = threading.Event()

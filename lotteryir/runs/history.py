@@ -125,4 +125,6 @@ def history_entry(record: RoundRecord) -> dict[str, Any]:
             }
             for kind, v in record.controls.items()
         },
+        # What the method did in the round (early-bird's stop step, gmp's schedule); absent for imp.
+        **({"method": m["method"]} if "method" in m else {}),
     }
