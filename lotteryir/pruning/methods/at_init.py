@@ -71,7 +71,8 @@ class Snip(_AtInit):
         grads_before = {id(t): t.grad for t in pruner.model.parameters()}
         for t in pruner.model.parameters():
             t.grad = None
-        self.loss_fn(pruner.model).backward()
+        with torch.random.fork_rng(devices=[]):  # dropout in the loss must not move the training's RNG
+            self.loss_fn(pruner.model).backward()
         scores = {n: _score(t) for n, t in tensors.items()}
         for t in pruner.model.parameters():  # the training starts from the gradients it would have had
             t.grad = grads_before[id(t)]
@@ -108,13 +109,14 @@ class SynFlow(_AtInit):
         device = next(iter(tensors.values())).device
         ones = torch.ones(tuple(self.input_shape), dtype=torch.float64, device=device)
         mask = pruner.mask
-        for i in range(1, self.iterations + 1):
-            net.zero_grad(set_to_none=True)
-            torch.sum(net(ones)).backward()
-            scores = {n: _score(t) for n, t in tensors.items()}
-            mask = mask_at(pruner, self.target(pruner) ** (i / self.iterations), scores, current=mask)
-            with torch.no_grad():
-                bridge.attach_masks(net, params, mask)
+        with torch.random.fork_rng(devices=[]):  # a network that draws random numbers leaves the RNG as it was
+            for i in range(1, self.iterations + 1):
+                net.zero_grad(set_to_none=True)
+                torch.sum(net(ones)).backward()
+                scores = {n: _score(t) for n, t in tensors.items()}
+                mask = mask_at(pruner, self.target(pruner) ** (i / self.iterations), scores, current=mask)
+                with torch.no_grad():
+                    bridge.attach_masks(net, params, mask)
         return mask
 
 

@@ -46,6 +46,7 @@ class OneShot(Method):
 
     name = "oneshot"
     fixed_rounds = 1
+    extendable = False
 
     def before_round(self, pruner: IterativeMagnitudePruner, r: int) -> None:
         if r == 1:
