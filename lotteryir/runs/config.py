@@ -127,6 +127,8 @@ class RunConfig:
             if c.preset != "paper":
                 raise ValueError(f"unknown preset {c.preset!r}; the only preset is 'paper'")
             for key, value in PAPER_PRESET.items():
+                if key == "rounds" and c.method in METHODS and METHODS[c.method].fixed_rounds is not None:
+                    continue  # a method that prunes to --target-density at once has no rounds to set
                 setattr(c, key, value)
             if not c.data:
                 raise ValueError("--preset paper needs the paper's data: give --data ROOT (see `lotteryir recipes`)")

@@ -87,6 +87,11 @@ def test_method_settings_are_checked_with_one_message(change, message):
         RunConfig(**{**base, **change}).resolved()
 
 
+def test_the_paper_preset_leaves_a_one_shot_method_its_target():
+    c = RunConfig(preset="paper", data="/data/mirl", method="oneshot", target_density=0.05).resolved()
+    assert (c.rounds, c.target_density, c.epochs) == (1, 0.05, 120)
+
+
 def test_lr_rewind_is_imp_without_rewind_and_resolves_twice():
     c = RunConfig(**{**TINY, "method": "lr-rewind"}).resolved()
     assert c.rewind == "none" and c.rounds == 2 and c.resolved() == c

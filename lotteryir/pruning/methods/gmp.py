@@ -97,7 +97,9 @@ class GradualMagnitude(Method):
     def after_round(self, pruner: IterativeMagnitudePruner, r: int, ctx: RoundContext) -> dict[str, Any]:
         start, end, every = self._resolved(ctx)
         reached = bool(self.updates) and self.updates[-1][0] == end
-        if not reached:  # the closure stopped before ``end``: the run still ends at the target density
-            apply(pruner, mask_at(pruner, self.target(pruner)))
+        # The closure stopped before ``end``: the run still ends at the target density. Either way the
+        # pruned entries of ``_orig``, which the optimizer's momentum moved since their update (the
+        # forward pass multiplies them by zero), are zeroed, as the pruner keeps them elsewhere.
+        apply(pruner, pruner.mask if reached else mask_at(pruner, self.target(pruner)))
         facts = {"name": self.name, "start": start, "end": end, "every": every, "updates": self.updates}
         return {**facts, "reached_end": reached}
