@@ -266,6 +266,12 @@ def test_early_bird_stops_when_masks_settle_and_records_where():
     _zeros_hold(p)
 
 
+def test_early_bird_does_not_stop_before_a_late_rewind_step():
+    p = _pruner(EarlyBird(every=1, epsilon=0.5, patience=1), target=0.2, train=closure(30), rewind="step:12")
+    history = p.run()
+    assert history[0].metrics["method"]["stopped_at"] == 12 and history[1].rewind == "step:12"
+
+
 def test_early_bird_without_convergence_trains_round0_to_the_end():
     p = _pruner(EarlyBird(every=2, epsilon=1e-9, patience=3), target=0.2, train=closure(8))
     history = p.run()

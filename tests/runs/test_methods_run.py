@@ -62,6 +62,20 @@ def test_gmp_run_stopped_mid_round_resumes_to_the_same_result(gmp_run, tmp_path)
     assert read_history(out)[0]["method"] == read_history(gmp_run)[0]["method"]
 
 
+def test_early_bird_run_stopped_mid_search_resumes_to_the_same_result(tmp_path):
+    config = {**GMP, "method": "early-bird", "method_options": {"every": 1, "epsilon": 0.5, "patience": 2}}
+    PruningRun(tmp_path / "ref", RunConfig(**config)).run()
+    with pytest.raises(TrainingStopped):  # after step 2: one distance recorded, the last mask in the checkpoint
+        PruningRun(tmp_path / "b", RunConfig(**config), should_stop=_stop_after(2)).run()
+    PruningRun(tmp_path / "b", RunConfig(**config)).run()
+    ref, resumed = read_history(tmp_path / "ref"), read_history(tmp_path / "b")
+    assert ref[0]["method"]["stopped_at"] > 2  # the stop above came mid-search
+    assert [h["method"] for h in resumed] == [h["method"] for h in ref]
+    for r in (0, 1):
+        masks = [Mask.load(d / "rounds" / f"r0{r}" / "mask.safetensors") for d in (tmp_path / "ref", tmp_path / "b")]
+        assert masks[0] == masks[1]
+
+
 def test_a_resumed_run_with_another_method_is_refused(gmp_run):
     with pytest.raises(RunError, match=r"--method \(a run keeps the method it started with\): 'gmp' -> 'oneshot'"):
         PruningRun(gmp_run, RunConfig(**{**GMP, "method": "oneshot", "method_options": {}}))

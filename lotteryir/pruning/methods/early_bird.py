@@ -5,7 +5,8 @@ Round 0 trains dense and, every ``every`` steps, computes the global magnitude m
 all entries) is recorded, and once it stays below ``epsilon`` for ``patience`` consecutive checks
 the method asks the closure to stop (``ctx.request_stop``). Round 1 prunes to that mask (from the
 weights at the stop), rewinds and trains the full round. Cost: 1 + (stop step / round length)
-trainings. If the masks never settle, round 0 trains to its end and this is ``oneshot``.
+trainings. If the masks never settle, round 0 trains to its end and this is ``oneshot``. With a late
+rewind (``step:K``) the search does not stop before step K, whose weights the ticket rewinds to.
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ class EarlyBird(Method):
             self.distances.append([k, distance])
             self._below = self._below + 1 if distance < self.epsilon else 0
         self._last = flat
-        if self._below >= self.patience:
+        # A late rewind needs its snapshot: the search goes on at least to the rewind step.
+        if self._below >= self.patience and (ctx.rewind_step is None or k >= ctx.rewind_step):
             self.stopped_at = k
             ctx.request_stop(f"early-bird mask converged at step {k}")
 
