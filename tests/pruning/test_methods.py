@@ -244,9 +244,9 @@ def test_shuffle_within_layers_keeps_each_layers_density():
 
 def test_synflow_needs_its_input_shape_and_snip_its_loss():
     with pytest.raises(ValueError, match="input_shape"):
-        _pruner("synflow").run()
+        _pruner("synflow")  # refused when built, before any training
     with pytest.raises(ValueError, match="loss_fn"):
-        _pruner("snip").run()
+        _pruner("snip")
     with pytest.raises(ValueError, match="controls"):
         _pruner("gmp", controls=["random_prune"])
 

@@ -37,6 +37,16 @@ class _AtInit(Method):
     def scores(self, pruner: IterativeMagnitudePruner) -> Mask:
         raise NotImplementedError
 
+    def needs(self) -> str | None:
+        """What the method lacks to score (named in the error at the pruner's construction), else None."""
+        return None
+
+    def setup(self, pruner: IterativeMagnitudePruner) -> None:
+        super().setup(pruner)
+        missing = self.needs()
+        if missing is not None:
+            raise ValueError(missing)
+
     def before_round(self, pruner: IterativeMagnitudePruner, r: int) -> None:
         if r != 0:
             return
@@ -63,9 +73,13 @@ class Snip(_AtInit):
     loss_fn: LossFn | None = None
     shuffle: bool = False
 
-    def scores(self, pruner: IterativeMagnitudePruner) -> Mask:
+    def needs(self) -> str | None:
         if self.loss_fn is None:
-            raise ValueError("method 'snip' needs loss_fn(model) -> loss: pass methods.Snip(loss_fn=...)")
+            return "method 'snip' needs loss_fn(model) -> loss: pass methods.Snip(loss_fn=...)"
+        return None
+
+    def scores(self, pruner: IterativeMagnitudePruner) -> Mask:
+        assert self.loss_fn is not None  # setup() checked
         params = pruner._active_params()
         tensors = {p.name: bridge.trainable_tensor(p) for p in params}
         grads_before = {id(t): t.grad for t in pruner.model.parameters()}
@@ -96,9 +110,13 @@ class SynFlow(_AtInit):
         if self.iterations < 1:
             raise ValueError(f"synflow: iterations must be at least 1, got {self.iterations}")
 
-    def scores(self, pruner: IterativeMagnitudePruner) -> Mask:
+    def needs(self) -> str | None:
         if self.input_shape is None:
-            raise ValueError("method 'synflow' needs input_shape (one batch's shape, e.g. (1, 3, 64, 64))")
+            return "method 'synflow' needs input_shape (one batch's shape, e.g. (1, 3, 64, 64))"
+        return None
+
+    def scores(self, pruner: IterativeMagnitudePruner) -> Mask:
+        assert self.input_shape is not None  # setup() checked
         net = copy.deepcopy(pruner.model).double().eval()
         with torch.no_grad():
             for t in net.parameters():
