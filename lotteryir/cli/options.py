@@ -89,3 +89,14 @@ def parse_tasks(value: str | None) -> list[str] | None:
     if not value:
         return None
     return [t.strip() for t in value.split(",") if t.strip()] or None
+
+
+def parse_method_options(items: list[str]) -> dict[str, str]:
+    """--method-option KEY=VALUE items as a dict (the run's configuration types and checks the values)."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ValueError(f"--method-option takes KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out

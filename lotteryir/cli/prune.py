@@ -35,6 +35,7 @@ from .options import (
     RecipeName,
     Tasks,
     Threads,
+    parse_method_options,
     parse_paths,
     parse_tasks,
     parse_threads,
@@ -129,6 +130,28 @@ def prune(
             "(event files beside them; needs the tensorboard extra), comma-separated."
         ),
     ] = None,
+    method: Annotated[
+        str,
+        _opt(
+            "Pruning method: imp | lr-rewind (imp keeping the trained weights) | oneshot | gmp | early-bird | "
+            "snip | synflow. All but imp and lr-rewind take --target-density. See docs/methods.md."
+        ),
+    ] = _D.method,
+    method_option: Annotated[
+        list[str],
+        typer.Option(
+            "--method-option",
+            help="A method's setting, KEY=VALUE (gmp: start, end, every; early-bird: every, epsilon, patience; "
+            "snip: batches; synflow: iterations). Repeatable.",
+        ),
+    ] = [],  # noqa: B006 - typer copies it; never mutated
+    shuffle_within_layers: Annotated[
+        bool,
+        typer.Option(
+            "--shuffle-within-layers",
+            help="snip/synflow sanity check: shuffle the mask within each tensor (same per-layer density).",
+        ),
+    ] = False,
 ) -> None:
     """Run (or resume) an iterative-magnitude-pruning search and save every round.
 
@@ -169,6 +192,9 @@ def prune(
         preset=preset,
         threads=parse_threads(threads),
         compile=compile,
+        method=method,
+        method_options=parse_method_options(method_option),
+        shuffle_within_layers=shuffle_within_layers,
     ).resolved()
     target = out_dir or Path("runs") / f"{model_label(config.model)}-{config.size}-{config.recipe}"
     if rewind.strip() == AUTO_REWIND:

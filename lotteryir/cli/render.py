@@ -107,6 +107,7 @@ def round_table(history: list[dict], title: str = "") -> Table:
     )
     if inputs and not notes:
         caption += "\nevery round beats the degraded input on every test set"
+    notes += method_notes(history)
     table = Table(title=title, caption="\n".join([caption, *notes]), pad_edge=False)
     columns = ["round", "density", "left", *map(short, labels), "mean PSNR", "gain", "SSIM"]
     for col in [*columns, *[k.replace("random_", "") for k in kinds], "steps", "time"]:
@@ -155,6 +156,27 @@ def round_table(history: list[dict], title: str = "") -> Table:
             duration(h.get("seconds")),
         )
     return table
+
+
+def method_notes(history: list[dict]) -> list[str]:
+    """One line per round whose method recorded something a reader needs (early-bird's stop, gmp's schedule)."""
+    lines = []
+    for h in history:
+        facts = h.get("method") or {}
+        if facts.get("name") == "early-bird" and "distances" in facts:
+            stop = facts.get("stopped_at")
+            lines.append(
+                f"early-bird: round {h['round']} stopped at step {stop} of {facts.get('total_steps')} (mask distance "
+                f"below {facts.get('epsilon')} for {facts.get('patience')} checks)"
+                if stop is not None
+                else f"early-bird: the masks never settled; round {h['round']} trained to its end (as oneshot)"
+            )
+        elif facts.get("name") == "gmp":
+            lines.append(
+                f"gmp: sparsity rose on the cubic schedule from step {facts['start']} to {facts['end']}, "
+                f"mask updated every {facts['every']} steps"
+            )
+    return lines
 
 
 def evaluate_table(payload: dict[str, Any], title: str) -> Table:
@@ -222,12 +244,14 @@ class PruneDrawer:
         resumed = f", resuming after round {plan.resumed_from_round}" if plan.resumed_from_round >= 0 else ""
         if plan.extended_from is not None:
             resumed += f" (extended from {plan.extended_from} to {plan.rounds} rounds)"
+        method = f", method {plan.method}" if plan.method != "imp" else ""
         threads = (
             f" ({plan.threads} thread{'s' if plan.threads != 1 else ''}: {plan.threads_reason})" if plan.threads else ""
         )
         out.print(
             f"lotteryir prune: recipe {data}, model {plan.model}/{plan.size} ({plan.params / 1e6:.2f}M params), "
-            f"device {plan.device}{threads}, {plan.trainings} trainings x {plan.steps_per_training} steps{resumed}; "
+            f"device {plan.device}{threads}{method}, {plan.trainings} trainings x {plan.steps_per_training} steps"
+            f"{resumed}; "
             f"expected duration {expected}; run directory {target}",
             highlight=False,
             soft_wrap=True,

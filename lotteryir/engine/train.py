@@ -173,7 +173,8 @@ class RestorationTrainer:
         plan = run.plan
         lr = plan.lr(max(state.step - 1, 0))  # reported as lr_final when no step is left to run
         batches: Iterator[Any] | None = None
-        while state.step < plan.total_steps:
+        ctx.total_steps = plan.total_steps  # a method may ask to stop earlier (ctx.stop_requested)
+        while state.step < plan.total_steps and not ctx.stop_requested:
             epoch = state.step // plan.steps_per_epoch
             if batches is None or state.step % plan.steps_per_epoch == 0:  # an epoch starts, or a resume lands
                 batches = iter(self._epoch(run, epoch, state.step % plan.steps_per_epoch))
@@ -185,10 +186,10 @@ class RestorationTrainer:
             state.loss_count += 1
             ctx.step(state.step)
             self._report(run, state, epoch, step_loss, lr)
-            stop = self._stop_requested(run)
-            if self._checkpoint_due(run, state.step, stop):
+            stop, early = self._stop_requested(run), ctx.stop_requested
+            if self._checkpoint_due(run, state.step, stop or early):
                 self._save_checkpoint(run, model, state)
-            if stop and state.step < plan.total_steps:
+            if stop and not early and state.step < plan.total_steps:
                 raise TrainingStopped(state.step, run.ckpt_dir)
         return {
             "loss": state.loss_sum / state.loss_count if state.loss_count else math.nan,
@@ -197,6 +198,7 @@ class RestorationTrainer:
             "seconds": run.prior_seconds + time.perf_counter() - run.started,
             "lr_final": lr,
             "resumed_from": resumed_from,
+            **({"stopped_early": ctx.stop_reason} if ctx.stop_requested else {}),
         }
 
     def _plan(self) -> RoundPlan:

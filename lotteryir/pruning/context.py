@@ -23,7 +23,15 @@ class RoundContext:
     A closure that checkpoints mid-round saves ``ctx.state_dict()`` with each
     checkpoint and hands it to ``ctx.load_state_dict()`` when it resumes from
     one: it holds what the pruner decided while the round trained (in round 0,
-    which tensors received gradients), so a resumed round decides the same.
+    which tensors received gradients; a method's own progress, e.g. early-bird's
+    last mask), so a resumed round decides the same.
+
+    Methods that prune *during* training (``gmp``, ``early-bird``) act inside
+    ``ctx.step(k)``: a closure used with them must (1) call ``ctx.step(k)`` after
+    every optimizer step, (2) set ``ctx.total_steps`` to the round's length before
+    its first step (gmp's default end step is read from it), and (3) stop training
+    as soon as ``ctx.stop_requested`` is True after a step (early-bird asks for it),
+    returning its metrics as usual. The shipped trainer does all three.
     """
 
     round: int
@@ -43,6 +51,11 @@ class RoundContext:
     _save_state: Callable[[], dict[str, Any]] | None = field(default=None, repr=False)
     _load_state: Callable[[Mapping[str, Any]], None] | None = field(default=None, repr=False)
     steps_done: int = 0
+    # Optimizer steps this round will take, when the closure knows (the shipped trainer sets it).
+    total_steps: int | None = None
+    stop_reason: str | None = None  # set by request_stop(): why the round ends early
+    _step_hooks: list[Callable[[int], None]] = field(default_factory=list, repr=False)
+    _states: dict[str, tuple[Callable[[], Any], Callable[[Any], None]]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def for_round(
@@ -73,18 +86,41 @@ class RoundContext:
 
     def state_dict(self) -> dict[str, Any]:
         """The pruner's bookkeeping for this round so far (JSON-able); save it with a checkpoint."""
-        return self._save_state() if self._save_state is not None else {}
+        out = self._save_state() if self._save_state is not None else {}
+        return {**out, **{key: save() for key, (save, _) in self._states.items()}}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned when the checkpoint was written."""
         if self._load_state is not None:
             self._load_state(state)
+        for key, (_, load) in self._states.items():
+            if key in state:
+                load(state[key])
+
+    def add_state(self, key: str, save: Callable[[], Any], load: Callable[[Any], None]) -> None:
+        """Let a method keep its own JSON-able progress in :meth:`state_dict` under ``key``."""
+        self._states[key] = (save, load)
+
+    def on_step(self, hook: Callable[[int], None]) -> None:
+        """Call ``hook(k)`` from :meth:`step` after optimizer step ``k`` (how a method prunes while training)."""
+        self._step_hooks.append(hook)
+
+    def request_stop(self, reason: str) -> None:
+        """Ask the closure to end this round after the current step (see :attr:`stop_requested`)."""
+        self.stop_reason = reason
+
+    @property
+    def stop_requested(self) -> bool:
+        """True when a method asked the closure to stop training this round now."""
+        return self.stop_reason is not None
 
     def step(self, k: int) -> None:
         """Report that optimizer step ``k`` (1-based, within this round) finished."""
         self.steps_done = max(self.steps_done, k)
         if self.round == 0 and (k == self.rewind_step or k in self.rewind_steps):
             self.mark_rewind_point(k)
+        for hook in self._step_hooks:
+            hook(k)
 
     def mark_rewind_point(self, k: int | None = None) -> None:
         """Snapshot the current weights as the point survivors are rewound to."""

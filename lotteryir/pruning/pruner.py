@@ -18,10 +18,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import bridge, controls, distributed, masking, schedule, state
+from . import bridge, controls, distributed, masking, methods, schedule, state
 from .context import RoundContext, TrainClosure
 from .controls import InitFn, ModelFactory, check_controls
 from .mask import Mask
+from .methods import Method
 from .report import SparsityReport, sparsity_report
 from .rewind import Rewind, RewindPoints, check_steps, named_tensors
 from .schedule import MAX_ROUNDS, rounds_for_density
@@ -70,6 +71,10 @@ class IterativeMagnitudePruner:
             :meth:`extend` can switch the rewind to them later.
         on_round_end / on_rewind_point: callbacks after each round (or iterate :meth:`iter_rounds`),
             and when a late-rewinding snapshot is taken during round 0 (to persist it).
+        method: how masks evolve (see :mod:`lotteryir.pruning.methods`): ``"imp"`` (the default, this
+            docstring), ``"lr-rewind"``, ``"oneshot"``, ``"gmp"``, ``"early-bird"``, ``"snip"``,
+            ``"synflow"``, or a configured object such as ``methods.GradualMagnitude(end=800)``. The
+            methods other than imp and lr-rewind take ``target_density`` and reach it exactly.
 
     A model that already carries pruning masks, or whose prunable weights hold exact zeros, is
     adopted as level k when its survivor counts are exactly those of level k of this schedule
@@ -99,10 +104,12 @@ class IterativeMagnitudePruner:
         rewind_points: Sequence[int] = (),
         on_round_end: Callable[[RoundRecord], None] | None = None,
         on_rewind_point: Callable[[int], None] | None = None,
+        method: str | Method | None = None,
     ) -> None:
+        self.method = methods.resolve(method)
         self.rate, self.scope = schedule.check_rate(rate), schedule.check_scope(scope)
-        self.rounds, self.target_density = schedule.total_rounds(rounds, target_density, self.rate), target_density
-        self.rewind_spec = Rewind.parse(rewind)
+        self.rounds, self.target_density = self.method.total_rounds(rounds, target_density, self.rate), target_density
+        self.rewind_spec = self.method.rewind(Rewind.parse(rewind))
         self.controls = check_controls(controls, model, init_fn, model_factory)
         self.model, self.train, self.init_fn, self.model_factory = model, train, init_fn, model_factory
         self.rewind_unpruned, self.seed = bool(rewind_unpruned), int(seed)
@@ -122,6 +129,7 @@ class IterativeMagnitudePruner:
             self.mark_rewind_point(0)
         if adopted is None:
             self._watch.start(self._active_params())
+        self.method.setup(self)
 
     def _adopt_existing(self) -> int | None:
         """Adopt the model's existing sparsity as level k of the schedule (see schedule.existing_level)."""
@@ -146,6 +154,8 @@ class IterativeMagnitudePruner:
         out = {k: getattr(self, k) for k in ("rate", "rounds", "target_density", "scope")}
         out.update(rewind=str(self.rewind_spec), rewind_unpruned=self.rewind_unpruned, layer_rates=self.layer_rates)
         out.update(controls=list(self.controls), seed=self.seed, prunable=[p.name for p in self.params])
+        if self.method.name != "imp":  # absent for imp: states saved before methods existed still load
+            out["method"] = self.method.config()
         return {**out, "rewind_points": list(self.rewind_points)}
 
     @property
@@ -201,8 +211,8 @@ class IterativeMagnitudePruner:
         params = self.params if set(mask) == set(self._by_name) else self._active_params()
         bridge.attach_masks(self.model, params, mask, values)
 
-    def prune(self, rewind: bool = False) -> Mask:
-        """Compute and attach the next level's mask; returns it. Does not train.
+    def prune(self, rewind: bool = False, mask_fn: Callable[[], Mask] | None = None) -> Mask:
+        """Compute and attach the next level's mask (or ``mask_fn()``'s, a method's); returns it. Does not train.
 
         ``rewind=True`` also rewinds the survivors (and, if configured, every other tensor), writing the
         rewind point and the new zeros in one pass over the weights: what :meth:`run_round` does. The
@@ -210,9 +220,9 @@ class IterativeMagnitudePruner:
         """
         point = self._rewinds.point(self.rewind_spec) if rewind else None
         self._drop_unused()
-        mask = self.next_mask()
+        mask = self.next_mask() if mask_fn is None else mask_fn()
         after = mask.remaining()
-        if self.scope == "global":
+        if self.scope == "global" and mask_fn is None:
             self._survivors.check(self._by_name, mask, after, self.layer_rates, self._selection[0], self.level + 1)
         self.apply_mask(mask, point)
         self._survivors.remember(self._by_name, after)
@@ -247,15 +257,17 @@ class IterativeMagnitudePruner:
         if self.rounds is not None and r > self.rounds:
             raise RuntimeError(f"all {self.rounds} pruning rounds are done")
         start = time.perf_counter()
-        if r >= 1:
-            self.prune(rewind=self.rewind_spec.kind != "none")
+        self.method.before_round(self, r)  # imp: from round 1 on, prune and rewind
         mask = self.mask
         ctx = self._context(r, mask.density)
+        self.method.during_round(self, ctx)
         metrics = dict(train(self.model, ctx) or {})
         if r == 0:
             self._rewinds.check_round0(self.rewind_spec, ctx.steps_done, self.rewind_points)
             self._drop_unused()
-            mask = self.mask
+        if facts := self.method.after_round(self, r, ctx):
+            metrics["method"] = facts
+        mask = self.mask  # a method may prune while (gmp) or after (its final step) the round trains
         rewound = str(self.rewind_spec) if r >= 1 else ""
         record = RoundRecord(r, mask.density, mask.num_remaining, mask.num_total, jsonable(metrics), rewind=rewound)
         if r >= 1:
@@ -296,6 +308,8 @@ class IterativeMagnitudePruner:
         active rewind's, or one of ``rewind_points``). The change is recorded in :attr:`extensions`,
         and every round's record says which rewind it started from.
         """
+        if not self.method.extendable:
+            raise ValueError(f"method {self.method.name!r} reaches its target in one go; extend() continues imp runs")
         old_rounds, old_rewind = self.rounds, str(self.rewind_spec)
         new_rounds = schedule.extended_rounds(old_rounds, self.round, self.rate, rounds, target_density)
         if rewind is not None:

@@ -24,6 +24,7 @@ from ..pruning import IterativeMagnitudePruner, Rewind, RoundContext
 from .config import RunConfig, open_recipe, resolved_setting
 from .errors import RunError
 from .history import mean_scores
+from .methods import build_method
 
 Closure = Callable[[torch.nn.Module, RoundContext], dict[str, Any]]
 
@@ -161,11 +162,26 @@ def build_run(
     )
     check_rewind_step(c, trainer.plan()[1])
     built = BuiltRun(c, tasks, train_set, test_sets, device, threads, model, trainer, None)  # type: ignore[arg-type]
+    method = build_method(
+        c.method,
+        c.method_options,
+        c.shuffle_within_layers,
+        train_set=train_set,
+        channels=int(next(iter(test_sets.values()))[0]["input"].shape[0]),
+        patch_size=resolved_setting(c.patch_size, "--patch-size"),
+        batch_size=c.batch_size,
+        loss=resolved_setting(c.loss, "--loss"),
+        seed=c.seed,
+        device=device,
+    )
     built.pruner = IterativeMagnitudePruner(
         model,
         closure or built.train_and_evaluate,
         rate=c.rate,
         rounds=c.rounds,
+        # imp's rounds come from the target (resolved()); the other methods prune to the target itself.
+        target_density=c.target_density if method.fixed_rounds is not None else None,
+        method=method,
         scope=c.scope,
         rewind=c.rewind,
         controls=tuple(c.controls),

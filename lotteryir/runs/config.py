@@ -15,7 +15,9 @@ from ..models.external import canonical_name, file_sha256, model_file
 from ..models.init import INITS
 from ..models.registry import default_size
 from ..pruning import MAX_ROUNDS, Rewind, rounds_for_density
+from ..pruning.methods import METHODS
 from .errors import RunError
+from .methods import check_method
 
 # The built-in sample recipe on CPU: `lotteryir prune --model mirl --rounds 3` must finish within
 # 6 minutes on 2 cores, so the defaults there are small and step-based. Learning rate, steps, loss,
@@ -109,14 +111,26 @@ class RunConfig:
     model_sha256: str | None = None
     # torch.compile the training forward (see engine/compiled.py); how a run trains, not what it finds.
     compile: bool = False
+    # How masks evolve (lotteryir.pruning.methods): imp (the default), lr-rewind, oneshot, gmp, early-bird,
+    # snip, synflow; its options (--method-option KEY=VALUE) and snip/synflow's shuffled-mask control.
+    method: str = "imp"
+    method_options: dict[str, Any] = field(default_factory=dict)
+    shuffle_within_layers: bool = False
 
     def resolved(self) -> RunConfig:
         """Fill defaults that depend on other settings (sample sizes, round counts) and validate."""
-        c = dataclasses.replace(self, data_paths=dict(self.data_paths), tasks=list(self.tasks) if self.tasks else None)
+        c = dataclasses.replace(
+            self,
+            data_paths=dict(self.data_paths),
+            tasks=list(self.tasks) if self.tasks else None,
+            method_options=dict(self.method_options),
+        )
         if c.preset is not None:
             if c.preset != "paper":
                 raise ValueError(f"unknown preset {c.preset!r}; the only preset is 'paper'")
             for key, value in PAPER_PRESET.items():
+                if key == "rounds" and c.method in METHODS and METHODS[c.method].fixed_rounds is not None:
+                    continue  # a method that prunes to --target-density at once has no rounds to set
                 setattr(c, key, value)
             if not c.data:
                 raise ValueError("--preset paper needs the paper's data: give --data ROOT (see `lotteryir recipes`)")
@@ -124,7 +138,15 @@ class RunConfig:
             raise ValueError(
                 f"--rate must be in (0, 1) (fraction of the remaining weights pruned per round), got {c.rate}"
             )
-        if c.target_density is not None:
+        c.method_options = check_method(c.method, c.method_options, c.shuffle_within_layers, c.controls)
+        fixed = METHODS[c.method].fixed_rounds
+        if fixed is not None:  # prunes to the target in one go: the target is the setting, rounds follow
+            if c.target_density is None or not 0.0 < c.target_density < 1.0:
+                raise ValueError(f"--method {c.method} needs --target-density D in (0, 1) (it prunes to D at once)")
+            if c.rounds is not None and c.rounds != fixed:
+                raise ValueError(f"--method {c.method} takes --target-density, not --rounds")
+            c.rounds = fixed
+        elif c.target_density is not None:
             if not 0.0 < c.target_density < 1.0:
                 raise ValueError(f"--target-density must be in (0, 1), got {c.target_density}")
             needed = rounds_for_density(c.target_density, c.rate)
@@ -160,6 +182,10 @@ class RunConfig:
         c.data_paths = recipe_options(c.recipe, c.data, c.data_paths)
         Rewind.parse(c.rewind)  # validates
         c.rewind = str(Rewind.parse(c.rewind))
+        if c.method == "lr-rewind":  # imp keeping the trained weights; the trainer replays the LR schedule
+            if c.rewind.startswith("step"):
+                raise ValueError(f"--method lr-rewind keeps the trained weights; --rewind {c.rewind} is imp's")
+            c.rewind = "none"
         if c.scope not in ("global", "layerwise", "random"):
             raise ValueError(f"--scope must be global, layerwise or random, got {c.scope!r}")
         sample = c.recipe == "sample"
@@ -230,7 +256,8 @@ class RunConfig:
             + ("model_sha256",)
             + (GROWABLE if allow_growth and (b["rounds"] or 0) > (a["rounds"] or 0) else ())
         )
-        return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if k not in skip and a[k] != b[k]]
+        named = {"method": "--method (a run keeps the method it started with)"}
+        return [f"{named.get(k, k)}: {a[k]!r} -> {b[k]!r}" for k in a if k not in skip and a[k] != b[k]]
 
 
 def recipe_options(recipe: str, data: str | None, paths: Mapping[str, Any]) -> dict[str, Any]:

@@ -126,6 +126,8 @@ def history_entry(record: RoundRecord) -> dict[str, Any]:
             }
             for kind, v in record.controls.items()
         },
+        # What the method did in the round (early-bird's stop step, gmp's schedule); absent for imp.
+        **({"method": m["method"]} if "method" in m else {}),
     }
     entry["cost"] = round_cost(entry)
     return entry

@@ -32,6 +32,7 @@ class RunPlan:
     backend: str | None = None  # gloo or nccl under torchrun
     threads: int | None = None  # intra-op CPU threads in use
     threads_reason: str = ""
+    method: str = "imp"  # the pruning method (lotteryir.pruning.methods)
 
 
 @dataclass

@@ -293,6 +293,7 @@ class PruningRun:
             backend=torch.distributed.get_backend() if ddp.is_distributed() else None,
             threads=built.threads.threads if built.device.type == "cpu" else None,
             threads_reason=built.threads.reason,
+            method=self.config.method,
         )
 
     def run(self) -> list[dict[str, Any]]:
