@@ -184,7 +184,7 @@ class RestorationTrainer:
             state.loss_sum += step_loss
             state.last_loss = step_loss
             state.loss_count += 1
-            ctx.step(state.step)
+            ctx.step(state.step, loss=step_loss, lr=lr)
             self._report(run, state, epoch, step_loss, lr)
             stop, early = self._stop_requested(run), ctx.stop_requested
             if self._checkpoint_due(run, state.step, stop or early):

@@ -68,6 +68,17 @@ def module_mask(module: nn.Module) -> Mask:
     return Mask({n[: -len(MASK_SUFFIX)]: buffers[n] for n in distributed.mask_buffer_names(module) if n in buffers})
 
 
+def _step_metrics(trainer: pl.Trainer, outputs: Any) -> dict[str, float]:
+    """The loss ``training_step`` returned and the first optimizer's learning rate, for ``on_step``."""
+    metrics: dict[str, float] = {}
+    loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
+    if isinstance(loss, torch.Tensor) and loss.numel() == 1:
+        metrics["loss"] = float(loss.detach())
+    if trainer.optimizers:
+        metrics["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
+    return metrics
+
+
 def _missing_hooks(module: nn.Module) -> list[str]:
     """Masked tensors whose forward pre-hook (``w = w_orig * w_mask``) is gone."""
     missing = []
@@ -166,7 +177,7 @@ class PruningCallback(pl.Callback):
         # global_step counts optimizer steps: under gradient accumulation it moves every N batches.
         while self.reported < trainer.global_step:
             self.reported += 1
-            self.ctx.step(self.reported)
+            self.ctx.step(self.reported, **_step_metrics(trainer, outputs))
 
     # -- checkpoints ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from .._files import atomic_save_safetensors, atomic_write, atomic_write_text
 from .bridge import attach_masks as _attach_params
 from .bridge import current_mask, effective_weights, export_state_dict, remove_masks, write_weights
 from .checks import PruningWarning
-from .context import RoundContext, TrainClosure
+from .context import RoundContext, StepReport, TrainClosure
 from .controls import ReinitError, check_reinit, default_init, reinitialize
 from .distributed import (
     MaskMismatchError,
@@ -56,6 +56,7 @@ __all__ = [
     "RoundRecord",
     "STRATEGIES",
     "SparsityReport",
+    "StepReport",
     "TensorSparsity",
     "TrainClosure",
     "WeightMismatchError",

@@ -51,6 +51,7 @@ class RoundContext:
     _save_state: Callable[[], dict[str, Any]] | None = field(default=None, repr=False)
     _load_state: Callable[[Mapping[str, Any]], None] | None = field(default=None, repr=False)
     steps_done: int = 0
+    step_metrics: dict[str, float] = field(default_factory=dict)  # what the last ``step()`` call reported
     # Optimizer steps this round will take, when the closure knows (the shipped trainer sets it).
     total_steps: int | None = None
     stop_reason: str | None = None  # set by request_stop(): why the round ends early
@@ -114,9 +115,14 @@ class RoundContext:
         """True when a method asked the closure to stop training this round now."""
         return self.stop_reason is not None
 
-    def step(self, k: int) -> None:
-        """Report that optimizer step ``k`` (1-based, within this round) finished."""
+    def step(self, k: int, **metrics: float) -> None:
+        """Report that optimizer step ``k`` (1-based, within this round) finished.
+
+        ``metrics`` (e.g. ``loss=``, ``lr=``) reach the pruner's ``on_step`` callback as they are: how
+        a user's loop logs its curves wherever it likes. The shipped trainer passes ``loss`` and ``lr``.
+        """
         self.steps_done = max(self.steps_done, k)
+        self.step_metrics = metrics
         if self.round == 0 and (k == self.rewind_step or k in self.rewind_steps):
             self.mark_rewind_point(k)
         for hook in self._step_hooks:
@@ -133,6 +139,17 @@ class RoundContext:
     def rewind_marked(self) -> bool:
         """Whether a rewind snapshot was taken during this round."""
         return self._marked
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """One optimizer step, as the pruner's ``on_step`` callback receives it."""
+
+    round: int
+    kind: str  # "ticket" or the control's name
+    step: int  # 1-based, within the round
+    density: float
+    metrics: Mapping[str, float]  # what the closure passed to ctx.step (the shipped trainer: loss, lr)
 
 
 class TrainClosure(Protocol):

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from . import bridge, controls, distributed, masking, methods, schedule, state
-from .context import RoundContext, TrainClosure
+from .context import RoundContext, StepReport, TrainClosure
 from .controls import InitFn, ModelFactory, check_controls
 from .mask import Mask
 from .methods import Method
@@ -69,6 +69,8 @@ class IterativeMagnitudePruner:
             (default: ``reset_parameters()``); a :class:`ReinitError` names what it leaves unwritten.
         rewind_points: further steps of round 0 (0 = init) whose weights are kept, so that
             :meth:`extend` can switch the rewind to them later.
+        on_step: called with a :class:`StepReport` after every optimizer step of every training (ticket
+            and controls) whose closure calls ``ctx.step(k, **metrics)``: log your curves from here.
         on_round_end / on_rewind_point: callbacks after each round (or iterate :meth:`iter_rounds`),
             and when a late-rewinding snapshot is taken during round 0 (to persist it).
         method: how masks evolve (see :mod:`lotteryir.pruning.methods`): ``"imp"`` (the default, this
@@ -103,6 +105,7 @@ class IterativeMagnitudePruner:
         seed: int = 0,
         rewind_points: Sequence[int] = (),
         on_round_end: Callable[[RoundRecord], None] | None = None,
+        on_step: Callable[[StepReport], None] | None = None,
         on_rewind_point: Callable[[int], None] | None = None,
         method: str | Method | None = None,
     ) -> None:
@@ -113,7 +116,7 @@ class IterativeMagnitudePruner:
         self.controls = check_controls(controls, model, init_fn, model_factory)
         self.model, self.train, self.init_fn, self.model_factory = model, train, init_fn, model_factory
         self.rewind_unpruned, self.seed = bool(rewind_unpruned), int(seed)
-        self.on_round_end, self.on_rewind_point = on_round_end, on_rewind_point
+        self.on_round_end, self.on_rewind_point, self.on_step = on_round_end, on_rewind_point, on_step
         self.rewind_points = check_steps(rewind_points)
         self.extensions: list[dict[str, Any]] = []
         self.adopted_level: int | None = None
@@ -242,7 +245,11 @@ class IterativeMagnitudePruner:
     def _context(self, r: int, density: float, kind: str = "ticket") -> RoundContext:
         # Which tensors got gradients is decided while round 0 trains: a resumed round 0 must keep it.
         hooks = (self.mark_rewind_point, self._watch.state, self._watch.restore)
-        return RoundContext.for_round(r, density, kind, self.rewind_spec.step, self.rewind_points, self.seed, *hooks)
+        ctx = RoundContext.for_round(r, density, kind, self.rewind_spec.step, self.rewind_points, self.seed, *hooks)
+        if self.on_step is not None:
+            on_step = self.on_step
+            ctx.on_step(lambda k: on_step(StepReport(r, kind, k, density, dict(ctx.step_metrics))))
+        return ctx
 
     @property
     def finished(self) -> bool:

@@ -172,3 +172,16 @@ def test_every_optimizer_step_is_reported_once_in_order(moves: list[int], k: int
     assert reported == list(range(1, total + 1)) and ctx.steps_done == total
     assert marks == sorted({s for s in (2, k) if s <= total})
     assert callback.state_dict()["step"] == total
+
+
+def test_on_step_gets_lightnings_loss_and_learning_rate_for_every_optimizer_step():
+    torch.manual_seed(0)
+    module, reports = TinyLit(), []
+
+    def make_trainer(ctx):
+        return L.Trainer(max_steps=3, accumulate_grad_batches=2, enable_checkpointing=False, **QUIET)
+
+    closure = lightning_closure(make_trainer, train_dataloaders=loader())
+    IterativeMagnitudePruner(module, closure, rate=0.5, rounds=1, on_step=reports.append).run()
+    assert [(r.round, r.step) for r in reports] == [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3)]
+    assert all(set(r.metrics) == {"loss", "lr"} and r.metrics["loss"] > 0 for r in reports)
