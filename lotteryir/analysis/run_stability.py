@@ -29,7 +29,8 @@ from ..models import refuse_from_file
 from ..models.external import label as model_label
 from ..pruning import Mask, RoundContext
 from ..pruning.rewind import named_tensors
-from ..runs import BuiltRun, RunError, RunLayout, build_run, is_run_dir, read_config, read_history
+from ..runs import BuiltRun, RunError, RunLayout, build_run, is_run_dir, read_config
+from ..runs.history import finished_round
 from .barrier import DEFAULT_THRESHOLD, MIN_POINTS, smallest_stable
 from .stability import PathResult, instability
 
@@ -123,7 +124,7 @@ def run_stability(
     layout = RunLayout(run_dir)
     config = read_config(run_dir)
     refuse_from_file(config.model, str(layout.config))
-    r = _finished_round(run_dir, round)
+    r = finished_round(run_dir, round)
     ks = _check_steps(rewind_steps)
     if steps is not None and steps < 1:
         raise ValueError(f"--steps must be at least 1, got {steps}")
@@ -220,16 +221,6 @@ def _evaluator(built: BuiltRun, inputs: dict[str, float]) -> Callable[[nn.Module
         return {label: float(scores["psnr"]) for label, scores in summary.items()}
 
     return evaluate
-
-
-def _finished_round(run_dir: str | os.PathLike, round: int | None) -> int:
-    done = [h["round"] for h in read_history(run_dir)]
-    if not done:
-        raise RunError(f"{run_dir} has no finished round yet")
-    r = done[-1] if round is None else round
-    if r not in done:
-        raise RunError(f"round {r} of {run_dir} is not finished; finished rounds: {', '.join(map(str, done))}")
-    return r
 
 
 def _check_steps(steps: Sequence[int]) -> tuple[int, ...]:

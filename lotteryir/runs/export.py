@@ -9,7 +9,7 @@ from ..checkpoints import write_ticket
 from ..models.registry import signature
 from ..pruning.ticket import load_compact, read_compact_metadata
 from .errors import RunError
-from .history import read_history
+from .history import finished_round
 from .layout import RunLayout, is_run_dir, read_config
 from .outputs import check_output
 
@@ -18,12 +18,7 @@ def round_ticket_path(run_dir: str | os.PathLike, round: int | None = None) -> P
     """The stored ticket of ``round`` (default: the last finished round) of a run."""
     run_dir = Path(run_dir)
     read_config(run_dir)  # clear error when it is not a run
-    done = [h["round"] for h in read_history(run_dir)]
-    if not done:
-        raise RunError(f"{run_dir} has no finished round yet")
-    r = done[-1] if round is None else round
-    if r not in done:
-        raise RunError(f"round {r} of {run_dir} is not finished; finished rounds: {', '.join(map(str, done))}")
+    r = finished_round(run_dir, round)
     path = RunLayout(run_dir).ticket(r)
     if not path.is_file():
         raise RunError(f"{path} is missing; the run directory is incomplete")

@@ -46,6 +46,17 @@ def read_history(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     return out
 
 
+def finished_round(run_dir: str | os.PathLike, round: int | None = None) -> int:
+    """``round`` if the run has finished it (default: its last finished round), else a RunError."""
+    done = [h["round"] for h in read_history(run_dir)]
+    if not done:
+        raise RunError(f"{run_dir} has no finished round yet")
+    r = done[-1] if round is None else round
+    if r not in done:
+        raise RunError(f"round {r} of {run_dir} is not finished; finished rounds: {', '.join(map(str, done))}")
+    return r
+
+
 def write_history(layout: RunLayout, entries: list[dict[str, Any]]) -> None:
     """Replace the history with ``entries`` (atomically)."""
     atomic_write_text(layout.history, "".join(json.dumps(h) + "\n" for h in entries))
