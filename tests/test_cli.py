@@ -144,7 +144,7 @@ def test_export_then_evaluate_equals_evaluating_the_round(finished_run, tmp_path
     capsys.readouterr()
     assert main(["evaluate", str(finished_run), "--round", "2", "--json"]) == 0
     from_run = json.loads(capsys.readouterr().out)
-    sample = ["--data-path", "max_images=2", "--tasks", "denoise_25,derain"]
+    sample = ["--data-path", "max_images=2", "--data-path", "test_max_side=64", "--tasks", "denoise_25,derain"]
     assert main(["evaluate", str(ticket), "--json", *sample]) == 0
     from_ticket = json.loads(capsys.readouterr().out)
     assert from_ticket["sets"] == from_run["sets"]
@@ -258,7 +258,7 @@ def test_evaluate_of_an_identity_restorer_shows_the_input_row_and_zero_gain(tmp_
     with torch.no_grad():  # output conv at zero: the global residual makes the network the identity
         model.output.weight.zero_()
     torch.save(model.state_dict(), tmp_path / "identity.pt")
-    sample = ["--data-path", "max_images=2", "--tasks", "denoise_25,derain"]
+    sample = ["--data-path", "max_images=2", "--data-path", "test_max_side=64", "--tasks", "denoise_25,derain"]
     assert main(["evaluate", str(tmp_path / "identity.pt"), "--json", *sample]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["mean_gain"] == 0.0 and data["worse_than_input"] == []
