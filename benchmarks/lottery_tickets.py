@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.data import Dataset
 
 from lotteryir.engine import evaluate
 from lotteryir.pruning import RoundContext
@@ -66,6 +67,9 @@ CONTROLS = ("random_reinit", "random_prune")
 TARGET_DENSE_GAP = 0.1  # dB: the ticket at 0.107 may trail dense by at most this
 TARGET_CONTROL_GAP = 0.5  # dB: the ticket over each control at density <= 0.33
 CONTROL_DENSITY = 0.33
+# --smoke scores centre crops of the test photographs: evaluation is most of a smoke run's time,
+# and what the smoke checks (every variant, set and statistic present) does not depend on the size.
+SMOKE_SIDE = 48
 SHORT = {
     "denoise_15": "σ15",
     "denoise_25": "σ25",
@@ -118,7 +122,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON path; .md and .png go beside it")
     p.add_argument("--quick", action="store_true", help="1 seed, 6 rounds reported every 3 (about 15 min)")
-    p.add_argument("--smoke", action="store_true", help="seconds a seed: 2 rounds, 3 steps, 2 photos (for the tests)")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help=f"seconds a seed: 2 rounds, 3 steps, 2 photos cropped to {SMOKE_SIDE} px (for the tests)",
+    )
     p.add_argument(
         "--curve", action="store_true", help="dense quality against steps on the validation split, then stop"
     )
@@ -164,6 +172,24 @@ def spread(values: list[float]) -> dict[str, float]:
 
 
 # -- one seed ------------------------------------------------------------------------------
+class CenterCrop(Dataset):
+    """A test set whose images (input and target alike) are cut to their central ``side`` x ``side``."""
+
+    def __init__(self, dataset: Dataset, side: int) -> None:
+        self.dataset, self.side = dataset, side
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = dict(self.dataset[index])
+        for key in ("input", "target"):
+            h, w = item[key].shape[-2:]
+            top, left = max(0, (h - self.side) // 2), max(0, (w - self.side) // 2)
+            item[key] = item[key][..., top : top + self.side, left : left + self.side]
+        return item
+
+
 class Bench:
     """Data, test sets and training shared by every seed, built as `lotteryir prune` builds them."""
 
@@ -172,6 +198,8 @@ class Bench:
         # One build for the setup and the time estimate; every seed builds its own (build_run).
         self.thread_count: int | None = None if args.threads == "auto" else int(args.threads)
         self.probe = build_run(self.config(args.seed0))
+        if args.smoke:
+            self.probe.test_sets = {k: CenterCrop(v, SMOKE_SIDE) for k, v in self.probe.test_sets.items()}
         self.test_sets = self.probe.test_sets
         self.labels = list(self.test_sets)
         self.threads = self.probe.threads

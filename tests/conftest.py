@@ -10,6 +10,10 @@ import pytest
 # One intra-op thread everywhere, subprocesses included: lotteryir's "auto" thread count honours
 # OMP_NUM_THREADS, and runs compared bit for bit must use the same count.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Where a test does use several threads, idle OpenMP threads sleep instead of spinning: on a 2-core
+# machine shared with other work, spinning threads took the cores from the one doing the work (a
+# two-thread tiny training step went from ~0.1 s to ~7 s). It changes waiting, never results.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 

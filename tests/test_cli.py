@@ -23,12 +23,6 @@ from .tiny_run import TINY_ARGS
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
-def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "lotteryir", *args], capture_output=True, text=True, env=ENV, timeout=timeout
-    )
-
-
 def _one_error_line(capsys, argv: list[str], expect: str) -> str:
     code = main(argv)
     captured = capsys.readouterr()
@@ -60,10 +54,10 @@ def _same_run(a: Path, b: Path) -> None:
         assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-def test_prune_end_to_end_matches_the_api_run(finished_run, tmp_path):
-    result = _cli("prune", *TINY_ARGS, "--out", str(tmp_path / "cli"))
-    assert result.returncode == 0, result.stderr
-    first = result.stdout.splitlines()[0]
+def test_prune_end_to_end_matches_the_api_run(finished_run, tmp_path, capsys):
+    # In this process (a fresh interpreter costs seconds): the SIGKILL test below runs `python -m lotteryir`.
+    assert main(["prune", *TINY_ARGS, "--out", str(tmp_path / "cli")]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
     for piece in (
         "recipe built-in sample",
         "model mirl/tiny",
@@ -75,7 +69,7 @@ def test_prune_end_to_end_matches_the_api_run(finished_run, tmp_path):
     _same_run(finished_run, tmp_path / "cli")
 
 
-def test_sigkill_mid_round_then_resume_gives_identical_results(finished_run, tmp_path):
+def test_sigkill_mid_round_then_resume_gives_identical_results(finished_run, tmp_path, capsys):
     out = tmp_path / "killed"
     proc = subprocess.Popen(
         [sys.executable, "-m", "lotteryir", "prune", *TINY_ARGS, "--out", str(out)],
@@ -96,9 +90,9 @@ def test_sigkill_mid_round_then_resume_gives_identical_results(finished_run, tmp
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert not (out / "rounds" / "r01" / "metrics.json").exists(), "killed too late to test a mid-round resume"
-    result = _cli("prune", *TINY_ARGS, "--out", str(out))
-    assert result.returncode == 0, result.stderr
-    assert "resuming after round 0" in result.stdout.splitlines()[0]
+    # Only the killed run needs a process of its own; the rerun is the same command in this one.
+    assert main(["prune", *TINY_ARGS, "--out", str(out)]) == 0
+    assert "resuming after round 0" in capsys.readouterr().out.splitlines()[0]
     _same_run(finished_run, out)
 
 
@@ -144,7 +138,7 @@ def test_export_then_evaluate_equals_evaluating_the_round(finished_run, tmp_path
     capsys.readouterr()
     assert main(["evaluate", str(finished_run), "--round", "2", "--json"]) == 0
     from_run = json.loads(capsys.readouterr().out)
-    sample = ["--data-path", "max_images=2", "--tasks", "denoise_25,derain"]
+    sample = ["--data-path", "max_images=2", "--data-path", "test_max_side=64", "--tasks", "denoise_25,derain"]
     assert main(["evaluate", str(ticket), "--json", *sample]) == 0
     from_ticket = json.loads(capsys.readouterr().out)
     assert from_ticket["sets"] == from_run["sets"]
@@ -258,7 +252,7 @@ def test_evaluate_of_an_identity_restorer_shows_the_input_row_and_zero_gain(tmp_
     with torch.no_grad():  # output conv at zero: the global residual makes the network the identity
         model.output.weight.zero_()
     torch.save(model.state_dict(), tmp_path / "identity.pt")
-    sample = ["--data-path", "max_images=2", "--tasks", "denoise_25,derain"]
+    sample = ["--data-path", "max_images=2", "--data-path", "test_max_side=64", "--tasks", "denoise_25,derain"]
     assert main(["evaluate", str(tmp_path / "identity.pt"), "--json", *sample]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["mean_gain"] == 0.0 and data["worse_than_input"] == []

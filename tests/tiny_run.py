@@ -6,7 +6,8 @@ TINY = dict(
     model="mirl",
     size="tiny",
     recipe="sample",
-    data_paths={"max_images": 2},
+    # Test photographs at most 64 px on the long side (256 by default): scoring is most of a tiny run.
+    data_paths={"max_images": 2, "test_max_side": 64},
     tasks=["denoise_25", "derain"],
     rounds=2,
     steps=4,
@@ -24,6 +25,8 @@ TINY_ARGS = [
     "tiny",
     "--data-path",
     "max_images=2",
+    "--data-path",
+    "test_max_side=64",
     "--tasks",
     "denoise_25,derain",
     "--rounds",
@@ -47,6 +50,8 @@ TINY_ARGS = [
 OWN_MODEL_ARGS = [
     "--data-path",
     "max_images=1",
+    "--data-path",
+    "test_max_side=64",
     "--tasks",
     "denoise_25",
     "--steps",

@@ -15,7 +15,7 @@ from .base import Recipe, RecipeInfo
 from .errors import DataError
 from .folders import FAMILIES, FOLDER_RECIPES, FolderRecipe, expand_families
 from .layouts import LAYOUTS
-from .sample import SPLITS, SampleRecipe
+from .sample import MIN_TEST_SIDE, SPLITS, SampleRecipe
 from .tasks import ALL_TASKS
 
 PathLike = str | Path
@@ -32,7 +32,7 @@ def _sample(root: PathLike | None, **options: Any) -> SampleRecipe:
     return SampleRecipe(**options)
 
 
-_SAMPLE_OPTIONS = ("max_images", "repeat", "split", "identity", "degradations")
+_SAMPLE_OPTIONS = ("max_images", "repeat", "split", "identity", "degradations", "test_max_side")
 _FOLDER_CHOICES = {"layout": ("auto", *LAYOUTS), "size_mismatch": ("error", "crop")}
 _FOLDER_FLAGS = ("cache", "skip_bad")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -57,7 +57,8 @@ def normalize_options(name: str, root: PathLike | None, options: Mapping[str, An
                     raise DataError(f"split={value!r} is not one of {', '.join(SPLITS)}")
                 out[key] = str(value)
             else:
-                out[key] = _whole_number(key, value, minimum=0 if key == "identity" else 1)
+                minimum = {"identity": 0, "test_max_side": MIN_TEST_SIDE}.get(key, 1)
+                out[key] = _whole_number(key, value, minimum=minimum)
         return out
     if name not in FOLDER_RECIPES:
         raise DataError(f"unknown data recipe {name!r}; available: sample, {', '.join(FOLDER_RECIPES)}")

@@ -50,6 +50,8 @@ SPLITS: tuple[str, ...] = ("test", "validation")
 SAMPLE_IDENTITY = 16
 TRAIN_MAX_SIDE = 512
 TEST_MAX_SIDE = 256
+# The smallest test image (long side) the metrics accept: SSIM's 11 px Gaussian window must fit inside.
+MIN_TEST_SIDE = 16
 
 
 def load_sample_image(name: str, max_side: int) -> torch.Tensor:
@@ -99,13 +101,18 @@ class SampleRecipe(Recipe):
         split: str = "test",
         identity: int = SAMPLE_IDENTITY,
         degradations: int = 1,
+        test_max_side: int = TEST_MAX_SIDE,
     ) -> None:
         if max_images is not None and max_images < 1:
             raise DataError(f"max_images must be at least 1, got {max_images}")
+        if test_max_side < MIN_TEST_SIDE:
+            raise DataError(f"test_max_side must be at least {MIN_TEST_SIDE}, got {test_max_side}")
         if split not in SPLITS:
             raise DataError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         self.split = split
         self.degradations = degradations  # seeded degradations per test photograph
+        # Smaller test images make a quick check (the test suite's runs) cheap: scoring is most of it.
+        self.test_max_side = test_max_side
         if split == "validation":
             train = [n for n in SAMPLE_TRAIN if n not in SAMPLE_VALIDATION]
             self.train_names, self.test_names = train[:max_images], list(SAMPLE_VALIDATION[:max_images])
@@ -128,7 +135,7 @@ class SampleRecipe(Recipe):
 
     def test_sets(self, tasks: list[str] | None = None) -> dict[str, Dataset]:
         selected = check_tasks(tasks if tasks is not None else self.tasks, self.tasks)
-        source = ImageSource.from_tensors([(n, load_sample_image(n, TEST_MAX_SIDE)) for n in self.test_names])
+        source = ImageSource.from_tensors([(n, load_sample_image(n, self.test_max_side)) for n in self.test_names])
         dataset = "sample" if self.split == "test" else "sample-val"
         return {f"{t}/{dataset}": ImageDataset(source, t, degradations=self.degradations) for t in selected}
 
@@ -136,7 +143,8 @@ class SampleRecipe(Recipe):
         return (
             "No folders: images come from skimage.data (offline).\n"
             f"  train ({len(self.train_names)}): {', '.join(self.train_names)} (long side <= {TRAIN_MAX_SIDE} px)\n"
-            f"  {self.split} ({len(self.test_names)}): {', '.join(self.test_names)} (long side <= {TEST_MAX_SIDE} px), "
+            f"  {self.split} ({len(self.test_names)}): {', '.join(self.test_names)} "
+            f"(long side <= {self.test_max_side} px), "
             "degraded with fixed per-image seeds\n"
             f"  split=validation trains without {', '.join(SAMPLE_VALIDATION)} and scores on them instead"
         )

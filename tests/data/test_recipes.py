@@ -53,6 +53,21 @@ def test_sample_task_selection_and_bad_options(sample):
         get_recipe("sample", colour=True)
 
 
+def test_sample_test_max_side_shrinks_only_the_test_images():
+    from lotteryir.data.recipes import normalize_options
+
+    small = get_recipe("sample", max_images=1, test_max_side=48)
+    image = small.test_sets(["derain"])["derain/sample"][0]
+    assert max(image["input"].shape[-2:]) == 48 and image["input"].shape == image["target"].shape
+    assert "long side <= 48 px" in small.describe()
+    assert small.train_dataset(32, tasks=["derain"])[0]["input"].shape == (3, 32, 32)  # training untouched
+    assert normalize_options("sample", None, {"test_max_side": "64"}) == {"test_max_side": 64}
+    with pytest.raises(DataError, match="test_max_side must be a whole number >= 16"):
+        normalize_options("sample", None, {"test_max_side": "8"})
+    with pytest.raises(DataError, match="test_max_side must be at least 16"):
+        get_recipe("sample", test_max_side=8)
+
+
 def _mirl_tree(root):
     write_images(root / "train/denoise/WED", ["00007.bmp", "00010.bmp"])
     write_images(root / "train/denoise/BSD400", ["100080.jpg"])

@@ -81,7 +81,10 @@ def test_bad_configurations():
 def test_thread_count_is_chosen_before_training_and_kept_on_resume(tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "2")  # what "auto" then resolves to
     seen = []
-    config = RunConfig(**{**TINY, "rounds": 0})
+    # Two threads on a busy machine make every step slow (OpenMP barriers): the least run that trains.
+    small = {"rounds": 0, "steps": 1, "patch_size": 16, "tasks": ["denoise_25"]}
+    small["data_paths"] = {"max_images": 1, "test_max_side": 16}
+    config = RunConfig(**{**TINY, **small})
     from lotteryir.runs import RunCallbacks
 
     run = PruningRun(
