@@ -8,8 +8,9 @@ then eagerly again so that drift in the machine's load shows. Per run: the first
 (first step minus a steady step) and the number of steps from which compiling pays:
 overhead / (eager step - compiled step). A run of the sample recipe trains 600 steps per round.
 
-    python benchmarks/train_step.py                 # tiny, small, full x patches 64 (sample), 128 (paper)
-    python benchmarks/train_step.py --quick         # tiny and small at patch 64
+    python benchmarks/train_step.py                 # tiny, small, full x patches 48 (sample), 64 (paper)
+    python benchmarks/train_step.py --sizes tiny,small   # the docs' table (full needs an hour here)
+    python benchmarks/train_step.py --quick         # tiny and small at patch 48
 
 Writes benchmarks/results/train_step.json and prints the table. CPU time is reported beside wall time.
 """
@@ -20,6 +21,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -58,7 +60,7 @@ def masked(size: str) -> torch.nn.Module:
     return model
 
 
-def train(model: torch.nn.Module, patch: int, batch: int, steps: int, compile_: bool) -> dict:
+def train(model: torch.nn.Module, patch: int, batch: int, steps: int, compile_: bool, threads: int) -> dict:
     """Seconds of each optimizer step of one round of ``steps`` (wall and CPU)."""
     marks: list[tuple[float, float]] = []
     start = (time.perf_counter(), time.process_time())
@@ -66,7 +68,8 @@ def train(model: torch.nn.Module, patch: int, batch: int, steps: int, compile_: 
     def progress(_p) -> None:
         marks.append((time.perf_counter(), time.process_time()))
 
-    config = TrainConfig(steps=steps, batch_size=batch, lr=2e-4, threads=None, checkpoint_every=None, compile=compile_)
+    config = TrainConfig(steps=steps, batch_size=batch, lr=2e-4, threads=threads, checkpoint_every=None)
+    config.compile = compile_
     trainer = RestorationTrainer(Patches(batch * steps, patch), config, progress=progress)
     trainer(model, RoundContext(round=1, density=0.107))
     points = [start, *marks]
@@ -75,12 +78,12 @@ def train(model: torch.nn.Module, patch: int, batch: int, steps: int, compile_: 
     return {"first_s": wall[0], "steady_s": statistics.median(wall[2:]), "steady_cpu_s": statistics.median(cpu[2:])}
 
 
-def measure(size: str, patch: int, batch: int, steps: int) -> dict:
+def measure(size: str, patch: int, batch: int, steps: int, threads: int) -> dict:
     model = masked(size)
     torch._dynamo.reset()
-    runs = {"eager": train(model, patch, batch, steps, False)}
-    runs["compiled"] = train(model, patch, batch, steps, True)
-    runs["eager_again"] = train(model, patch, batch, steps, False)
+    runs = {"eager": train(model, patch, batch, steps, False, threads)}
+    runs["compiled"] = train(model, patch, batch, steps, True, threads)
+    runs["eager_again"] = train(model, patch, batch, steps, False, threads)
     eager = statistics.fmean([runs["eager"]["steady_s"], runs["eager_again"]["steady_s"]])
     compiled = runs["compiled"]["steady_s"]
     overhead = runs["compiled"]["first_s"] - compiled
@@ -102,21 +105,24 @@ def measure(size: str, patch: int, batch: int, steps: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="tiny,small,full")
-    parser.add_argument("--patches", default="64,128")
+    parser.add_argument("--patches", default="48,64")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=12)
-    parser.add_argument("--quick", action="store_true", help="tiny and small at patch 64")
+    # One intra-op thread by default: on a shared 2-core machine more threads make eager steps swing by
+    # 10x with the load (OpenMP threads wait on each other), which would decide the comparison.
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="tiny and small at patch 48")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     sizes, patches = args.sizes.split(","), [int(p) for p in args.patches.split(",")]
     if args.quick:
-        sizes, patches = ["tiny", "small"], [64]
+        sizes, patches = ["tiny", "small"], [48]
     rows = []
     head = ("size", "patch", "eager/s", "compiled/s", "speedup", "compile s", "pays after")
     print(" ".join(f"{h:>{w}}" for h, w in zip(head, (6, 5, 8, 10, 7, 9, 10))))
     for size in sizes:
         for patch in patches:
-            row = measure(size, patch, args.batch, args.steps)
+            row = measure(size, patch, args.batch, args.steps, args.threads)
             rows.append(row)
             pays = "never" if row["pays_after_steps"] is None else f"{row['pays_after_steps']:.0f} steps"
             print(
@@ -125,10 +131,10 @@ def main() -> None:
                 flush=True,
             )
     result = {
-        "command": "python benchmarks/train_step.py" + (" --quick" if args.quick else ""),
+        "command": " ".join(["python", "benchmarks/train_step.py", *sys.argv[1:]]),
         "torch": torch.__version__,
         "cpus": os.cpu_count(),
-        "threads": torch.get_num_threads(),
+        "threads": args.threads,
         "load_average": os.getloadavg(),
         "rows": rows,
     }
