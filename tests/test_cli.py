@@ -39,6 +39,7 @@ def _strip_timing(history: list[dict]) -> list[dict]:
     for h in history:
         h = {k: v for k, v in h.items() if k != "seconds"}
         h["train"] = {k: v for k, v in h["train"].items() if k not in ("seconds", "resumed_from")}
+        h["cost"] = {k: v for k, v in h.get("cost", {}).items() if k != "train_seconds"}
         out.append(h)
     return out
 

@@ -74,8 +74,9 @@ def _step_metrics(trainer: pl.Trainer, outputs: Any) -> dict[str, float]:
     loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
     if isinstance(loss, torch.Tensor) and loss.numel() == 1:
         metrics["loss"] = float(loss.detach())
-    if trainer.optimizers:
-        metrics["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
+    optimizers = getattr(trainer, "optimizers", None)
+    if optimizers:
+        metrics["lr"] = float(optimizers[0].param_groups[0]["lr"])
     return metrics
 
 

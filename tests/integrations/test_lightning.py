@@ -164,7 +164,7 @@ def test_every_optimizer_step_is_reported_once_in_order(moves: list[int], k: int
     ctx = RoundContext(round=0, density=1.0, rewind_step=k, rewind_steps=(2,), _on_mark=marks.append)
     callback, trainer, reported = PruningCallback(ctx), SimpleNamespace(global_step=0), []
     original = ctx.step
-    ctx.step = lambda n: (reported.append(n), original(n))  # type: ignore[method-assign]
+    ctx.step = lambda n, **metrics: (reported.append(n), original(n, **metrics))  # type: ignore[method-assign]
     for move in moves:
         trainer.global_step += move
         callback.on_train_batch_end(trainer, None, None, None, 0)  # type: ignore[arg-type]

@@ -36,7 +36,9 @@ RELIABLE = dict(
     controls=["random_prune"],
 )
 
-TIMING = ("seconds", "resumed_from")  # how long, and from which step a training resumed: not results
+# How long (a training, or the training seconds of a round's cost), and from which step a training
+# resumed: not results.
+TIMING = ("seconds", "train_seconds", "resumed_from")
 
 
 def run(out: Path) -> list[dict[str, Any]]:
