@@ -290,3 +290,58 @@ def test_early_bird_resumes_its_checks():
     q.method.during_round(q, ctx2)
     ctx2.load_state_dict({"early_bird": saved})
     assert q.method.distances == p.method.distances and torch.equal(q.method._last, p.method._last)
+
+
+def _zero_last(model: TwoConv) -> TwoConv:
+    with torch.no_grad():  # as --init identity does: the residual network starts as the identity
+        model.b.weight.zero_()
+        model.b.bias.zero_()
+    return model
+
+
+@pytest.mark.parametrize("method", [Snip(loss_fn=_snip_loss), SynFlow(input_shape=(1, 3, 8, 8), iterations=5)])
+def test_at_init_scores_have_signal_when_the_last_layer_starts_at_zero(method):
+    # With b at zero every |g * w| is zero (b's own w, and a's gradient, which b blocks): positional
+    # tie-breaking used to empty a whole tensor. Scored on a copy with b redrawn, both layers keep
+    # weights, the training's network keeps its zero b and the global RNG does not move.
+    torch.manual_seed(0)
+    p = IterativeMagnitudePruner(_zero_last(TwoConv()), target_density=0.1, method=method, train=closure())
+    rng = torch.get_rng_state()
+    p.method.before_round(p, 0)
+    assert torch.equal(torch.get_rng_state(), rng)
+    kept = p.mask.remaining()
+    assert sum(kept.values()) == round(0.1 * N)
+    assert kept["a.weight"] > 0 and kept["b.weight"] > 0
+    assert not p.model.b.weight.any()
+    # a's kept weights are its most salient on the scoring copy, not its first or last entries
+    a_mask = p.mask["a.weight"].reshape(-1)
+    first, last = a_mask[: kept["a.weight"]], a_mask[-kept["a.weight"] :]
+    assert not bool(first.all()) and not bool(last.all())
+    assert p.method.unscored == []
+
+
+def test_equal_scores_are_broken_at_random_not_by_position():
+    # All scores zero: the positional tie-break kept only the last entries in parameter order (a
+    # emptied first); the seeded random order leaves each tensor near the global density.
+    p = _pruner(Snip(loss_fn=lambda m: sum(t.sum() for t in m.parameters()) * 0.0), target=0.5)
+    p.method.before_round(p, 0)
+    kept = p.mask.remaining()
+    assert sum(kept.values()) == round(0.5 * N)
+    for name, m in p.mask.items():
+        assert 0.3 < kept[name] / m.numel() < 0.7, name
+    again = _pruner(Snip(loss_fn=lambda m: sum(t.sum() for t in m.parameters()) * 0.0), target=0.5)
+    again.method.before_round(again, 0)
+    assert again.mask == p.mask  # seeded: the same run draws the same order
+
+
+def test_tensors_without_a_gradient_are_listed_as_unscored():
+    class Unused(TwoConv):
+        def __init__(self) -> None:
+            super().__init__()
+            self.spare = nn.Conv2d(3, 3, 1)  # never called by forward
+
+    torch.manual_seed(0)
+    p = IterativeMagnitudePruner(Unused(), target_density=0.3, method=Snip(loss_fn=_snip_loss), train=closure())
+    p.method.before_round(p, 0)
+    assert p.method.unscored == ["spare.weight"]
+    assert p.mask.remaining()["spare.weight"] == 0  # pruned first: it computes nothing
