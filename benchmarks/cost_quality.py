@@ -121,6 +121,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--smoke", action="store_true", help=f"seconds: 3 steps, 2 photos a set, {SMOKE_METHODS}, 2 rounds")
     p.add_argument("--dry-run", action="store_true", help="print what would run and the time estimate, then stop")
     p.add_argument("--report-only", action="store_true", help="rebuild the table and figure from --out, train nothing")
+    p.add_argument(
+        "--merge",
+        type=Path,
+        action="append",
+        default=[],
+        help="results file of another sitting of the same configuration (e.g. other --methods run in parallel "
+        "with its own --out): its cells are added to --out; with --report-only, nothing trains",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.seeds, args.rounds = 1, args.rounds or "6"
@@ -249,7 +257,9 @@ def cell(entry: dict[str, Any], history: list[dict[str, Any]], run_dir: Path) ->
     mask_file = RunLayout(run_dir).mask(entry["round"])
     if mask_file.is_file():  # a tensor pruned to nothing cuts the network (see the report's warning)
         mask = Mask.load(mask_file)
-        out["empty_tensors"] = [k for k in mask if not bool(mask[k].any())]
+        # Tensors the forward never uses (listed by snip/synflow as unscored) cut nothing.
+        unused = set(entry.get("method", {}).get("unscored", []))
+        out["empty_tensors"] = [k for k in mask if not bool(mask[k].any()) and k not in unused]
         out["tensors"] = len(mask)
     return out
 
@@ -544,6 +554,8 @@ def figure(summary: dict[str, Any], args: argparse.Namespace, path: Path) -> Non
 
 def write_outputs(report: dict[str, Any], args: argparse.Namespace) -> str:
     """Summary, JSON, table and figure from whatever is finished (each written atomically)."""
+    # Every method that has run in any sitting is reported, not only this sitting's --methods.
+    args = argparse.Namespace(**{**vars(args), "methods": report.get("config", {}).get("methods", args.methods)})
     report["summary"] = aggregate(report, args)
     atomic_write_text(args.out, json.dumps(report, indent=2))
     text = markdown(report["summary"], report, args)
@@ -553,6 +565,27 @@ def write_outputs(report: dict[str, Any], args: argparse.Namespace) -> str:
     figure(report["summary"], args, tmp)
     os.replace(tmp, png)
     return text
+
+
+def merge(report: dict[str, Any], others: list[Path]) -> None:
+    """Add the cells of other results files of the same configuration (methods may differ) to ``report``."""
+    mine = {k: v for k, v in report.get("config", {}).items() if k not in ("seeds", "methods")}
+    for path in others:
+        if not path.is_file():
+            raise ValueError(f"--merge {path}: no such file")
+        other = json.loads(path.read_text())
+        theirs = {k: v for k, v in other.get("config", {}).items() if k not in ("seeds", "methods")}
+        if theirs != mine:
+            diff = [k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k)]
+            raise ValueError(f"--merge {path}: another configuration ({', '.join(sorted(diff))} differ)")
+        for seed, variants in other.get("results", {}).items():
+            for variant, cells in variants.items():
+                report["results"].setdefault(seed, {}).setdefault(variant, {}).update(cells)
+        c = report["config"]
+        ran = {*c.get("methods", []), *other["config"].get("methods", [])}
+        c["methods"] = [v for v in VARIANTS if v in ran]
+        c["seeds"] = sorted({*c.get("seeds", []), *other["config"].get("seeds", [])})
+        report.setdefault("merged", []).append(str(path))
 
 
 # -- main ----------------------------------------------------------------------------------
@@ -587,6 +620,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {args.out} does not exist; run the benchmark first", file=sys.stderr)
             return 2
         report = json.loads(args.out.read_text())
+        try:
+            merge(report, args.merge)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         print(write_outputs(report, args))
         return 0
 
@@ -599,9 +637,10 @@ def main(argv: list[str] | None = None) -> int:
     config = config_record(args, n_test)
     if args.out.is_file():
         report = json.loads(args.out.read_text())
-        old = {k: v for k, v in report.get("config", {}).items() if k != "seeds"}
-        if old != config:
-            diff = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in config.items() if old.get(k) != v]
+        # --seeds may grow and --methods change between sittings: each cell is one variant of one seed.
+        old = {k: v for k, v in report.get("config", {}).items() if k not in ("seeds", "methods")}
+        if old != {k: v for k, v in config.items() if k != "methods"}:
+            diff = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in config.items() if k != "methods" and old.get(k) != v]
             print(
                 f"error: {args.out} holds results of another configuration ({'; '.join(diff[:3])}); "
                 "use another --out (and --work)",
@@ -611,7 +650,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"resuming {args.out}: {sum(len(c) for s in report['results'].values() for c in s.values())} cells done")
     else:
         report = {"benchmark": "cost_quality", "results": {}}
-    report["config"] = {**config, "seeds": sorted({*report.get("config", {}).get("seeds", []), *seeds})}
+    ran = {*report.get("config", {}).get("methods", []), *args.methods}
+    report["config"] = {
+        **config,
+        "seeds": sorted({*report.get("config", {}).get("seeds", []), *seeds}),
+        "methods": [v for v in VARIANTS if v in ran],
+    }
     report["environment"] = {
         "python": platform.python_version(),
         "torch": torch.__version__,
