@@ -396,8 +396,32 @@ def aggregate(report: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
             better = [n for n, d in row["paired"].items() if d[k]["low"] > 0]
             worse = [n for n, d in row["paired"].items() if d[k]["high"] < 0]
             row["wins"][k] = {"best": best, "above_imp": better, "below_imp": worse}
+        row["verdict"] = verdict(row, args.seeds)
         summary["densities"].append(row)
     return summary
+
+
+TOLERANCE_DB = 0.1  # "IMP's quality": the mean difference above -0.1 dB and its interval reaching 0
+COST_SHARE = 0.25  # "cheap": at most a quarter of IMP's optimizer steps
+
+
+def verdict(row: dict[str, Any], seeds: int) -> dict[str, Any]:
+    """The cheapest variant (fewest steps) with IMP's quality at a quarter of its steps or less, on the
+    six-set mean and on the denoising mean; None where no finished variant qualifies (all seeds needed)."""
+    vs, imp = row["variants"], row["variants"].get("imp")
+    out: dict[str, Any] = {"tolerance_db": TOLERANCE_DB, "cost_share": COST_SHARE}
+    for k in ("mean", "denoise"):
+        ok = []
+        for v, d in row["paired"].items():
+            x = vs[v]
+            if imp is None or x["n"] < seeds or v.endswith("+shuffle"):  # a control is not a method to pick
+                continue
+            cheap = x["steps"]["mean"] <= COST_SHARE * imp["steps"]["mean"]
+            close = d[k]["mean"] >= -TOLERANCE_DB and (d[k]["n"] < 2 or d[k]["high"] >= 0)
+            if cheap and close:
+                ok.append((x["steps"]["mean"], -d[k]["mean"], v))
+        out[k] = min(ok)[2] if ok else None
+    return out
 
 
 # -- presentation --------------------------------------------------------------------------
@@ -498,6 +522,14 @@ def markdown(summary: dict[str, Any], report: dict[str, Any], args: argparse.Nam
                 continue
             d = row["paired"].get(v)
             out.append(f"| {v} | " + " | ".join(_ci(d[k]) if d else "-" for k in labels) + " |")
+        pick = row.get("verdict", {})
+        out += [
+            "",
+            f"Cheapest method with IMP's quality at density {row['density']:.3f} (mean difference above "
+            f"-{TOLERANCE_DB} dB, interval reaching 0, at most {COST_SHARE:.0%} of IMP's steps, all seeds "
+            f"finished; controls excluded): six-set mean: **{pick.get('mean') or 'none'}**; denoising mean: "
+            f"**{pick.get('denoise') or 'none'}**.",
+        ]
         out += ["", f"Who wins where (density {row['density']:.3f}; above/below IMP: the 95% interval excludes 0):", ""]
         for k, w in row["wins"].items():
             above = ", ".join(w["above_imp"]) or "none"
