@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import Subset
 
 from .._files import atomic_write_text
 from ..engine import RestorationTrainer, TrainingStopped
@@ -114,12 +115,15 @@ def run_stability(
     device: str | None = None,
     on_stage: Callable[[str], None] | None = None,
     save: bool = True,
+    test_images: int | None = None,
 ) -> StabilityReport:
     """Measure the instability of ``round`` of the run in ``run_dir`` at each of ``rewind_steps``.
 
     With ``save`` the report goes to ``RUN/analysis/stability.json`` (replacing an earlier one) and
     its figure to ``RUN/analysis/stability.png``. A network named by file or import path must be
     registered first (:func:`lotteryir.models.register_import_path`): a run's file is never imported.
+    ``test_images``: score the path on that many images of each test set, evenly spaced over it
+    (default: every image, as the run scores its rounds); 11 points on all of them cost 11 evaluations.
     """
     layout = RunLayout(run_dir)
     config = read_config(run_dir)
@@ -130,8 +134,12 @@ def run_stability(
         raise ValueError(f"--steps must be at least 1, got {steps}")
     if not threshold >= 0:
         raise ValueError(f"--threshold is in dB and must be >= 0, got {threshold}")
+    if test_images is not None and test_images < 1:
+        raise ValueError(f"test_images must be at least 1, got {test_images}")
     config = dataclasses.replace(config, device=device or config.device)
     built = build_run(config, threads_reason="kept from the run's start")
+    if test_images is not None:
+        built.test_sets = {label: spaced_subset(s, test_images) for label, s in built.test_sets.items()}
     total = built.trainer.plan()[1]
     too_late = [k for k in ks if k > total or (steps is None and k >= total)]
     if too_late:
@@ -175,6 +183,14 @@ def run_stability(
     if save:
         save_report(layout, report, title=f"{model_label(config.model)}/{config.size}")
     return report
+
+
+def spaced_subset(dataset: Any, n: int) -> Any:
+    """``n`` items of ``dataset`` at evenly spaced indices (all of it when it holds at most ``n``)."""
+    size = len(dataset)
+    if n >= size:
+        return dataset
+    return Subset(dataset, [i * size // n for i in range(n)])
 
 
 def states_at_steps(built: BuiltRun, ks: Sequence[int]) -> dict[int, Weights]:

@@ -1,0 +1,82 @@
+"""benchmarks/stability.py --smoke: every (network, k) cell measured, consistent, and a rerun trains nothing."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from lotteryir.analysis import psnr_barrier
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "stability.py"
+
+
+def load_bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_stability", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_smoke_cells_consistency_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bench = load_bench()
+    out, work = tmp_path / "st.json", tmp_path / "work"
+    argv = ["--smoke", "--out", str(out), "--work", str(work)]
+    assert bench.main(argv) == 0
+    report = json.loads(out.read_text())
+    c = report["config"]
+    assert (c["networks"], c["rewind_steps"], c["imp_rounds"]) == ([0, 2], [0, 2], 2)
+    assert (c["test_images_per_set"], c["path_images_per_set"], c["points"]) == (2, 1, 11)
+    threshold = c["threshold"]
+    res = report["results"]["0"]
+    assert set(res["imp"]["cells"]) == {"0", "2"}
+
+    for r in ("0", "2"):
+        barriers = {}
+        for k in (0, 2):
+            e = res["stability"][r][str(k)]
+            assert e["steps"] == 4 - k  # the copies train the round's length minus k
+            assert len(e["alphas"]) == 11 and len(e["psnr"]) == 6
+            assert all(math.isfinite(v) for curve in e["psnr"].values() for v in curve)
+            for b in [e["mean_barrier"], *e["barrier"].values()]:
+                assert math.isfinite(b) and b >= 0
+            assert e["mean_barrier"] == pytest.approx(psnr_barrier(e["mean_psnr"]))
+            assert e["density"] == pytest.approx(1.0 if r == "0" else 0.64, abs=1e-3)
+            barriers[k] = e["mean_barrier"]
+        stable = [k for k in sorted(barriers) if barriers[k] <= threshold]
+        row = next(x for x in report["summary"]["networks"] if str(x["round"]) == r)
+        assert row["stable_per_seed"]["0"] == (stable[0] if stable else None)
+
+    late = res["late"]
+    stable = [k for k in (0, 2) if res["stability"]["2"][str(k)]["mean_barrier"] <= threshold]
+    assert late["k"] == (stable[0] if stable else 2) and late["stable"] == bool(stable)
+    assert math.isfinite(late["mean_psnr"])
+    if late["k"] == 0:  # stable at init: the late ticket is the run's own round 2
+        assert late["psnr"] == res["imp"]["cells"]["2"]["psnr"] and not late["trained"]
+    summary = report["summary"]["late"]
+    assert set(summary["late_minus_init"]) == {"mean", *res["imp"]["cells"]["2"]["psnr"]}
+    md = out.with_suffix(".md").read_text()
+    assert "degraded input" in md and "Verdict" in md
+    assert out.with_suffix(".png").stat().st_size > 0
+
+    # A second invocation finds every unit finished: nothing trains, the run is untouched.
+    history = (work / "seed0" / "imp" / "history.jsonl").read_bytes()
+
+    def boom(unit: tuple) -> dict:
+        raise AssertionError(f"a finished benchmark ran {unit[0]} again")
+
+    monkeypatch.setattr(bench, "run_unit", boom)
+    assert bench.main(argv) == 0
+    assert (work / "seed0" / "imp" / "history.jsonl").read_bytes() == history
+    assert json.loads(out.read_text())["results"] == report["results"]
+
+    # The late ticket's pairing: retrained from k = 0 it is the run's round 2, score for score.
+    again = bench.retrain_ticket(str(work / "seed0" / "imp"), 2, 0)
+    assert again["psnr"] == res["imp"]["cells"]["2"]["psnr"]
