@@ -341,6 +341,9 @@ def figure(summary: dict[str, Any], args: argparse.Namespace, path: Path) -> Non
         ys = [v if isinstance(v, float) else v["mean"] for v in vals]
         err = [0.0 if isinstance(v, float) else v["std"] for v in vals]
         bx.bar(xs + (k - 1) * 0.27, ys, 0.27, yerr=err, capsize=3, label=label, color=color)
+    lows = [summary["psnr"][t]["input"] for t in tasks]
+    if lows:  # bars from 0 would hide tenths of a dB: start a dB below the lowest
+        bx.set_ylim(bottom=min(lows) - 1.0)
     bx.set_xticks(xs, tasks)
     bx.set_ylabel("PSNR on the task's own test sets (dB)")
     bx.set_title("task ticket vs all-in-one ticket (std over seeds)", fontsize=10)
