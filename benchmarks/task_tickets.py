@@ -401,6 +401,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {args.out} does not exist; run the benchmark first", file=sys.stderr)
             return 2
         report = json.loads(args.out.read_text())
+        c = report["config"]  # the table describes what was run, not this invocation's defaults
+        args.tickets, args.method, args.rate = c["run_tickets"], c["method"], c["rate"]
+        args.rounds = c["rounds"] if c["rounds"] is not None else args.rounds
+        args.target_density = c["target_density"] if c["target_density"] is not None else args.target_density
+        args.steps, args.test_degradations, args.size = c["steps"], c["test_degradations"], c["model"].split("/")[1]
         print(write_outputs(report, args))
         return 0
 

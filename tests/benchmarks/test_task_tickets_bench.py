@@ -73,3 +73,7 @@ def test_smoke_json_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str
     printed = capsys.readouterr().out
     assert "0 ticket(s) to find, 0 trainings" in printed and "[1/" not in printed
     assert json.loads(out.read_text())["results"] == report["results"]
+
+    # --report-only rebuilds the same summary from the file (the tickets run, not the defaults)
+    assert bench.main(["--report-only", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["summary"]["verdict"] == s["verdict"]
