@@ -1,0 +1,79 @@
+"""benchmarks/task_tickets.py --smoke: the overlap matrix, the PSNR cells and the resume, checked on its JSON."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from lotteryir.pruning import Mask
+from lotteryir.runs import RunLayout
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "task_tickets.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("task_tickets_bench", SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def expected_iou(a: Mask, b: Mask) -> float:
+    """Random masks with each tensor's densities: E[inter] = n da db, E[union] = n (da + db - da db), summed."""
+    inter = union = 0.0
+    for k in a:
+        n = a[k].numel()
+        da, db = a[k].float().mean().item(), b[k].float().mean().item()
+        inter += n * da * db
+        union += n * (da + db - da * db)
+    return inter / union
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_smoke_json_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bench = load_script()
+    out = tmp_path / "tt.json"
+    assert bench.main(["--smoke", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    s = report["summary"]
+    names = ["denoise", "derain", "all"]
+    assert s["tickets"] == names
+    res = report["results"]["0"]
+    for a in names:
+        assert abs(res[a]["density"] - 0.107) < 0.01
+        for b in names:
+            x, y = s["overlap"][a][b], s["overlap"][b][a]
+            assert 0.0 <= x["iou"]["mean"] <= 1.0
+            assert x["iou"]["mean"] == y["iou"]["mean"] and x["random_iou"]["mean"] == y["random_iou"]["mean"]
+            ma = Mask.load(RunLayout(res[a]["source"]).mask(res[a]["round"]))
+            mb = Mask.load(RunLayout(res[b]["source"]).mask(res[b]["round"]))
+            assert x["random_iou"]["mean"] == pytest.approx(expected_iou(ma, mb), rel=1e-6)
+            assert x["ratio"] == pytest.approx(x["iou"]["mean"] / x["random_iou"]["mean"])
+        assert s["overlap"][a][a]["iou"]["mean"] == 1.0
+    assert set(s["psnr"]) == {"denoise", "derain"}
+    assert s["psnr"]["denoise"]["sets"] == [f"denoise_{n}/sample" for n in (15, 25, 50)]
+    assert set(res["derain"]["psnr"]) == {"derain/sample"}
+    assert len(res["all"]["psnr"]) == 6  # the all-in-one ticket is scored on every set
+    for x in s["psnr"].values():
+        for v in (x["task"]["mean"], x["all"]["mean"], x["input"], x["diff"]["mean"]):
+            assert math.isfinite(v)
+        assert x["diff"]["mean"] == pytest.approx(x["task"]["mean"] - x["all"]["mean"])
+        assert x["served"] == (x["diff"]["mean"] <= bench.TOLERANCE)  # one seed: the mean alone decides
+    assert s["verdict"].startswith("yes" if all(x["served"] for x in s["psnr"].values()) else "no")
+    assert out.with_suffix(".md").is_file() and out.with_suffix(".png").stat().st_size > 0
+    capsys.readouterr()
+
+    # a second invocation finds every ticket finished and trains nothing
+    assert bench.main(["--smoke", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "0 ticket(s) to find, 0 trainings" in printed and "[1/" not in printed
+    assert json.loads(out.read_text())["results"] == report["results"]
+
+    # --report-only rebuilds the same summary from the file (the tickets run, not the defaults)
+    assert bench.main(["--report-only", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["summary"]["verdict"] == s["verdict"]
