@@ -64,12 +64,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lottery_tickets import SHORT, paired, spread  # noqa: E402  (the same statistics as that benchmark)
+from sample_training import add_training_args, sample_config  # noqa: E402  (the shared training)
 
 from lotteryir._files import atomic_write_text  # noqa: E402
 from lotteryir.engine import evaluate  # noqa: E402
 from lotteryir.pruning import Mask  # noqa: E402
 from lotteryir.runs import PruningRun, RunConfig, RunLayout, build_run, run_cost  # noqa: E402
-from lotteryir.runs.config import SAMPLE_INIT, SAMPLE_LOSS, SAMPLE_LR, SAMPLE_PATCH  # noqa: E402
+from lotteryir.runs.config import SAMPLE_INIT, SAMPLE_LOSS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "cost_quality.json"
@@ -97,13 +98,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--seeds", type=int, default=3, help="seeds seed0 .. seed0+N-1 (default 3)")
-    p.add_argument("--seed0", type=int, default=0)
-    p.add_argument("--size", default="tiny", help="mirl size (default tiny)")
-    p.add_argument("--steps", type=int, default=600, help="optimizer steps per training (default 600)")
-    p.add_argument("--lr", type=float, default=SAMPLE_LR)
-    p.add_argument("--patch", type=int, default=SAMPLE_PATCH)
-    p.add_argument("--batch", type=int, default=8)
+    add_training_args(p)
     p.add_argument("--rate", type=float, default=0.2, help="imp's and lr-rewind's rate per round")
     p.add_argument(
         "--rounds", default=None, help="the densities, as imp rounds at --rate (default 6,10: 0.262 and 0.107)"
@@ -210,23 +205,11 @@ def run_config(args: argparse.Namespace, job: Job) -> RunConfig:
     method, shuffle = VARIANTS[job.variant]
     fixed = {"target_density": (1 - args.rate) ** job.rounds} if not job.round_based else {"rounds": job.rounds}
     opts: dict[str, Any] = {"degradations": args.test_degradations, **({"max_images": 2} if args.smoke else {})}
-    return RunConfig(
-        model="mirl",
-        size=args.size,
-        recipe="sample",
+    return sample_config(
+        args,
+        job.seed,
         data_paths=opts,
         rate=args.rate,
-        scope="global",
-        rewind="init",
-        steps=args.steps,
-        batch_size=args.batch,
-        patch_size=args.patch,
-        lr=args.lr,
-        loss=SAMPLE_LOSS,
-        init=SAMPLE_INIT,
-        seed=job.seed,
-        device=args.device,
-        threads=args.threads,
         method=method,
         shuffle_within_layers=shuffle,
         **fixed,

@@ -79,6 +79,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cost_quality import input_psnr, reuse_checks  # noqa: E402  (the reuse checks of that benchmark)
 from lottery_tickets import SHORT, paired, spread  # noqa: E402  (the same statistics)
+from sample_training import add_training_args, sample_config  # noqa: E402  (the shared training)
 
 from lotteryir._files import atomic_write, atomic_write_text  # noqa: E402
 from lotteryir.analysis import (  # noqa: E402
@@ -91,7 +92,7 @@ from lotteryir.analysis import (  # noqa: E402
 from lotteryir.analysis.stability import start_from  # noqa: E402
 from lotteryir.pruning import Mask, RoundContext, attach_masks  # noqa: E402
 from lotteryir.runs import PruningRun, RunConfig, RunLayout, build_run, read_config, read_history  # noqa: E402
-from lotteryir.runs.config import SAMPLE_INIT, SAMPLE_LOSS, SAMPLE_LR, SAMPLE_PATCH  # noqa: E402
+from lotteryir.runs.config import SAMPLE_INIT, SAMPLE_LOSS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "stability.json"
@@ -105,13 +106,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--seeds", type=int, default=3, help="seeds seed0 .. seed0+N-1 (default 3)")
-    p.add_argument("--seed0", type=int, default=0)
-    p.add_argument("--size", default="tiny", help="mirl size (default tiny)")
-    p.add_argument("--steps", type=int, default=600, help="optimizer steps per training (default 600)")
-    p.add_argument("--lr", type=float, default=SAMPLE_LR)
-    p.add_argument("--patch", type=int, default=SAMPLE_PATCH)
-    p.add_argument("--batch", type=int, default=8)
+    add_training_args(p)
     p.add_argument("--rate", type=float, default=0.2, help="IMP's rate per round")
     p.add_argument(
         "--networks", default=None, help="IMP rounds whose network is analysed (default 0,6,10: 1, 0.262, 0.107)"
@@ -193,24 +188,12 @@ def run_config(args: argparse.Namespace, seed: int) -> RunConfig:
     opts: dict[str, Any] = {"degradations": args.test_degradations}
     if args.smoke:
         opts.update(max_images=2, test_max_side=SMOKE_SIDE)
-    return RunConfig(
-        model="mirl",
-        size=args.size,
-        recipe="sample",
+    return sample_config(
+        args,
+        seed,
         data_paths=opts,
         rounds=args.late_round,
         rate=args.rate,
-        scope="global",
-        rewind="init",
-        steps=args.steps,
-        batch_size=args.batch,
-        patch_size=args.patch,
-        lr=args.lr,
-        loss=SAMPLE_LOSS,
-        init=SAMPLE_INIT,
-        seed=seed,
-        device=args.device,
-        threads=args.threads,
     )
 
 

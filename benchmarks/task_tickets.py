@@ -50,12 +50,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lottery_tickets import paired, spread  # noqa: E402  (the same statistics as that benchmark)
+from sample_training import add_training_args, sample_config  # noqa: E402  (the shared training)
 
 from lotteryir._files import atomic_write_text  # noqa: E402
 from lotteryir.analysis import run_overlap  # noqa: E402
 from lotteryir.data.tasks import ALL_TASKS, DENOISE_TASKS  # noqa: E402
 from lotteryir.runs import PruningRun, RunConfig, build_run  # noqa: E402
-from lotteryir.runs.config import SAMPLE_INIT, SAMPLE_LOSS, SAMPLE_LR, SAMPLE_PATCH  # noqa: E402
+from lotteryir.runs.config import SAMPLE_INIT, SAMPLE_LOSS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "task_tickets.json"
@@ -76,13 +77,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--seed0", type=int, default=0)
-    p.add_argument("--size", default="tiny")
-    p.add_argument("--steps", type=int, default=600)
-    p.add_argument("--lr", type=float, default=SAMPLE_LR)
-    p.add_argument("--patch", type=int, default=SAMPLE_PATCH)
-    p.add_argument("--batch", type=int, default=8)
+    add_training_args(p)
     p.add_argument("--method", default=None, choices=["imp", "oneshot"], help="default imp (oneshot for --quick)")
     p.add_argument("--rate", type=float, default=None, help=f"imp's rate per round (default 1 - sqrt({TARGET}))")
     p.add_argument("--rounds", type=int, default=2, help="imp rounds (default 2)")
@@ -126,24 +121,12 @@ def run_config(args: argparse.Namespace, seed: int, ticket: str) -> RunConfig:
     )
     opts: dict[str, Any] = {"degradations": args.test_degradations, **({"max_images": 2} if args.smoke else {})}
     tasks = TICKETS[ticket]
-    return RunConfig(
-        model="mirl",
-        size=args.size,
-        recipe="sample",
+    return sample_config(
+        args,
+        seed,
         data_paths=opts,
         tasks=list(tasks) if tasks else None,
         rate=args.rate,
-        scope="global",
-        rewind="init",
-        steps=args.steps,
-        batch_size=args.batch,
-        patch_size=args.patch,
-        lr=args.lr,
-        loss=SAMPLE_LOSS,
-        init=SAMPLE_INIT,
-        seed=seed,
-        device=args.device,
-        threads=args.threads,
         method=args.method,
         **fixed,
     )

@@ -1,0 +1,46 @@
+"""The training the benchmarks share: mirl on the sample recipe, as `lotteryir prune` trains it.
+
+cost_quality, stability and task_tickets train the configuration of lottery_tickets (identity init,
+L1, 600 steps at lr 4e-3, patch 48, batch 8, global scope, rewind to init); their command-line flags
+for it and the run configuration are defined here once, so the three cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from lotteryir.runs import RunConfig
+from lotteryir.runs.config import SAMPLE_INIT, SAMPLE_LOSS, SAMPLE_LR, SAMPLE_PATCH
+
+
+def add_training_args(p: argparse.ArgumentParser) -> None:
+    """--seeds, --seed0, --size, --steps, --lr, --patch, --batch (lottery_tickets' defaults)."""
+    p.add_argument("--seeds", type=int, default=3, help="seeds seed0 .. seed0+N-1 (default 3)")
+    p.add_argument("--seed0", type=int, default=0)
+    p.add_argument("--size", default="tiny", help="mirl size (default tiny)")
+    p.add_argument("--steps", type=int, default=600, help="optimizer steps per training (default 600)")
+    p.add_argument("--lr", type=float, default=SAMPLE_LR)
+    p.add_argument("--patch", type=int, default=SAMPLE_PATCH)
+    p.add_argument("--batch", type=int, default=8)
+
+
+def sample_config(args: argparse.Namespace, seed: int, **settings: Any) -> RunConfig:
+    """The run configuration of one seed; ``settings`` (rate, rounds, method, data_paths, ...) add to it."""
+    return RunConfig(
+        model="mirl",
+        size=args.size,
+        recipe="sample",
+        scope="global",
+        rewind="init",
+        steps=args.steps,
+        batch_size=args.batch,
+        patch_size=args.patch,
+        lr=args.lr,
+        loss=SAMPLE_LOSS,
+        init=SAMPLE_INIT,
+        seed=seed,
+        device=args.device,
+        threads=args.threads,
+        **settings,
+    )
