@@ -118,5 +118,8 @@ def test_snip_and_synflow_runs_prune_before_their_one_training(tmp_path):
         config = {**GMP, "steps": 2, "method": method, "method_options": options, "shuffle_within_layers": True}
         (entry,) = PruningRun(tmp_path / method, RunConfig(**config)).run()
         recorded = {"iterations": 2} if method == "synflow" else {}  # snip's batches are the run's
-        assert entry["method"] == {"name": method, **recorded, "shuffle": True, "target_density": 0.2}
+        facts = dict(entry["method"])
+        unscored = facts.pop("unscored")  # parameters mirl defines and never calls get no gradient
+        assert facts == {"name": method, **recorded, "shuffle": True, "target_density": 0.2}
+        assert "chnl_reduce1.weight" in unscored and "encoder_level1.0.attn.qkv.weight" not in unscored
         assert entry["density"] == pytest.approx(0.2, abs=1e-5)
