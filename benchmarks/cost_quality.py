@@ -51,7 +51,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -64,13 +63,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lottery_tickets import SHORT, paired, spread  # noqa: E402  (the same statistics as that benchmark)
-from sample_training import add_training_args, sample_config  # noqa: E402  (the shared training)
+from sample_training import add_training_args, environment, sample_config, training_record  # noqa: E402  (the shared training)
 
 from lotteryir._files import atomic_write_text  # noqa: E402
 from lotteryir.engine import evaluate  # noqa: E402
 from lotteryir.pruning import Mask  # noqa: E402
 from lotteryir.runs import PruningRun, RunConfig, RunLayout, build_run, run_cost  # noqa: E402
-from lotteryir.runs.config import SAMPLE_INIT, SAMPLE_LOSS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "cost_quality.json"
@@ -261,20 +259,7 @@ def input_psnr(test_sets: Any, device: str) -> dict[str, float]:
 def reuse_checks(args: argparse.Namespace, source: dict[str, Any], inputs: dict[str, float], n_test: int) -> list:
     """(setting, lottery_tickets' value, this benchmark's, equal) for everything that defines IMP's results."""
     c = source.get("config", {})
-    want = {
-        "model": f"mirl/{args.size}",
-        "steps": args.steps,
-        "lr": args.lr,
-        "loss": SAMPLE_LOSS,
-        "init": SAMPLE_INIT,
-        "patch": args.patch,
-        "batch": args.batch,
-        "rate": args.rate,
-        "test_degradations": args.test_degradations,
-        "test_images_per_set": n_test,
-        "threads": args.threads,
-        "device": args.device,
-    }
+    want = training_record(args, n_test)
     checks = [(k, c.get(k), v, c.get(k) == v) for k, v in want.items()]
     seeds = list(range(args.seed0, args.seed0 + args.seeds))
     checks.append(("seeds", c.get("seeds"), seeds, set(seeds) <= set(c.get("seeds") or [])))
@@ -614,22 +599,11 @@ def merge(report: dict[str, Any], others: list[Path]) -> None:
 def config_record(args: argparse.Namespace, n_test: int) -> dict[str, Any]:
     """What defines the results (a resumed benchmark must match it; --seeds may grow)."""
     return {
-        "model": f"mirl/{args.size}",
-        "steps": args.steps,
-        "lr": args.lr,
-        "loss": SAMPLE_LOSS,
-        "init": SAMPLE_INIT,
-        "patch": args.patch,
-        "batch": args.batch,
-        "rate": args.rate,
+        **training_record(args, n_test),
         "rounds": args.rounds,
         "densities": [(1 - args.rate) ** r for r in args.rounds],
         "methods": args.methods,
-        "test_degradations": args.test_degradations,
-        "test_images_per_set": n_test,
         "smoke": args.smoke,
-        "threads": args.threads,
-        "device": args.device,
     }
 
 
@@ -678,12 +652,7 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": sorted({*report.get("config", {}).get("seeds", []), *seeds}),
         "methods": [v for v in VARIANTS if v in ran],
     }
-    report["environment"] = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cpu_count": os.cpu_count(),
-        "machine": platform.machine(),
-    }
+    report["environment"] = environment()
     results: dict[str, Any] = report["results"]
 
     # IMP from lottery_tickets when it trained exactly this. Equal settings are not enough: the dense

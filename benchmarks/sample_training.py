@@ -8,7 +8,11 @@ for it and the run configuration are defined here once, so the three cannot drif
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 from typing import Any
+
+import torch
 
 from lotteryir.runs import RunConfig
 from lotteryir.runs.config import SAMPLE_INIT, SAMPLE_LOSS, SAMPLE_LR, SAMPLE_PATCH
@@ -44,3 +48,31 @@ def sample_config(args: argparse.Namespace, seed: int, **settings: Any) -> RunCo
         threads=args.threads,
         **settings,
     )
+
+
+def training_record(args: argparse.Namespace, n_test: int) -> dict[str, Any]:
+    """What defines the shared training and its scores in a results file (resumes and reuses compare it)."""
+    return {
+        "model": f"mirl/{args.size}",
+        "steps": args.steps,
+        "lr": args.lr,
+        "loss": SAMPLE_LOSS,
+        "init": SAMPLE_INIT,
+        "patch": args.patch,
+        "batch": args.batch,
+        "rate": args.rate,
+        "test_degradations": args.test_degradations,
+        "test_images_per_set": n_test,
+        "threads": args.threads,
+        "device": args.device,
+    }
+
+
+def environment() -> dict[str, Any]:
+    """The machine a results file was measured on."""
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+    }

@@ -67,19 +67,16 @@ import json
 import math
 import multiprocessing
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cost_quality import input_psnr, reuse_checks  # noqa: E402  (the reuse checks of that benchmark)
 from lottery_tickets import SHORT, paired, spread  # noqa: E402  (the same statistics)
-from sample_training import add_training_args, sample_config  # noqa: E402  (the shared training)
+from sample_training import add_training_args, environment, sample_config, training_record  # noqa: E402  (the shared training)
 
 from lotteryir._files import atomic_write, atomic_write_text  # noqa: E402
 from lotteryir.analysis import (  # noqa: E402
@@ -92,7 +89,6 @@ from lotteryir.analysis import (  # noqa: E402
 from lotteryir.analysis.stability import start_from  # noqa: E402
 from lotteryir.pruning import Mask, RoundContext, attach_masks  # noqa: E402
 from lotteryir.runs import PruningRun, RunConfig, RunLayout, build_run, read_config, read_history  # noqa: E402
-from lotteryir.runs.config import SAMPLE_INIT, SAMPLE_LOSS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "stability.json"
@@ -200,14 +196,7 @@ def run_config(args: argparse.Namespace, seed: int) -> RunConfig:
 def config_record(args: argparse.Namespace, n_test: int) -> dict[str, Any]:
     """What defines the results (a resumed benchmark must match it; --seeds may grow)."""
     return {
-        "model": f"mirl/{args.size}",
-        "steps": args.steps,
-        "lr": args.lr,
-        "loss": SAMPLE_LOSS,
-        "init": SAMPLE_INIT,
-        "patch": args.patch,
-        "batch": args.batch,
-        "rate": args.rate,
+        **training_record(args, n_test),
         "imp_rounds": args.late_round,
         "networks": args.networks,
         "densities": [(1 - args.rate) ** r for r in args.networks],
@@ -215,12 +204,8 @@ def config_record(args: argparse.Namespace, n_test: int) -> dict[str, Any]:
         "points": args.points,
         "threshold": args.threshold,
         "path_images_per_set": args.path_images,
-        "test_degradations": args.test_degradations,
-        "test_images_per_set": n_test,
         "late_round": args.late_round,
         "smoke": args.smoke,
-        "threads": args.threads,
-        "device": args.device,
     }
 
 
@@ -689,12 +674,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         report = {"benchmark": "stability", "results": {}}
     report["config"] = {**config, "seeds": sorted({*report.get("config", {}).get("seeds", []), *seeds})}
-    report["environment"] = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cpu_count": os.cpu_count(),
-        "machine": platform.machine(),
-    }
+    report["environment"] = environment()
     results: dict[str, Any] = report["results"]
 
     # Random reinit at the late network's density from lottery_tickets when it trained exactly this.

@@ -39,24 +39,20 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lottery_tickets import paired, spread  # noqa: E402  (the same statistics as that benchmark)
-from sample_training import add_training_args, sample_config  # noqa: E402  (the shared training)
+from sample_training import add_training_args, environment, sample_config, training_record  # noqa: E402  (the shared training)
 
 from lotteryir._files import atomic_write_text  # noqa: E402
 from lotteryir.analysis import run_overlap  # noqa: E402
 from lotteryir.data.tasks import ALL_TASKS, DENOISE_TASKS  # noqa: E402
 from lotteryir.runs import PruningRun, RunConfig, build_run  # noqa: E402
-from lotteryir.runs.config import SAMPLE_INIT, SAMPLE_LOSS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "task_tickets.json"
@@ -354,24 +350,13 @@ def write_outputs(report: dict[str, Any], args: argparse.Namespace) -> str:
 # -- main ----------------------------------------------------------------------------------
 def config_record(args: argparse.Namespace, n_test: int) -> dict[str, Any]:
     return {
-        "model": f"mirl/{args.size}",
-        "steps": args.steps,
-        "lr": args.lr,
-        "loss": SAMPLE_LOSS,
-        "init": SAMPLE_INIT,
-        "patch": args.patch,
-        "batch": args.batch,
+        **training_record(args, n_test),
         "method": args.method,
-        "rate": args.rate,
         "rounds": args.rounds if args.method == "imp" else None,
         "target_density": args.target_density if args.method == "oneshot" else None,
         "density": density(args),
         "tickets": {t: TICKETS[t] or list(ALL_TASKS) for t in TICKETS},
-        "test_degradations": args.test_degradations,
-        "test_images_per_set": n_test,
         "smoke": args.smoke,
-        "threads": args.threads,
-        "device": args.device,
     }
 
 
@@ -412,12 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": sorted({*prev.get("seeds", []), *seeds}),
         "run_tickets": [t for t in TICKETS if t in {*prev.get("run_tickets", []), *args.tickets}],
     }
-    report["environment"] = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cpu_count": os.cpu_count(),
-        "machine": platform.machine(),
-    }
+    report["environment"] = environment()
     results: dict[str, Any] = report["results"]
     todo = [(s, t) for s in seeds for t in args.tickets if t not in results.get(str(s), {})]
     trainings = (2 if args.method == "oneshot" else args.rounds + 1) * len(todo)
