@@ -63,11 +63,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lottery_tickets import SHORT, paired, spread  # noqa: E402  (the same statistics as that benchmark)
-from sample_training import add_training_args, environment, sample_config, training_record  # noqa: E402  (the shared training)
+from sample_training import (  # noqa: E402  (the shared training)
+    add_training_args,
+    empty_tensors,
+    environment,
+    sample_config,
+    training_record,
+)
 
 from lotteryir._files import atomic_write_text  # noqa: E402
 from lotteryir.engine import evaluate  # noqa: E402
-from lotteryir.pruning import Mask  # noqa: E402
 from lotteryir.runs import PruningRun, RunConfig, RunLayout, build_run, run_cost  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -214,6 +219,20 @@ def run_config(args: argparse.Namespace, job: Job) -> RunConfig:
     )
 
 
+def continued(job: Job, directory: Path) -> Job:
+    """A round-based job whose run was already taken further (by another sitting with another --out sharing
+    --work) continues to that run's rounds: opening it with fewer rounds would be refused as another
+    configuration, and the rounds it already holds are read, not retrained."""
+    config = RunLayout(directory).config
+    if not job.round_based or not config.is_file():
+        return job
+    try:
+        rounds = int(json.loads(config.read_text()).get("rounds") or 0)
+    except (ValueError, TypeError, AttributeError):  # not a run's config: let PruningRun name the problem
+        return job
+    return Job(job.seed, job.variant, max(job.rounds, rounds))
+
+
 def labels_of(entry: dict[str, Any]) -> list[str]:
     return list(entry["eval"])
 
@@ -235,13 +254,7 @@ def cell(entry: dict[str, Any], history: list[dict[str, Any]], run_dir: Path) ->
     }
     if "method" in entry:
         out["method"] = entry["method"]
-    mask_file = RunLayout(run_dir).mask(entry["round"])
-    if mask_file.is_file():  # a tensor pruned to nothing cuts the network (see the report's warning)
-        mask = Mask.load(mask_file)
-        # Tensors the forward never uses (listed by snip/synflow as unscored) cut nothing.
-        unused = set(entry.get("method", {}).get("unscored", []))
-        out["empty_tensors"] = [k for k in mask if not bool(mask[k].any()) and k not in unused]
-        out["tensors"] = len(mask)
+    out.update(empty_tensors(run_dir, entry))  # a tensor pruned to nothing cuts the network (the report warns)
     return out
 
 
@@ -754,7 +767,7 @@ def main(argv: list[str] | None = None) -> int:
     for n, job in enumerate(todo, start=1):
         directory = job.directory(args.work, args.rate)
         t0 = time.perf_counter()
-        history = PruningRun(directory, run_config(args, job)).run()
+        history = PruningRun(directory, run_config(args, continued(job, directory))).run()
         seed_res = results.setdefault(str(job.seed), {})
         for entry in history:  # imp and lr-rewind: every reported round reached; the others: their last
             if job.round_based:

@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 
-from lotteryir.runs import RunConfig
+from lotteryir.pruning import Mask
+from lotteryir.runs import RunConfig, RunLayout
 from lotteryir.runs.config import SAMPLE_INIT, SAMPLE_LOSS, SAMPLE_LR, SAMPLE_PATCH
 
 
@@ -76,3 +77,17 @@ def environment() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "machine": platform.machine(),
     }
+
+
+def empty_tensors(run_dir: Any, entry: dict[str, Any]) -> dict[str, Any]:
+    """The tensors a round's mask pruned to nothing (each one cuts the network), and how many it has.
+
+    Tensors the forward never uses (snip/synflow list them as unscored in the round's method facts)
+    cut nothing and are not counted. Empty when the round saved no mask (the dense round).
+    """
+    mask_file = RunLayout(run_dir).mask(entry["round"])
+    if not mask_file.is_file():
+        return {}
+    mask = Mask.load(mask_file)
+    unused = set(entry.get("method", {}).get("unscored", []))
+    return {"empty_tensors": [k for k in mask if not bool(mask[k].any()) and k not in unused], "tensors": len(mask)}

@@ -20,9 +20,11 @@ per round, rewind to init, 1 thread). Per seed (0, 1, 2):
              the full test sets, against the run's own round 10 (rewound to init), paired over seeds
              with a 95% t-interval; beside both, random reinit at 0.107 from
              benchmarks/results/lottery_tickets.json when every setting and the test inputs match
-             (checked as cost_quality.py checks them). When k = 0 is stable the retrained ticket is
-             the run's round 10 itself (nothing trains); when no k is stable it is retrained from
-             the largest k measured, and the tables say so.
+             and its dense round scores what the IMP run's round 0 scores here (checked as
+             cost_quality.py checks them; otherwise it is another training and is left out).
+             When k = 0 is stable the retrained ticket is the run's round 10 itself (nothing
+             trains); when no k is stable it is retrained from the largest k measured, and the
+             tables say so.
 
 The budget, and what is cut for it (one optimizer step ~0.15-0.19 s at 1 thread here, an
 evaluation of the six full test sets ~19 s): per seed the IMP run is 11 trainings and
@@ -74,7 +76,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cost_quality import input_psnr, reuse_checks  # noqa: E402  (the reuse checks of that benchmark)
+from cost_quality import DENSE_TOLERANCE_DB, input_psnr, reuse_checks  # noqa: E402  (that benchmark's reuse checks)
 from lottery_tickets import SHORT, paired, spread  # noqa: E402  (the same statistics)
 from sample_training import add_training_args, environment, sample_config, training_record  # noqa: E402  (the shared training)
 
@@ -624,6 +626,7 @@ def figure(summary: dict[str, Any], args: argparse.Namespace, path: Path, seeds:
 
 def write_outputs(report: dict[str, Any], args: argparse.Namespace) -> str:
     """Summary, JSON, table and figure from whatever is finished (each written atomically)."""
+    check_reinit(report)
     report["summary"] = aggregate(report, args)
     atomic_write_text(args.out, json.dumps(report, indent=2))
     text = markdown(report["summary"], report, args)
@@ -634,13 +637,50 @@ def write_outputs(report: dict[str, Any], args: argparse.Namespace) -> str:
 
 # -- main ----------------------------------------------------------------------------------
 def reinit_cells(args: argparse.Namespace, source: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
-    """Random reinit at the late network's density, per seed, from lottery_tickets' records."""
+    """Random reinit at the late network's density, per seed, from lottery_tickets' records (with that
+    run's dense round, which the IMP run trained here must reproduce for the two to be one training)."""
     out = {}
     for run in source.get("runs", []):
         if run["seed"] in seeds:
             x = run["rounds"][str(args.late_round)]["variants"]["random_reinit"]
-            out[str(run["seed"])] = {"psnr": x["psnr"], "mean_psnr": x["mean_psnr"], "input_psnr": x["input_psnr"]}
+            dense = run["rounds"].get("0", {}).get("variants", {}).get("dense", {}).get("psnr")
+            out[str(run["seed"])] = {
+                "psnr": x["psnr"],
+                "mean_psnr": x["mean_psnr"],
+                "input_psnr": x["input_psnr"],
+                "dense_psnr": dense,
+            }
     return out
+
+
+def check_reinit(report: dict[str, Any]) -> None:
+    """Drop the reused random reinit when lottery_tickets' dense round differs from this benchmark's.
+
+    Equal settings are not enough (cost_quality found the code changed since lottery_tickets ran): the
+    IMP run's round 0 trained here must score what lottery_tickets' dense scored, set by set.
+    """
+    reinit = report.get("reinit") or {}
+    diffs = []
+    for s, cell in reinit.items():
+        mine = report["results"].get(s, {}).get("imp", {}).get("cells", {}).get("0")
+        theirs = cell.get("dense_psnr")
+        if mine is None:
+            continue
+        if not theirs or set(theirs) != set(mine["psnr"]):
+            diffs.append(math.inf)
+            continue
+        diffs.append(max(abs(mine["psnr"][k] - theirs[k]) for k in theirs))
+    worst = max(diffs, default=0.0)
+    if worst > DENSE_TOLERANCE_DB:
+        report["reinit"] = {}
+        source = Path(report.get("reuse", {}).get("source", "lottery_tickets.json")).name
+        report["reuse"] = {
+            **report.get("reuse", {}),
+            "reused": False,
+            "dense_check": worst,
+            "summary": f"not available ({source}'s dense round differs from the one trained here by up to "
+            f"{worst:.2f} dB on a set: another training)",
+        }
 
 
 def main(argv: list[str] | None = None) -> int:

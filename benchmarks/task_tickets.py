@@ -47,7 +47,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lottery_tickets import paired, spread  # noqa: E402  (the same statistics as that benchmark)
-from sample_training import add_training_args, environment, sample_config, training_record  # noqa: E402  (the shared training)
+from sample_training import (  # noqa: E402  (the shared training)
+    add_training_args,
+    empty_tensors,
+    environment,
+    sample_config,
+    training_record,
+)
 
 from lotteryir._files import atomic_write_text  # noqa: E402
 from lotteryir.analysis import run_overlap  # noqa: E402
@@ -141,6 +147,7 @@ def cell(history: list[dict[str, Any]], run_dir: Path) -> dict[str, Any]:
         "psnr": {k: v["psnr"] for k, v in e["eval"].items()},
         "input_psnr": {k: v["input_psnr"] for k, v in e["eval"].items()},
         "source": str(run_dir),
+        **empty_tensors(run_dir, e),  # the high-rate route can prune a tensor to nothing
     }
 
 
@@ -277,6 +284,17 @@ def markdown(summary: dict[str, Any], report: dict[str, Any], args: argparse.Nam
             f"| {t} | {', '.join(x['sets'])} | {x['input']:.2f} | {x['task']['mean']:.2f} ± {x['task']['std']:.2f} | "
             f"{x['all']['mean']:.2f} ± {x['all']['std']:.2f} | {_ci(x['diff'])} | {'yes' if x['served'] else 'no'} |"
         )
+    cut = {
+        t: max(len(x.get("empty_tensors", [])) for x in per)
+        for t in names
+        if (per := [res[t] for res in report["results"].values() if t in res]) and "tensors" in per[0]
+    }
+    if any(cut.values()):
+        out += [
+            "",
+            "**Warning:** tensors pruned to nothing (the most over seeds; each one cuts the network): "
+            + ", ".join(f"{t} {n}" for t, n in cut.items() if n),
+        ]
     out += ["", f"**Verdict:** does one all-in-one ticket serve every task? {summary['verdict']}"]
     return "\n".join(out) + "\n"
 

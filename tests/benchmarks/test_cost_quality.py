@@ -101,3 +101,29 @@ def test_smoke_run_trains_every_variant_and_resumes_to_nothing(tmp_path: Path) -
     assert "Cheapest method" in out.with_suffix(".md").read_text() and out.with_suffix(".png").stat().st_size > 0
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert again.returncode == 0 and "0 variant(s) to run" in again.stdout
+
+
+def test_a_round_based_job_continues_a_run_another_sitting_took_further(tmp_path: Path) -> None:
+    run = tmp_path / "seed0" / "imp"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"rounds": 10, "method": "imp"}))
+    assert cq.continued(cq.Job(0, "imp", 6), run).rounds == 10  # not reopened with fewer rounds
+    assert cq.continued(cq.Job(0, "imp", 12), run).rounds == 12  # a larger --rounds still continues it
+    assert cq.continued(cq.Job(0, "imp", 6), tmp_path / "none").rounds == 6
+    one = tmp_path / "seed0" / "oneshot-0.2621"
+    one.mkdir()
+    (one / "config.json").write_text(json.dumps({"rounds": None, "target_density": 0.2621}))
+    assert cq.continued(cq.Job(0, "oneshot", 6), one).rounds == 6
+
+
+def test_a_new_out_sharing_work_reads_imp_runs_taken_to_more_rounds(tmp_path: Path) -> None:
+    """A second sitting with its own --out and the first one's --work (how the parallel sittings run)."""
+    work = tmp_path / "work"
+    base = [sys.executable, str(ROOT / "benchmarks" / "cost_quality.py"), "--smoke", "--methods", "imp"]
+    base += ["--rounds", "1,2", "--reuse", "none", "--threads", "1", "--work", str(work)]
+    first = subprocess.run([*base, "--out", str(tmp_path / "a.json")], capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    second = subprocess.run([*base, "--out", str(tmp_path / "b.json")], capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-2000:]
+    a, b = (json.loads((tmp_path / f"{n}.json").read_text())["results"]["0"]["imp"] for n in "ab")
+    assert set(b) == {"0.8000", "0.6400"} and b == a  # read from the finished run, nothing retrained

@@ -80,3 +80,26 @@ def test_smoke_cells_consistency_and_resume(tmp_path: Path, monkeypatch: pytest.
     # The late ticket's pairing: retrained from k = 0 it is the run's round 2, score for score.
     again = bench.retrain_ticket(str(work / "seed0" / "imp"), 2, 0)
     assert again["psnr"] == res["imp"]["cells"]["2"]["psnr"]
+
+
+def test_reused_random_reinit_is_dropped_when_the_dense_round_differs() -> None:
+    bench = load_bench()
+    dense = {"noise": 30.0, "rain": 28.0}
+
+    def report(theirs: dict[str, float]) -> dict:
+        return {
+            "reuse": {"source": "x/lottery_tickets.json", "reused": True, "summary": "from lottery_tickets.json"},
+            "reinit": {"0": {"psnr": {}, "mean_psnr": 27.0, "input_psnr": {}, "dense_psnr": theirs}},
+            "results": {"0": {"imp": {"cells": {"0": {"psnr": dense}}}}},
+        }
+
+    same = report(dict(dense))
+    bench.check_reinit(same)
+    assert same["reinit"] and same["reuse"]["reused"]
+    other = report({"noise": 30.0, "rain": 28.5})
+    bench.check_reinit(other)
+    assert other["reinit"] == {} and not other["reuse"]["reused"]
+    assert other["reuse"]["dense_check"] == pytest.approx(0.5) and "0.50 dB" in other["reuse"]["summary"]
+    unrecorded = report({})  # an old lottery_tickets file without the dense scores: not checked, not reused
+    bench.check_reinit(unrecorded)
+    assert unrecorded["reinit"] == {}

@@ -55,6 +55,10 @@ def test_smoke_json_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str
             assert x["random_iou"]["mean"] == pytest.approx(expected_iou(ma, mb), rel=1e-6)
             assert x["ratio"] == pytest.approx(x["iou"]["mean"] / x["random_iou"]["mean"])
         assert s["overlap"][a][a]["iou"]["mean"] == 1.0
+        empty = [k for k in ma if not bool(ma[k].any())]  # the tensors the ticket pruned to nothing
+        assert res[a]["empty_tensors"] == empty and res[a]["tensors"] == len(ma)
+    if any(res[a]["empty_tensors"] for a in names):
+        assert "tensors pruned to nothing" in out.with_suffix(".md").read_text()
     assert set(s["psnr"]) == {"denoise", "derain"}
     assert s["psnr"]["denoise"]["sets"] == [f"denoise_{n}/sample" for n in (15, 25, 50)]
     assert set(res["derain"]["psnr"]) == {"derain/sample"}
