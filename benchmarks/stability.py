@@ -18,13 +18,14 @@ per round, rewind to init, 1 thread). Per seed (0, 1, 2):
              rounds rewind) exactly as the run trained its round 10 (the same trainer, round and data
              order, full round length, as a ``--rewind step:K`` run trains its rounds), scored on
              the full test sets, against the run's own round 10 (rewound to init), paired over seeds
-             with a 95% t-interval; beside both, random reinit at 0.107 from
-             benchmarks/results/lottery_tickets.json when every setting and the test inputs match
-             and its dense round scores what the IMP run's round 0 scores here (checked as
-             cost_quality.py checks them; otherwise it is another training and is left out).
-             When k = 0 is stable the retrained ticket is the run's round 10 itself (nothing
+             with a 95% t-interval. When k = 0 is stable the retrained ticket is the run's round 10 itself (nothing
              trains); when no k is stable it is retrained from the largest k measured, and the
              tables say so.
+  reinit     beside both, random reinit at 0.107: the round-10 mask on a fresh initialization,
+             trained as the run's ``random_reinit`` control trains (its seed, round and trainer).
+             It is taken from benchmarks/results/lottery_tickets.json instead when every setting
+             and the test inputs match and that run's dense round scores what the IMP run's round
+             0 scores here (cost_quality.py's checks); otherwise it trains here (one training).
 
 The budget, and what is cut for it (one optimizer step ~0.15-0.19 s at 1 thread here, an
 evaluation of the six full test sets ~19 s): per seed the IMP run is 11 trainings and
@@ -89,7 +90,7 @@ from lotteryir.analysis import (  # noqa: E402
     states_at_steps,
 )
 from lotteryir.analysis.stability import start_from  # noqa: E402
-from lotteryir.pruning import Mask, RoundContext, attach_masks  # noqa: E402
+from lotteryir.pruning import Mask, RoundContext, attach_masks, reinitialize  # noqa: E402
 from lotteryir.runs import PruningRun, RunConfig, RunLayout, build_run, read_config, read_history  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -280,6 +281,37 @@ def retrain_ticket(directory: str, r: int, k: int) -> dict[str, Any]:
     }
 
 
+def reinit_unit(directory: str, r: int) -> dict[str, Any]:
+    """Random reinit at round r's density, trained here as the run's ``random_reinit`` control trains.
+
+    Round r's mask on a fresh initialization drawn under the control's seed (``seed + 7919 r``, the
+    pruner's), trained by the run's own trainer with round r's control context, scored on the full
+    test sets: the baseline the ticket must beat, from the same code and data as the ticket.
+    """
+    t0 = time.perf_counter()
+    config = read_config(directory)
+    built = build_run(config, threads_reason="kept from the run's start")
+    mask = Mask.load(RunLayout(directory).mask(r))
+    model = built.model
+    reinitialize(model, config.seed + 7919 * r, factory=built.fresh_model)
+    attach_masks(model, mask)
+    ctx = RoundContext.for_round(r, mask.density, "random_reinit", seed=config.seed)
+    train = built.trainer(model, ctx)
+    scores = built.evaluate(model)
+    ev = scores["eval"]
+    return {
+        "round": r,
+        "density": mask.density,
+        "psnr": {label: s["psnr"] for label, s in ev.items()},
+        "input_psnr": {label: s["input_psnr"] for label, s in ev.items()},
+        "mean_psnr": scores["mean_psnr"],
+        "train_loss": train.get("loss"),
+        "trained": True,
+        "source": f"trained here (random_reinit of {directory}, round {r})",
+        "seconds": time.perf_counter() - t0,
+    }
+
+
 def run_unit(unit: tuple[Any, ...]) -> dict[str, Any]:
     """One unit by its description (picklable: the workers get tuples)."""
     kind, *rest = unit
@@ -287,6 +319,8 @@ def run_unit(unit: tuple[Any, ...]) -> dict[str, Any]:
         return imp_unit(*rest)
     if kind == "stab":
         return stability_unit(*rest)
+    if kind == "reinit":
+        return reinit_unit(*rest)
     return retrain_ticket(*rest)
 
 
@@ -323,6 +357,8 @@ def pending(args: argparse.Namespace, results: dict[str, Any], seeds: list[int])
                     todo.append(("stab", s, r, k))
             if r == args.late_round and "late" not in res:
                 todo.append(("late", s, r, -1))
+            if r == args.late_round and "reinit" not in res:
+                todo.append(("reinit", s, r, -1))
     return todo
 
 
@@ -335,6 +371,8 @@ def estimate(args: argparse.Namespace, todo: list[tuple[str, int, int, int]], t:
             secs = (args.late_round + 1 - done) * (args.steps * t["step"] + t["eval"]) + t["build"]
         elif kind == "stab":
             secs = (2 * (args.steps - k) + k) * t["step"] + args.points * t["path_eval"] + t["build"]
+        elif kind == "reinit":  # counted as trained here (a reuse that passes its checks trains nothing)
+            secs = args.steps * t["step"] + t["eval"] + t["build"]
         else:  # the worst case: no k stable, retrained from the largest (k = 0 stable trains nothing)
             secs = (args.steps + max(args.rewind_steps)) * t["step"] + t["eval"] + t["build"]
         per_unit.append(secs)
@@ -392,7 +430,8 @@ def aggregate(report: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
     late = {s: res[s]["late"] for s in seeds if "late" in res.get(s, {})}
     if late:
         init = {s: res[s]["imp"]["cells"][str(args.late_round)] for s in late}
-        reinit = report.get("reinit", {})
+        # Each seed's own unit (trained here, or the reused record once its checks passed).
+        reinit = {s: res[s]["reinit"] for s in seeds if "reinit" in res.get(s, {})}
         both = sorted(late)
         labels = list(init[both[0]]["psnr"])
 
@@ -460,7 +499,7 @@ def verdict(late: dict[str, Any]) -> str:
             + "."
         )
     else:
-        text += " Random reinit: not available (lottery_tickets.json's settings differ or it is missing)."
+        text += " Random reinit: not finished for these seeds yet."
     return text
 
 
@@ -557,7 +596,7 @@ def markdown(summary: dict[str, Any], report: dict[str, Any], args: argparse.Nam
     out += [
         f"Retrained from the smallest stable k of this ticket ({per_seed}) as the run trains its rounds "
         f"(full {args.steps} steps, the round's data order), scored on the full test sets. "
-        f"Random reinit: {report.get('reuse', {}).get('summary', 'not available')}.",
+        f"Random reinit: {reinit_source(report)}.",
         "",
         "| | mean | " + " | ".join(_col(lab) for lab in labels) + " |",
         "|---" * (len(labels) + 2) + "|",
@@ -651,6 +690,20 @@ def reinit_cells(args: argparse.Namespace, source: dict[str, Any], seeds: list[i
                 "dense_psnr": dense,
             }
     return out
+
+
+def reinit_source(report: dict[str, Any]) -> str:
+    """Where each seed's random reinit comes from, for the table's caption."""
+    cells = {s: r["reinit"] for s, r in report["results"].items() if "reinit" in r}
+    here = sorted((s for s, c in cells.items() if c.get("trained")), key=int)
+    reused = sorted((s for s, c in cells.items() if not c.get("trained")), key=int)
+    parts = [f"trained here as the run's random_reinit control (seeds {', '.join(here)})"] if here else []
+    if reused:
+        parts.append(f"{report.get('reuse', {}).get('summary', 'reused')} (seeds {', '.join(reused)})")
+    lt = report.get("reuse", {})
+    if here and not lt.get("reused") and "summary" in lt:
+        parts.append(f"lottery_tickets.json's: {lt['summary']}")
+    return "; ".join(parts) or "not finished yet"
 
 
 def check_reinit(report: dict[str, Any]) -> None:
@@ -791,6 +844,11 @@ def main(argv: list[str] | None = None) -> int:
             return None
         if kind == "stab":
             return ("stab", str(seed_dir(args, s)), r, k, args.points, args.threshold, args.path_images)
+        if kind == "reinit":
+            check_reinit(report)  # the dense round trained here decides whether lottery_tickets' is the same
+            if str(s) in report.get("reinit", {}):
+                return ("copy", {**report["reinit"][str(s)], "trained": False, "seconds": 0.0})
+            return ("reinit", str(seed_dir(args, s)), r)
         step = late_step(args, res)
         if step is None:
             return None
@@ -809,6 +867,9 @@ def main(argv: list[str] | None = None) -> int:
         elif kind == "stab":
             res.setdefault("stability", {}).setdefault(str(r), {})[str(k)] = got
             what = f"round {r} k={k}: barrier {_nan(got['mean_barrier']):.3f} dB"
+        elif kind == "reinit":
+            res["reinit"] = got
+            what = f"random reinit ({'trained here' if got.get('trained') else 'reused'}): {got['mean_psnr']:.2f} dB"
         else:
             step = late_step(args, res)
             assert step is not None

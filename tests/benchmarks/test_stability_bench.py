@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import math
@@ -12,6 +13,7 @@ from types import ModuleType
 import pytest
 
 from lotteryir.analysis import psnr_barrier
+from lotteryir.runs import PruningRun
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "stability.py"
 
@@ -80,6 +82,26 @@ def test_smoke_cells_consistency_and_resume(tmp_path: Path, monkeypatch: pytest.
     # The late ticket's pairing: retrained from k = 0 it is the run's round 2, score for score.
     again = bench.retrain_ticket(str(work / "seed0" / "imp"), 2, 0)
     assert again["psnr"] == res["imp"]["cells"]["2"]["psnr"]
+
+    # Random reinit trained here (the smoke settings are not lottery_tickets'): the round-2 mask on a
+    # fresh draw, in the comparison beside the ticket.
+    reinit = res["reinit"]
+    assert reinit["trained"] and reinit["density"] == pytest.approx(res["imp"]["cells"]["2"]["density"])
+    assert reinit["psnr"] != res["imp"]["cells"]["2"]["psnr"] and math.isfinite(reinit["mean_psnr"])
+    assert set(summary["init_minus_reinit"]) == set(summary["late_minus_init"])
+    assert "trained here as the run's random_reinit control (seeds 0)" in md
+
+
+def test_the_reinit_unit_is_the_runs_own_random_reinit_control(tmp_path: Path) -> None:
+    """Trained from a finished run, it scores what ``--controls random_reinit`` scored in that run."""
+    bench = load_bench()
+    args = bench.parse_args(["--smoke", "--out", str(tmp_path / "st.json"), "--work", str(tmp_path / "w")])
+    config = dataclasses.replace(bench.run_config(args, 0), controls=["random_reinit"])
+    history = PruningRun(tmp_path / "run", config).run()
+    control = history[-1]["controls"]["random_reinit"]
+    got = bench.reinit_unit(str(tmp_path / "run"), history[-1]["round"])
+    assert got["psnr"] == {k: v["psnr"] for k, v in control["eval"].items()}
+    assert got["mean_psnr"] == control["mean_psnr"]
 
 
 def test_reused_random_reinit_is_dropped_when_the_dense_round_differs() -> None:
