@@ -806,10 +806,11 @@ def main(argv: list[str] | None = None) -> int:
         f"k = {args.rewind_steps}; {args.points} points; seeds {seeds}; {args.threads} thread(s) x "
         f"{args.workers} worker(s)"
     )
-    kinds = {kind: sum(u[0] == kind for u in todo) for kind in ("imp", "stab", "late")}
+    kinds = {kind: sum(u[0] == kind for u in todo) for kind in ("imp", "stab", "late", "reinit")}
     print(
         f"  {plan['units']} unit(s) to run ({kinds['imp']} IMP runs, {kinds['stab']} paths, {kinds['late']} late "
-        f"tickets); measured {step_s * 1000:.0f} ms/step, {eval_s:.1f} s/evaluation of every test image, "
+        f"tickets, {kinds['reinit']} random reinits); measured {step_s * 1000:.0f} ms/step, "
+        f"{eval_s:.1f} s/evaluation of every test image, "
         f"{timing['path_eval']:.1f} s/path point, {build_s:.1f} s/build (load average {load[0]:.2f}) -> "
         f"{plan['work_seconds'] / 60:.1f} min of work: estimated {plan['one_worker_seconds'] / 60:.1f} min on 1 "
         f"worker, {plan['wall_seconds'] / 60:.1f} min on {args.workers} (each worker at the step measured now; a "
