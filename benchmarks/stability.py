@@ -76,6 +76,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cost_quality import DENSE_TOLERANCE_DB, input_psnr, reuse_checks  # noqa: E402  (that benchmark's reuse checks)
 from lottery_tickets import SHORT, paired, spread  # noqa: E402  (the same statistics)
@@ -266,13 +268,17 @@ def retrain_ticket(directory: str, r: int, k: int) -> dict[str, Any]:
     mask = Mask.load(RunLayout(directory).mask(r))
     attach_masks(model, mask)
     ctx = RoundContext.for_round(r, mask.density, seed=config.seed)
+    return {"k": k, **train_and_score(built, model, ctx, t0)}
+
+
+def train_and_score(built: Any, model: torch.nn.Module, ctx: RoundContext, t0: float) -> dict[str, Any]:
+    """Train ``model`` with the run's own trainer in ``ctx``, score it on the full test sets."""
     train = built.trainer(model, ctx)
     scores = built.evaluate(model)
     ev = scores["eval"]
     return {
-        "round": r,
-        "k": k,
-        "density": mask.density,
+        "round": ctx.round,
+        "density": ctx.density,
         "psnr": {label: s["psnr"] for label, s in ev.items()},
         "input_psnr": {label: s["input_psnr"] for label, s in ev.items()},
         "mean_psnr": scores["mean_psnr"],
@@ -296,20 +302,8 @@ def reinit_unit(directory: str, r: int) -> dict[str, Any]:
     reinitialize(model, config.seed + 7919 * r, factory=built.fresh_model)
     attach_masks(model, mask)
     ctx = RoundContext.for_round(r, mask.density, "random_reinit", seed=config.seed)
-    train = built.trainer(model, ctx)
-    scores = built.evaluate(model)
-    ev = scores["eval"]
-    return {
-        "round": r,
-        "density": mask.density,
-        "psnr": {label: s["psnr"] for label, s in ev.items()},
-        "input_psnr": {label: s["input_psnr"] for label, s in ev.items()},
-        "mean_psnr": scores["mean_psnr"],
-        "train_loss": train.get("loss"),
-        "trained": True,
-        "source": f"trained here (random_reinit of {directory}, round {r})",
-        "seconds": time.perf_counter() - t0,
-    }
+    got = train_and_score(built, model, ctx, t0)
+    return {**got, "trained": True, "source": f"trained here (random_reinit of {directory}, round {r})"}
 
 
 def run_unit(unit: tuple[Any, ...]) -> dict[str, Any]:
