@@ -127,3 +127,30 @@ def test_a_new_out_sharing_work_reads_imp_runs_taken_to_more_rounds(tmp_path: Pa
     assert second.returncode == 0, second.stderr[-2000:]
     a, b = (json.loads((tmp_path / f"{n}.json").read_text())["results"]["0"]["imp"] for n in "ab")
     assert set(b) == {"0.8000", "0.6400"} and b == a  # read from the finished run, nothing retrained
+
+
+def test_cells_reused_from_another_training_are_replaced_and_the_dense_check_redone(tmp_path: Path) -> None:
+    """A results file whose IMP came from lottery_tickets (dense round 0.69 dB away): the next sitting
+    drops those cells, takes IMP from its own runs and checks every oneshot run against that dense round."""
+    out, work = tmp_path / "cq.json", tmp_path / "work"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "cost_quality.py"), "--smoke", "--methods", "oneshot"]
+    cmd += ["--threads", "1", "--out", str(out), "--work", str(work)]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert first.returncode == 0, first.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["dense_check"] == 0.0  # oneshot's round 0 is imp's dense round, score for score
+    own = dict(report["results"]["0"]["imp"]["0.6400"])  # a copy: the cells are edited below
+    for variant in ("imp", "dense"):  # what a sitting that reused lottery_tickets' IMP left behind
+        for c in report["results"]["0"][variant].values():
+            c["source"] = "benchmarks/results/lottery_tickets.json (seed 0)"
+            c["mean_psnr"] += 1.0
+    report["dense_check"] = 0.69
+    out.write_text(json.dumps(report))
+    again = subprocess.run([*cmd, "--reuse", "none"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert again.returncode == 0, again.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["stale_reuse"] == {"dense_check": 0.69, "cells_dropped": 2}
+    assert report["results"]["0"]["imp"]["0.6400"] == own  # read back from its own run, nothing retrained
+    assert report["dense_check"] == 0.0 and "1 variant(s) to run" in again.stdout
+    md = out.with_suffix(".md").read_text()
+    assert "trained here (--reuse none)" in md and "by up to 0.69 dB on a set" in md
