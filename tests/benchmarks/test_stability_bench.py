@@ -125,3 +125,27 @@ def test_reused_random_reinit_is_dropped_when_the_dense_round_differs() -> None:
     unrecorded = report({})  # an old lottery_tickets file without the dense scores: not checked, not reused
     bench.check_reinit(unrecorded)
     assert unrecorded["reinit"] == {}
+
+
+def test_the_verdict_says_what_late_rewinding_does_to_the_lead_over_random_reinit() -> None:
+    bench = load_bench()
+
+    def diff(mean: float, low: float, high: float) -> dict:
+        return {"mean": {"mean": mean, "std": 0.1, "low": low, "high": high, "n": 3}}
+
+    late = {
+        "k_per_seed": {"0": 12, "1": 60},
+        "late_minus_init": diff(-0.07, -0.24, 0.11),
+        "init_minus_reinit": diff(0.58, 0.41, 0.74),
+        "late_minus_reinit": diff(0.51, 0.36, 0.65),
+    }
+    text = bench.verdict(late)
+    assert "no difference the seeds resolve" in text
+    assert "does not change the ticket's lead over random reinit beyond the noise" in text
+    assert "already beats random reinit" in text
+    better = {**late, "late_minus_init": diff(0.4, 0.2, 0.6), "init_minus_reinit": diff(0.05, -0.2, 0.3)}
+    text = bench.verdict(better)
+    assert "late rewinding improves the ticket" in text and "widens the ticket's lead" in text
+    assert "does not beat random reinit" in text
+    worse = {**late, "late_minus_init": diff(-0.4, -0.6, -0.2)}
+    assert "shrinks the ticket's lead" in bench.verdict(worse)
