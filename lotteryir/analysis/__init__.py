@@ -5,8 +5,8 @@ The arithmetic (:mod:`.barrier`, :mod:`.overlap`) and the generic :func:`instabi
 """
 
 from .barrier import DEFAULT_THRESHOLD, MIN_POINTS, alphas, mean_curve, psnr_barrier, smallest_stable
-from .compare import TransferResult, common_round, run_overlap, transfer_ticket
-from .overlap import LayerOverlap, MaskOverlap, mask_overlap
+from .compare import TransferResult, common_round, rewind_magnitude_overlap, run_overlap, transfer_ticket
+from .overlap import LayerOverlap, MaskOverlap, magnitude_mask_like, mask_overlap
 from .run_stability import StabilityReport, load_report, resolve_auto_rewind, run_stability, states_at_steps
 from .stability import PathResult, instability, write_interpolation
 
@@ -22,10 +22,12 @@ __all__ = [
     "common_round",
     "instability",
     "load_report",
+    "magnitude_mask_like",
     "mask_overlap",
     "mean_curve",
     "psnr_barrier",
     "resolve_auto_rewind",
+    "rewind_magnitude_overlap",
     "run_overlap",
     "run_stability",
     "smallest_stable",

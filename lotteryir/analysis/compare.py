@@ -1,6 +1,7 @@
 """Task tickets: how much two runs' masks agree, and how A's ticket does when trained on B's task.
 
-The overlap (:func:`run_overlap`) reads the two runs' masks of one round. The transfer
+The overlap (:func:`run_overlap`) reads the two runs' masks of one round; :func:`rewind_magnitude_overlap`
+is its reference for runs from one init (a ticket against its own rewind weights' magnitudes). The transfer
 (:func:`transfer_ticket`) takes A's mask of that round with A's rewind point (the weights A's
 survivors return to), trains it as B trains its own ticket of that round (B's recipe, trainer, seed
 and round, hence B's data order), and scores it on B's test sets, beside B's own ticket and B's
@@ -21,7 +22,7 @@ from safetensors.torch import load_file
 from ..models import refuse_from_file
 from ..pruning import Mask, RoundContext, attach_masks
 from ..runs import RunError, RunLayout, build_run, read_config, read_history
-from .overlap import MaskOverlap, mask_overlap
+from .overlap import MaskOverlap, magnitude_mask_like, mask_overlap
 from .stability import start_from
 
 
@@ -53,6 +54,22 @@ def run_overlap(
         return r, mask_overlap(masks[0], masks[1])
     except ValueError as e:
         raise RunError(f"the masks of {run_a} and {run_b} do not belong to one network: {e}") from e
+
+
+def rewind_magnitude_overlap(run: str | os.PathLike, round: int | None = None) -> tuple[int, MaskOverlap]:
+    """(the round, the overlap of the run's mask with its rewind weights' own magnitude mask).
+
+    The magnitude mask keeps, per tensor, as many weights as the ticket keeps: the largest of the weights
+    the survivors return to. How much of the ticket those magnitudes already choose, before any training.
+    """
+    read_config(run)
+    r = common_round(run, run, round)
+    mask = Mask.load(RunLayout(run).mask(r))
+    try:
+        reference = magnitude_mask_like(mask, rewind_point(run))
+        return r, mask_overlap(mask, reference)
+    except ValueError as e:
+        raise RunError(f"the rewind point of {run} does not fit its mask: {e}") from e
 
 
 @dataclass

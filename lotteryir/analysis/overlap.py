@@ -129,3 +129,28 @@ def mask_overlap(mask_a: Mapping[str, torch.Tensor], mask_b: Mapping[str, torch.
             )
         )
     return MaskOverlap(tuple(layers))
+
+
+def magnitude_mask_like(
+    mask: Mapping[str, torch.Tensor], weights: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Per tensor of ``mask``, keep as many entries as it keeps, the largest ``|weights|`` ones.
+
+    The reference for a ticket's overlap with another run from the same initialization: magnitude
+    pruning of the rewind weights themselves at the ticket's own per-tensor counts. Two runs that share
+    an init share much of their masks through it, whatever their tasks.
+    """
+    missing = sorted(set(mask) - set(weights))[:3]
+    if missing:
+        raise ValueError(f"the weights lack the masked tensors {missing}")
+    out = {}
+    for name in mask:
+        m, w = mask[name], weights[name]
+        if tuple(w.shape) != tuple(m.shape):
+            raise ValueError(f"tensor {name!r} has shape {tuple(w.shape)} in the weights, {tuple(m.shape)} in the mask")
+        flat = torch.zeros(m.numel(), dtype=torch.bool)
+        keep = int(m.bool().sum())
+        if keep:
+            flat[w.detach().abs().flatten().cpu().topk(keep).indices] = True
+        out[name] = flat.view(m.shape)
+    return out

@@ -168,9 +168,15 @@ def compare(
 
     use_model(model, run_a, run_b)
     r, overlap = run_overlap(run_a, run_b, round)
+    own = {"a": _own_magnitudes(run_a, r), "b": _own_magnitudes(run_b, r)}
     moved = transfer_ticket(run_a, run_b, r, device=device) if transfer else None
     if as_json:
-        payload = {"round": r, "overlap": overlap.to_dict(), **({"transfer": moved.to_dict()} if moved else {})}
+        payload = {
+            "round": r,
+            "overlap": overlap.to_dict(),
+            "rewind_magnitude": own,
+            **({"transfer": moved.to_dict()} if moved else {}),
+        }
         out.print(json_text(payload), highlight=False, soft_wrap=True)
         return
     out.print(overlap_table(overlap, title=f"mask overlap, round {r}: A = {run_a}, B = {run_b}"))
@@ -178,8 +184,28 @@ def compare(
     out.print(
         f"overall IoU {overlap.iou:.3f}; two random masks at these densities: {overlap.random_iou:.3f} (x{ratio:.2f})"
     )
+    if own["a"] and own["b"]:
+        # runs from one init share much of their masks through its magnitudes: show how much each ticket is them
+        out.print(
+            f"each ticket against its own rewind weights' magnitude mask (same per-tensor counts): "
+            f"A {own['a']['iou']:.3f}, B {own['b']['iou']:.3f}"
+        )
     if moved is not None:
         out.print(transfer_table(moved, run_a, run_b))
+
+
+def _own_magnitudes(run: Path, round: int) -> dict[str, float] | None:
+    """IoU of a run's ticket with its rewind weights' magnitude mask; None for a dense round or no rewind point."""
+    from ..analysis import rewind_magnitude_overlap
+    from ..runs import RunError
+
+    if round == 0:
+        return None
+    try:
+        _, ov = rewind_magnitude_overlap(run, round)
+    except RunError:
+        return None
+    return {"iou": ov.iou, "random_iou": ov.random_iou}
 
 
 def overlap_table(overlap: Any, title: str = "") -> Table:

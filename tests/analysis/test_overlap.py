@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lotteryir.analysis import mask_overlap
+from lotteryir.analysis import magnitude_mask_like, mask_overlap
 from lotteryir.pruning import Mask
 
 
@@ -67,3 +67,29 @@ def test_masks_of_different_networks_are_refused_by_name():
         mask_overlap({"a": torch.ones(2, dtype=torch.bool)}, {"b": torch.ones(2, dtype=torch.bool)})
     with pytest.raises(ValueError, match="'a' has shape"):
         mask_overlap({"a": torch.ones(2, dtype=torch.bool)}, {"a": torch.ones(3, dtype=torch.bool)})
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(1, 30), st.integers(1, 30), densities), min_size=1, max_size=3), st.integers(0, 99)
+)
+def test_the_magnitude_mask_keeps_the_tickets_counts_and_the_largest_weights(layers, seed):
+    g = torch.Generator().manual_seed(seed)
+    mask = {f"l{i}.weight": _mask_at((a, b), d, seed + i) for i, (a, b, d) in enumerate(layers)}
+    weights = {k: torch.randn(m.shape, generator=g) for k, m in mask.items()}
+    ref = magnitude_mask_like(mask, weights)
+    for k, m in mask.items():
+        assert int(ref[k].sum()) == int(m.sum())
+        kept, dropped = weights[k].abs()[ref[k]], weights[k].abs()[~ref[k]]
+        if kept.numel() and dropped.numel():
+            assert kept.min() >= dropped.max()
+
+
+def test_the_magnitude_mask_of_the_masks_own_pattern_is_the_mask_and_a_misfit_is_named():
+    mask = {"w": _mask_at((8, 8), 0.3, 1)}
+    assert mask_overlap(mask, magnitude_mask_like(mask, {"w": mask["w"].float() * 2 + 0.1})).iou == 1.0
+    assert mask_overlap(mask, magnitude_mask_like(mask, {"w": (~mask["w"]).float()})).iou == 0.0
+    with pytest.raises(ValueError, match="shape"):
+        magnitude_mask_like(mask, {"w": torch.ones(4, 16)})
+    with pytest.raises(ValueError, match="lack"):
+        magnitude_mask_like(mask, {"v": torch.ones(8, 8)})

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from lotteryir.analysis import PathResult, StabilityReport, smallest_stable, states_at_steps
 from lotteryir.analysis.run_stability import save_report
@@ -126,6 +126,27 @@ def test_compare_a_run_with_itself_overlaps_fully_and_its_transfer_is_its_own_ti
     # The same mask, the same rewind point, trained as the run trained it: the run's own ticket, exactly.
     assert payload["transfer"]["transfer"]["mean_psnr"] == payload["transfer"]["own"]["mean_psnr"]
     assert payload["transfer"]["transfer"]["mean_input_psnr"] == payload["transfer"]["own"]["mean_input_psnr"]
+    own_a, own_b = payload["rewind_magnitude"]["a"], payload["rewind_magnitude"]["b"]
+    assert own_a == own_b and 0 < own_a["iou"] <= 1
+
+
+def test_compare_shows_how_much_of_a_ticket_its_rewind_weights_magnitudes_choose(own, tmp_path, capsys):
+    _, model, source = own
+    run = _copy(source, tmp_path)
+    mask = load_file(str(RunLayout(run).mask(1)))
+    rewind = RunLayout(run).pruner_state() / "rewind.safetensors"
+    # rewind weights as large as the ticket's kept entries: their magnitude mask is the ticket itself
+    save_file({k: m.float() * 2 + 0.1 for k, m in mask.items()}, str(rewind))
+    capsys.readouterr()
+    assert main(["compare", str(run), str(run), "--model", model, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rewind_magnitude"]["a"]["iou"] == 1.0
+    # the pruned entries the large ones: the magnitude mask takes all P of them and only K - P kept ones
+    save_file({k: 1 - m.float() for k, m in mask.items()}, str(rewind))
+    kept, pruned = sum(int(m.sum()) for m in mask.values()), sum(int((m == 0).sum()) for m in mask.values())
+    assert all(int(m.sum()) >= int((m == 0).sum()) for m in mask.values())  # density 0.8: K >= P per tensor
+    assert main(["compare", str(run), str(run), "--model", model]) == 0
+    iou = (kept - pruned) / (kept + pruned)
+    assert f"magnitude mask (same per-tensor counts): A {iou:.3f}, B {iou:.3f}" in capsys.readouterr().out
 
 
 def test_compare_two_seeds_overlaps_partly_and_the_table_shows_the_random_baseline(own, tmp_path, capsys):
