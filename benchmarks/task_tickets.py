@@ -18,11 +18,15 @@ choose another IMP schedule. --dry-run prints the estimate from a measured step.
 
 Reported per density: (a) the mask overlap (IoU over all pruned tensors, ``run_overlap``) of every
 pair of tickets, mean over seeds, beside the IoU two random masks with the same per-tensor densities
-would have (``MaskOverlap.random_iou``) and the ratio; (b) each task ticket's PSNR on its own task's
-test sets beside the all-in-one ticket's on the same sets and the degraded input's, with the paired
-difference (task - all-in-one) over seeds and its 95% t-interval; (c) the verdict: one all-in-one
-ticket serves every task when, for each task, it is within 0.1 dB of the task ticket or above it and
-the interval of the difference includes 0 or lies below it.
+would have (``MaskOverlap.random_iou``) and the ratio; and, since the tickets of one seed share their
+init, each ticket against its own init weights' magnitude mask (``rewind_magnitude_overlap``);
+(b) each task ticket's PSNR on its own task's test sets beside the all-in-one ticket's on the same
+sets and the degraded input's, with the paired difference (task - all-in-one) over seeds and its 95%
+t-interval, and the same difference for the dense networks (round 0) the tickets came from; (c) the
+verdict: one all-in-one ticket serves every task when, for each task, it is within 0.1 dB of the
+task ticket or above it and the interval of the difference includes 0 or lies below it. The verdict
+says which shortfalls the seeds resolve, which tickets return their input unchanged (learned nothing),
+and whether a gap is already there before pruning.
 
 Each (seed, ticket) is a PruningRun under --work; results are written after every finished ticket and
 a rerun skips finished ones (an unfinished run resumes its directory).
@@ -56,9 +60,9 @@ from sample_training import (  # noqa: E402  (the shared training)
 )
 
 from lotteryir._files import atomic_write_text  # noqa: E402
-from lotteryir.analysis import run_overlap  # noqa: E402
+from lotteryir.analysis import rewind_magnitude_overlap, run_overlap  # noqa: E402
 from lotteryir.data.tasks import ALL_TASKS, DENOISE_TASKS  # noqa: E402
-from lotteryir.runs import PruningRun, RunConfig, build_run  # noqa: E402
+from lotteryir.runs import PruningRun, RunConfig, build_run, read_history  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "task_tickets.json"
@@ -73,6 +77,7 @@ TICKETS: dict[str, list[str] | None] = {
     "all": None,
 }
 TOLERANCE = 0.1  # dB: the all-in-one ticket "serves" a task within this much of its own ticket
+IDENTITY_DB = 0.01  # dB: a ticket this close to its input on every set and seed returns the input
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -147,6 +152,7 @@ def cell(history: list[dict[str, Any]], run_dir: Path) -> dict[str, Any]:
         "psnr": {k: v["psnr"] for k, v in e["eval"].items()},
         "input_psnr": {k: v["input_psnr"] for k, v in e["eval"].items()},
         "source": str(run_dir),
+        "dense_psnr": {k: v["psnr"] for k, v in history[0]["eval"].items()},  # round 0: before any pruning
         **empty_tensors(run_dir, e),  # the high-rate route can prune a tensor to nothing
     }
 
@@ -168,6 +174,19 @@ def overlaps(report: dict[str, Any], args: argparse.Namespace) -> None:
                     continue
                 _, ov = run_overlap(ra["source"], rb["source"], round=ra["round"])
                 got[key] = {"iou": ov.iou, "random_iou": ov.random_iou, "round": ra["round"]}
+    for tickets in report["results"].values():  # results written before dense_psnr was kept: from the history
+        for res in tickets.values():
+            if "dense_psnr" not in res and Path(res["source"]).is_dir():
+                first = read_history(res["source"])[0]
+                res["dense_psnr"] = {k: v["psnr"] for k, v in first["eval"].items()}
+    # the reference for tickets of one seed (one init): each ticket against its init's own magnitude mask
+    own = report.setdefault("init_overlap", {})
+    for seed, tickets in report["results"].items():
+        got = own.setdefault(seed, {})
+        for t, res in tickets.items():
+            if t not in got and Path(res["source"]).is_dir():
+                _, ov = rewind_magnitude_overlap(res["source"], round=res["round"])
+                got[t] = {"iou": ov.iou, "random_iou": ov.random_iou, "round": res["round"]}
 
 
 def aggregate(report: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -189,6 +208,13 @@ def aggregate(report: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
                 "ratio": iou["mean"] / rnd["mean"] if rnd["mean"] else math.nan,
                 "n": len(vals),
             }
+    init: dict[str, Any] = {}
+    for t in names:
+        vals = [report.get("init_overlap", {}).get(s, {}).get(t) for s in seeds]
+        vals = [v for v in vals if v]
+        if vals:
+            iou, rnd = spread([v["iou"] for v in vals]), spread([v["random_iou"] for v in vals])
+            init[t] = {"iou": iou, "random_iou": rnd, "n": len(vals)}
     psnr: dict[str, Any] = {}
     for t in names:
         if t == "all":
@@ -210,19 +236,34 @@ def aggregate(report: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
             for k in sets
         }
         d = paired(mine, allin)
+        dense = [s for s in both if "dense_psnr" in res[s][t] and "dense_psnr" in res[s]["all"]]
+        # the same comparison before pruning: a gap already there is the training's, not the mask's
+        dense_d = (
+            paired(
+                [statistics.fmean(res[s][t]["dense_psnr"][k] for k in sets) for s in dense],
+                [statistics.fmean(res[s]["all"]["dense_psnr"][k] for k in sets) for s in dense],
+            )
+            if dense
+            else None
+        )
         # all-in-one serves t: its mean within TOLERANCE of (or above) the task ticket's, and the interval of
         # task - all includes 0 or lies below (one seed: no interval, the mean alone decides)
         close = -d["mean"] >= -TOLERANCE
         ci_ok = d["n"] < 2 or d["low"] <= 0
+        # a ticket that gives back its degraded input on every set and seed did not learn the task at all
+        same = all(abs(res[s][t]["psnr"][k] - res[s][t]["input_psnr"][k]) < IDENTITY_DB for s in both for k in sets)
         psnr[t] = {
             "sets": sets,
             "task": spread(mine),
             "all": spread(allin),
             "input": inp,
             "diff": d,
+            "dense_diff": dense_d,
             "per_set": per_set,
             "n": len(both),
             "served": bool(close and ci_ok),
+            "resolved": bool(d["n"] >= 2 and d["low"] > 0),
+            "returns_input": same,
         }
     tasks = [t for t in args.tickets if t != "all"]
     complete = all(t in psnr for t in tasks)
@@ -231,9 +272,63 @@ def aggregate(report: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
     elif all(psnr[t]["served"] for t in tasks):
         verdict = f"yes: the all-in-one ticket is within {TOLERANCE} dB of (or above) every task ticket"
     else:
-        worse = ", ".join(f"{t} ({psnr[t]['diff']['mean']:+.2f} dB)" for t in tasks if not psnr[t]["served"])
-        verdict = f"no: the task's own ticket is better on {worse}"
-    return {"density": density(args), "tickets": names, "overlap": matrix, "psnr": psnr, "verdict": verdict}
+        verdict = "no: " + _shortfall(psnr, tasks)
+    if complete:
+        verdict += _caveats(psnr, tasks)
+    return {
+        "density": density(args),
+        "tickets": names,
+        "overlap": matrix,
+        "init_overlap": init,
+        "psnr": psnr,
+        "verdict": verdict,
+    }
+
+
+def _shortfall(psnr: dict[str, Any], tasks: list[str]) -> str:
+    """Where the task's own ticket is better, split into what the seeds resolve and what is within their noise."""
+    lost = [t for t in tasks if not psnr[t]["served"]]
+    sure = [t for t in lost if psnr[t]["resolved"]]
+    noisy = [t for t in lost if not psnr[t]["resolved"]]
+    parts = []
+    if sure:
+        parts.append(
+            "the task's own ticket is better on " + ", ".join(f"{t} ({_ci(psnr[t]['diff'])} dB)" for t in sure)
+        )
+    if noisy:
+        n = max(psnr[t]["n"] for t in noisy)
+        parts.append(
+            f"{'it is also ahead' if sure else 'the task ticket is ahead'} by more than {TOLERANCE} dB, within the "
+            f"noise of {n} seed(s), on " + ", ".join(f"{t} ({_ci(psnr[t]['diff'])} dB)" for t in noisy)
+        )
+    return "; ".join(parts)
+
+
+def _caveats(psnr: dict[str, Any], tasks: list[str]) -> str:
+    """What the table's numbers do not say by themselves: tickets that did nothing, an all-in-one below the input."""
+    text = ""
+    idle = [t for t in tasks if psnr[t]["returns_input"]]
+    if idle:
+        text += (
+            f". The {' and '.join(idle)} "
+            + ("tickets return their" if len(idle) > 1 else "ticket returns its")
+            + " degraded input exactly (every set, every seed): trained "
+            "on that task alone the network did not learn it, so there the all-in-one ticket is compared with "
+            "doing nothing"
+        )
+    before = [t for t in tasks if not psnr[t]["served"] and (dd := psnr[t]["dense_diff"]) and dd["mean"] > TOLERANCE]
+    if before:
+        text += (
+            ". The gap is already there in the dense networks (task − all-in-one at round 0: "
+            + ", ".join(f"{t} {_ci(psnr[t]['dense_diff'])} dB" for t in before)
+            + "): it comes from training on all tasks at once rather than from the all-in-one mask"
+        )
+    below = [t for t in tasks if psnr[t]["all"]["mean"] < psnr[t]["input"]]
+    if below:
+        text += ". The all-in-one ticket is below the degraded input on " + ", ".join(
+            f"{t} ({psnr[t]['all']['mean'] - psnr[t]['input']:+.2f} dB)" for t in below
+        )
+    return text
 
 
 # -- outputs -------------------------------------------------------------------------------
@@ -271,18 +366,37 @@ def markdown(summary: dict[str, Any], report: dict[str, Any], args: argparse.Nam
                 f"{x['iou']['mean']:.3f} (random {x['random_iou']['mean']:.3f}, x{x['ratio']:.2f})" if x else "-"
             )
         out.append(f"| {a} | " + " | ".join(row) + " |")
+    init = summary.get("init_overlap", {})
+    if init:
+        out += [
+            "",
+            "Tickets of one seed share their init. The reference for that: each ticket against the magnitude mask "
+            "of its own init weights at the ticket's per-tensor counts (``rewind_magnitude_overlap``); different "
+            "seeds' tickets (different inits) overlap as random masks do.",
+            "",
+            "| ticket | IoU with its init's magnitude mask (mean ± std over seeds) | random | ratio |",
+            "|---|---|---|---|",
+        ]
+        for t, x in init.items():
+            r = x["random_iou"]["mean"]
+            out.append(
+                f"| {t} | {x['iou']['mean']:.3f} ± {x['iou']['std']:.3f} | {r:.3f} | "
+                f"x{x['iou']['mean'] / r if r else math.nan:.2f} |"
+            )
     out += [
         "",
         "### PSNR on each task's own test sets (dB, mean ± std over seeds; difference paired, 95% t-interval)",
         "",
         "| task | test sets | degraded input | task ticket | all-in-one ticket | task − all-in-one | "
-        "all-in-one serves it |",
-        "|---|---|---|---|---|---|---|",
+        "all-in-one serves it | dense: task − all-in-one |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for t, x in summary["psnr"].items():
         out.append(
-            f"| {t} | {', '.join(x['sets'])} | {x['input']:.2f} | {x['task']['mean']:.2f} ± {x['task']['std']:.2f} | "
-            f"{x['all']['mean']:.2f} ± {x['all']['std']:.2f} | {_ci(x['diff'])} | {'yes' if x['served'] else 'no'} |"
+            f"| {t} | {', '.join(x['sets'])} | {x['input']:.2f} | {x['task']['mean']:.2f} ± {x['task']['std']:.2f}"
+            f"{' (= input)' if x.get('returns_input') else ''} | "
+            f"{x['all']['mean']:.2f} ± {x['all']['std']:.2f} | {_ci(x['diff'])} | {'yes' if x['served'] else 'no'} | "
+            f"{_ci(x['dense_diff']) if x.get('dense_diff') else '-'} |"
         )
     cut = {
         t: max(len(x.get("empty_tensors", [])) for x in per)
@@ -309,7 +423,15 @@ def figure(summary: dict[str, Any], args: argparse.Namespace, path: Path) -> Non
 
     names, m = summary["tickets"], summary["overlap"]
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 5.2))
-    grid = np.full((len(names), len(names)), np.nan)
+    init = summary.get("init_overlap", {})
+    rows = [*names, "own init"] if init else list(names)
+    grid = np.full((len(rows), len(names)), np.nan)
+    for j, b in enumerate(names):
+        if b in init:  # the last row: each ticket against its own init weights' magnitude mask
+            x = init[b]
+            grid[-1, j] = x["iou"]["mean"]
+            ax.text(j, len(names), f"{x['iou']['mean']:.3f}\nrandom {x['random_iou']['mean']:.3f}", ha="center",
+                    va="center", fontsize=8, color="white" if x["iou"]["mean"] < 0.6 else "black")  # fmt: skip
     for i, a in enumerate(names):
         for j, b in enumerate(names):
             x = m.get(a, {}).get(b)
@@ -324,11 +446,14 @@ def figure(summary: dict[str, Any], args: argparse.Namespace, path: Path) -> Non
                     fontsize=8,
                     color="white" if x["iou"]["mean"] < 0.6 else "black",
                 )
-    im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis")
-    ax.set_xticks(range(len(names)), names)
-    ax.set_yticks(range(len(names)), names)
+    if names:  # an empty grid (nothing finished yet) has no extent to draw
+        im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis")
+        ax.set_xticks(range(len(names)), names)
+        ax.set_yticks(range(len(rows)), rows)
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    else:
+        ax.text(0.5, 0.5, "no ticket finished yet", ha="center", va="center", transform=ax.transAxes)
     ax.set_title(f"mask IoU at density {summary['density']:.3f} (mean over seeds)", fontsize=10)
-    fig.colorbar(im, ax=ax, fraction=0.046)
     tasks = list(summary["psnr"])
     xs = np.arange(len(tasks))
     for k, (what, label, color) in enumerate(

@@ -81,3 +81,55 @@ def test_smoke_json_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str
     # --report-only rebuilds the same summary from the file (the tickets run, not the defaults)
     assert bench.main(["--report-only", "--out", str(out)]) == 0
     assert json.loads(out.read_text())["summary"]["verdict"] == s["verdict"]
+
+
+def _cell(psnr: dict[str, float], inputs: dict[str, float], dense: dict[str, float]) -> dict:
+    return {"round": 2, "density": 0.107, "psnr": psnr, "input_psnr": inputs, "dense_psnr": dense, "source": "-"}
+
+
+def test_the_verdict_separates_resolved_gaps_noise_idle_tickets_and_gaps_the_training_made() -> None:
+    bench = load_script()
+    args = bench.parse_args([])
+    args.tickets = ["dehaze", "derain", "web", "all"]
+    sets = {"dehaze": "dehaze/sample", "derain": "derain/sample", "web": "web/sample"}
+    inputs = {"dehaze/sample": 12.0, "derain/sample": 25.0, "web/sample": 30.0}
+    results = {}
+    for seed, wobble in enumerate((0.0, 0.9, -0.9)):
+        mine = {  # dehaze: clearly better alone (also dense); derain: gives back its input; web: noisy lead
+            "dehaze": {"dehaze/sample": 18.0 + wobble / 10},
+            "derain": {"derain/sample": 25.0},
+            "web": {"web/sample": 30.5 + wobble},
+        }
+        allin = {"dehaze/sample": 13.0, "derain/sample": 25.3, "web/sample": 29.9}
+        results[str(seed)] = {t: _cell(mine[t], {sets[t]: inputs[sets[t]]}, mine[t]) for t in mine}
+        results[str(seed)]["all"] = _cell(allin, inputs, allin)
+    summary = bench.aggregate({"results": results}, args)
+    p = summary["psnr"]
+    assert p["dehaze"]["resolved"] and not p["dehaze"]["served"] and not p["dehaze"]["returns_input"]
+    assert p["derain"]["returns_input"] and p["derain"]["served"]  # 25.0 vs 25.3: within, and it did nothing
+    assert not p["web"]["served"] and not p["web"]["resolved"]  # +0.6 ± 0.9: ahead, but within the noise
+    v = summary["verdict"]
+    assert v.startswith("no: the task's own ticket is better on dehaze (+5.00 [")
+    assert "within the noise of 3 seed(s), on web (+0.60 [" in v
+    assert "The derain ticket returns its degraded input exactly" in v
+    assert "already there in the dense networks" in v and "dehaze +5.00" in v
+    assert "below the degraded input on web (-0.10 dB)" in v
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_the_init_reference_and_the_dense_round_come_from_the_runs(tmp_path: Path) -> None:
+    from lotteryir.analysis import rewind_magnitude_overlap
+    from lotteryir.runs import read_history
+
+    bench = load_script()
+    out = tmp_path / "tt.json"
+    assert bench.main(["--smoke", "--out", str(out), "--tickets", "derain"]) == 0
+    report = json.loads(out.read_text())
+    for t in ("derain", "all"):
+        res = report["results"]["0"][t]
+        _, ov = rewind_magnitude_overlap(res["source"], res["round"])
+        assert report["init_overlap"]["0"][t]["iou"] == ov.iou and 0 < ov.iou <= 1
+        assert report["summary"]["init_overlap"][t]["iou"]["mean"] == ov.iou
+        dense = read_history(res["source"])[0]
+        assert dense["round"] == 0 and res["dense_psnr"] == {k: v["psnr"] for k, v in dense["eval"].items()}
+    assert "its init's magnitude mask" in out.with_suffix(".md").read_text()
