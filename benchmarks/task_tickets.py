@@ -153,6 +153,7 @@ def cell(history: list[dict[str, Any]], run_dir: Path) -> dict[str, Any]:
         "input_psnr": {k: v["input_psnr"] for k, v in e["eval"].items()},
         "source": str(run_dir),
         "dense_psnr": {k: v["psnr"] for k, v in history[0]["eval"].items()},  # round 0: before any pruning
+        "seconds": sum(h["seconds"] for h in history),  # its rounds' training and scoring, this machine
         **empty_tensors(run_dir, e),  # the high-rate route can prune a tensor to nothing
     }
 
@@ -176,9 +177,10 @@ def overlaps(report: dict[str, Any], args: argparse.Namespace) -> None:
                 got[key] = {"iou": ov.iou, "random_iou": ov.random_iou, "round": ra["round"]}
     for tickets in report["results"].values():  # results written before dense_psnr was kept: from the history
         for res in tickets.values():
-            if "dense_psnr" not in res and Path(res["source"]).is_dir():
-                first = read_history(res["source"])[0]
-                res["dense_psnr"] = {k: v["psnr"] for k, v in first["eval"].items()}
+            if ("dense_psnr" not in res or "seconds" not in res) and Path(res["source"]).is_dir():
+                history = read_history(res["source"])
+                res["dense_psnr"] = {k: v["psnr"] for k, v in history[0]["eval"].items()}
+                res["seconds"] = sum(h["seconds"] for h in history)
     # the reference for tickets of one seed (one init): each ticket against its init's own magnitude mask
     own = report.setdefault("init_overlap", {})
     for seed, tickets in report["results"].items():
@@ -281,6 +283,7 @@ def aggregate(report: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
         "overlap": matrix,
         "init_overlap": init,
         "psnr": psnr,
+        "seconds": [res[s][t]["seconds"] for s in seeds for t in res[s] if "seconds" in res[s][t]],
         "verdict": verdict,
     }
 
@@ -409,6 +412,14 @@ def markdown(summary: dict[str, Any], report: dict[str, Any], args: argparse.Nam
             "**Warning:** tensors pruned to nothing (the most over seeds; each one cuts the network): "
             + ", ".join(f"{t} {n}" for t, n in cut.items() if n),
         ]
+    secs = summary.get("seconds", [])
+    if secs:
+        out += [
+            "",
+            f"Time: {len(secs)} tickets, {sum(secs) / 60:.0f} min of training and scoring in all (median "
+            f"{statistics.median(secs) / 60:.1f} min a ticket, one thread each, {report['environment']['cpu_count']} "
+            "CPU cores).",
+        ]
     out += ["", f"**Verdict:** does one all-in-one ticket serve every task? {summary['verdict']}"]
     return "\n".join(out) + "\n"
 
@@ -424,13 +435,13 @@ def figure(summary: dict[str, Any], args: argparse.Namespace, path: Path) -> Non
     names, m = summary["tickets"], summary["overlap"]
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 5.2))
     init = summary.get("init_overlap", {})
-    rows = [*names, "own init"] if init else list(names)
+    rows = [*names, "own init\nmagnitudes"] if init else list(names)
     grid = np.full((len(rows), len(names)), np.nan)
     for j, b in enumerate(names):
         if b in init:  # the last row: each ticket against its own init weights' magnitude mask
             x = init[b]
             grid[-1, j] = x["iou"]["mean"]
-            ax.text(j, len(names), f"{x['iou']['mean']:.3f}\nrandom {x['random_iou']['mean']:.3f}", ha="center",
+            ax.text(j, len(names), f"{x['iou']['mean']:.2f}\n(rnd {x['random_iou']['mean']:.2f})", ha="center",
                     va="center", fontsize=8, color="white" if x["iou"]["mean"] < 0.6 else "black")  # fmt: skip
     for i, a in enumerate(names):
         for j, b in enumerate(names):
@@ -440,7 +451,7 @@ def figure(summary: dict[str, Any], args: argparse.Namespace, path: Path) -> Non
                 ax.text(
                     j,
                     i,
-                    f"{x['iou']['mean']:.3f}\nrandom {x['random_iou']['mean']:.3f}",
+                    f"{x['iou']['mean']:.2f}\n(rnd {x['random_iou']['mean']:.2f})",
                     ha="center",
                     va="center",
                     fontsize=8,
@@ -453,7 +464,7 @@ def figure(summary: dict[str, Any], args: argparse.Namespace, path: Path) -> Non
         fig.colorbar(im, ax=ax, fraction=0.046)
     else:
         ax.text(0.5, 0.5, "no ticket finished yet", ha="center", va="center", transform=ax.transAxes)
-    ax.set_title(f"mask IoU at density {summary['density']:.3f} (mean over seeds)", fontsize=10)
+    ax.set_title(f"mask IoU at density {summary['density']:.3f} (mean over seeds; rnd: random masks)", fontsize=10)
     tasks = list(summary["psnr"])
     xs = np.arange(len(tasks))
     for k, (what, label, color) in enumerate(
