@@ -181,6 +181,20 @@ def overlaps(report: dict[str, Any], args: argparse.Namespace) -> None:
                 history = read_history(res["source"])
                 res["dense_psnr"] = {k: v["psnr"] for k, v in history[0]["eval"].items()}
                 res["seconds"] = sum(h["seconds"] for h in history)
+    # the same ticket of two seeds (two inits): what the task alone makes masks share
+    cross = report.setdefault("cross_seed_overlap", {})
+    seeds = sorted(report["results"], key=int)
+    for t in TICKETS:
+        got = cross.setdefault(t, {})
+        for i, sa in enumerate(seeds):
+            for sb in seeds[i + 1 :]:
+                ra, rb = report["results"][sa].get(t), report["results"][sb].get(t)
+                key = f"{sa}|{sb}"
+                if key in got or not (ra and rb) or ra["round"] != rb["round"]:
+                    continue
+                if Path(ra["source"]).is_dir() and Path(rb["source"]).is_dir():
+                    _, ov = run_overlap(ra["source"], rb["source"], round=ra["round"])
+                    got[key] = {"iou": ov.iou, "random_iou": ov.random_iou, "round": ra["round"]}
     # the reference for tickets of one seed (one init): each ticket against its init's own magnitude mask
     own = report.setdefault("init_overlap", {})
     for seed, tickets in report["results"].items():
@@ -217,6 +231,13 @@ def aggregate(report: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
         if vals:
             iou, rnd = spread([v["iou"] for v in vals]), spread([v["random_iou"] for v in vals])
             init[t] = {"iou": iou, "random_iou": rnd, "n": len(vals)}
+            pairs = list(report.get("cross_seed_overlap", {}).get(t, {}).values())
+            if pairs:
+                init[t]["cross_seed"] = {
+                    "iou": spread([v["iou"] for v in pairs]),
+                    "random_iou": spread([v["random_iou"] for v in pairs]),
+                    "n": len(pairs),
+                }
     psnr: dict[str, Any] = {}
     for t in names:
         if t == "all":
@@ -284,6 +305,12 @@ def aggregate(report: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
         "init_overlap": init,
         "psnr": psnr,
         "seconds": [res[s][t]["seconds"] for s in seeds for t in res[s] if "seconds" in res[s][t]],
+        "seconds_total": sum(res[s][t].get("seconds", 0.0) for s in seeds for t in res[s]),
+        # tensors pruned to nothing, the most over seeds, of how many
+        "empty_tensors_max": {
+            t: max(len(res[s][t].get("empty_tensors", [])) for s in seeds if t in res[s]) for t in names
+        },
+        "tensors": max((res[s][t].get("tensors", 0) for s in seeds for t in res[s]), default=0),
         "verdict": verdict,
     }
 
@@ -374,17 +401,20 @@ def markdown(summary: dict[str, Any], report: dict[str, Any], args: argparse.Nam
         out += [
             "",
             "Tickets of one seed share their init. The reference for that: each ticket against the magnitude mask "
-            "of its own init weights at the ticket's per-tensor counts (``rewind_magnitude_overlap``); different "
-            "seeds' tickets (different inits) overlap as random masks do.",
+            "of its own init weights at the ticket's per-tensor counts (``rewind_magnitude_overlap``); beside it, "
+            "the same ticket found with two seeds (two inits: no init shared).",
             "",
-            "| ticket | IoU with its init's magnitude mask (mean ± std over seeds) | random | ratio |",
-            "|---|---|---|---|",
+            "| ticket | IoU with its init's magnitude mask (mean ± std over seeds) | random | ratio | "
+            "the same ticket of two seeds (mean over pairs) | random |",
+            "|---|---|---|---|---|---|",
         ]
         for t, x in init.items():
             r = x["random_iou"]["mean"]
+            c = x.get("cross_seed")
+            other = f"{c['iou']['mean']:.3f} ({c['n']} pairs) | {c['random_iou']['mean']:.3f}" if c else "- | -"
             out.append(
                 f"| {t} | {x['iou']['mean']:.3f} ± {x['iou']['std']:.3f} | {r:.3f} | "
-                f"x{x['iou']['mean'] / r if r else math.nan:.2f} |"
+                f"x{x['iou']['mean'] / r if r else math.nan:.2f} | {other} |"
             )
     out += [
         "",

@@ -75,9 +75,15 @@ def test_images_the_pages_show_exist():
 
 
 def test_copied_benchmark_figures_are_the_benchmarks_own():
-    for name in ("lottery_tickets.png", "lottery_tickets_curve.png"):
-        copy = ROOT / "docs" / "images" / name
-        assert copy.read_bytes() == (ROOT / "benchmarks" / "results" / name).read_bytes(), name
+    """A docs image named like a benchmark's figure is a copy of it, not an older run's."""
+    copies = [
+        p
+        for p in sorted((ROOT / "docs" / "images").glob("*.png"))
+        if (ROOT / "benchmarks" / "results" / p.name).is_file()
+    ]
+    assert {"lottery_tickets.png", "cost_quality.png", "stability.png", "task_tickets.png"} <= {p.name for p in copies}
+    for copy in copies:
+        assert copy.read_bytes() == (ROOT / "benchmarks" / "results" / copy.name).read_bytes(), copy.name
 
 
 # Public names in files that other work is restructuring now; each must gain a docstring there.
@@ -128,3 +134,22 @@ def test_readme_round_table_is_the_main_command_benchmarks_own():
     notes = [line for line in lines if re.match(r"round \d+ is worse than its input", line)]
     assert notes == [line for line in source if re.match(r"round \d+ is worse than its input", line)]
     assert record["first_line"] in readme
+
+
+def test_analysis_results_tables_are_the_benchmarks_own_rows():
+    """The tables under the analysis page's "Results" headings are rows of the benchmarks' own tables."""
+    sources = {
+        "stable": (ROOT / "benchmarks" / "results" / "stability.md").read_text().splitlines(),
+        "whose ticket": (ROOT / "benchmarks" / "results" / "task_tickets.md").read_text().splitlines(),
+    }
+    sections = re.split(r"^## ", (ROOT / "docs" / "analysis.md").read_text(), flags=re.M)
+    checked = 0
+    for name, source in sources.items():
+        section = [s for s in sections if s.startswith("Results") and name in s.splitlines()[0]]
+        assert len(section) == 1, f"docs/analysis.md needs one '## Results: ...{name}...' section"
+        rows = [line for line in section[0].splitlines() if line.startswith("| ") and not line.startswith("| ---")]
+        assert len(rows) >= 4, name
+        for row in rows:
+            assert row in source, row
+        checked += len(rows)
+    assert checked >= 10

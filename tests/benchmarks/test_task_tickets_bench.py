@@ -103,7 +103,14 @@ def test_the_verdict_separates_resolved_gaps_noise_idle_tickets_and_gaps_the_tra
         allin = {"dehaze/sample": 13.0, "derain/sample": 25.3, "web/sample": 29.9}
         results[str(seed)] = {t: _cell(mine[t], {sets[t]: inputs[sets[t]]}, mine[t]) for t in mine}
         results[str(seed)]["all"] = _cell(allin, inputs, allin)
-    summary = bench.aggregate({"results": results}, args)
+    init = {str(seed): {t: {"iou": 0.8 + seed / 100, "random_iou": 0.3} for t in args.tickets} for seed in range(3)}
+    cross = {"dehaze": {"0|1": {"iou": 0.25, "random_iou": 0.24}, "0|2": {"iou": 0.27, "random_iou": 0.26}}}
+    report = {"results": results, "init_overlap": init, "cross_seed_overlap": cross}
+    summary = bench.aggregate(report, args)
+    own = summary["init_overlap"]
+    assert own["dehaze"]["iou"]["mean"] == pytest.approx(0.81) and own["all"]["n"] == 3
+    assert own["dehaze"]["cross_seed"]["iou"]["mean"] == pytest.approx(0.26) and own["dehaze"]["cross_seed"]["n"] == 2
+    assert "cross_seed" not in own["web"]
     p = summary["psnr"]
     assert p["dehaze"]["resolved"] and not p["dehaze"]["served"] and not p["dehaze"]["returns_input"]
     assert p["derain"]["returns_input"] and p["derain"]["served"]  # 25.0 vs 25.3: within, and it did nothing
