@@ -741,6 +741,14 @@ def check_reinit(report: dict[str, Any]) -> None:
         }
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the checkout when it is inside it, else as given."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -781,7 +789,7 @@ def main(argv: list[str] | None = None) -> int:
         checks = reuse_checks(argparse.Namespace(**{**vars(args), "rounds": [args.late_round]}), source, inputs, n_test)
         ok = all(c["equal"] for c in checks)
         report["reuse"] = {
-            "source": str(args.reuse),
+            "source": _shown(Path(args.reuse)),  # relative to the checkout: a results file names no home directory
             "reused": ok,
             "checks": checks,
             "summary": f"from {Path(args.reuse).name} (every setting and the degraded inputs equal)"
