@@ -103,7 +103,10 @@ def rewind_point(run: str | os.PathLike) -> dict:
     path = state / "rewind.safetensors"
     if not meta.get("has_rewind_point") or not path.is_file():
         raise RunError(f"{run} kept no rewind point ({path} is missing)")
-    return load_file(str(path))
+    try:
+        return load_file(str(path))
+    except Exception as e:  # safetensors raises its own error type for a truncated or foreign file
+        raise RunError(f"{path} is damaged or not a safetensors file ({e})") from e
 
 
 def transfer_ticket(

@@ -147,6 +147,12 @@ def test_compare_shows_how_much_of_a_ticket_its_rewind_weights_magnitudes_choose
     assert main(["compare", str(run), str(run), "--model", model]) == 0
     iou = (kept - pruned) / (kept + pruned)
     assert f"magnitude mask (same per-tensor counts): A {iou:.3f}, B {iou:.3f}" in capsys.readouterr().out
+    # a damaged rewind file: the overlap is still shown, the reference is left out, the transfer names the file
+    rewind.write_bytes(b"not a safetensors file")
+    assert main(["compare", str(run), str(run), "--model", model]) == 0
+    text = capsys.readouterr().out
+    assert "overall IoU 1.000" in text and "magnitude mask" not in text
+    one_error_line(capsys, ["compare", str(run), str(run), "--model", model, "--transfer"], "rewind.safetensors")
 
 
 def test_compare_two_seeds_overlaps_partly_and_the_table_shows_the_random_baseline(own, tmp_path, capsys):
