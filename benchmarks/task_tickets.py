@@ -152,10 +152,22 @@ def cell(history: list[dict[str, Any]], run_dir: Path) -> dict[str, Any]:
         "psnr": {k: v["psnr"] for k, v in e["eval"].items()},
         "input_psnr": {k: v["input_psnr"] for k, v in e["eval"].items()},
         "source": str(run_dir),
-        "dense_psnr": {k: v["psnr"] for k, v in history[0]["eval"].items()},  # round 0: before any pruning
-        "seconds": sum(h["seconds"] for h in history),  # its rounds' training and scoring, this machine
+        **from_history(history),
         **empty_tensors(run_dir, e),  # the high-rate route can prune a tensor to nothing
     }
+
+
+def from_history(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The dense round's scores (round 0: before any pruning) and the run's seconds on this machine."""
+    return {
+        "dense_psnr": {k: v["psnr"] for k, v in history[0]["eval"].items()},
+        "seconds": sum(h["seconds"] for h in history),
+    }
+
+
+def _stored(ov: Any, round: int) -> dict[str, Any]:
+    """What the report keeps of one ``MaskOverlap``."""
+    return {"iou": ov.iou, "random_iou": ov.random_iou, "round": round}
 
 
 # -- aggregation ---------------------------------------------------------------------------
@@ -173,14 +185,11 @@ def overlaps(report: dict[str, Any], args: argparse.Namespace) -> None:
                 ra, rb = tickets[a], tickets[b]
                 if ra["round"] != rb["round"] or not (Path(ra["source"]).is_dir() and Path(rb["source"]).is_dir()):
                     continue
-                _, ov = run_overlap(ra["source"], rb["source"], round=ra["round"])
-                got[key] = {"iou": ov.iou, "random_iou": ov.random_iou, "round": ra["round"]}
+                got[key] = _stored(run_overlap(ra["source"], rb["source"], round=ra["round"])[1], ra["round"])
     for tickets in report["results"].values():  # results written before dense_psnr was kept: from the history
         for res in tickets.values():
             if ("dense_psnr" not in res or "seconds" not in res) and Path(res["source"]).is_dir():
-                history = read_history(res["source"])
-                res["dense_psnr"] = {k: v["psnr"] for k, v in history[0]["eval"].items()}
-                res["seconds"] = sum(h["seconds"] for h in history)
+                res.update(from_history(read_history(res["source"])))
     # the same ticket of two seeds (two inits): what the task alone makes masks share
     cross = report.setdefault("cross_seed_overlap", {})
     seeds = sorted(report["results"], key=int)
@@ -193,16 +202,23 @@ def overlaps(report: dict[str, Any], args: argparse.Namespace) -> None:
                 if key in got or not (ra and rb) or ra["round"] != rb["round"]:
                     continue
                 if Path(ra["source"]).is_dir() and Path(rb["source"]).is_dir():
-                    _, ov = run_overlap(ra["source"], rb["source"], round=ra["round"])
-                    got[key] = {"iou": ov.iou, "random_iou": ov.random_iou, "round": ra["round"]}
+                    got[key] = _stored(run_overlap(ra["source"], rb["source"], round=ra["round"])[1], ra["round"])
     # the reference for tickets of one seed (one init): each ticket against its init's own magnitude mask
     own = report.setdefault("init_overlap", {})
     for seed, tickets in report["results"].items():
         got = own.setdefault(seed, {})
         for t, res in tickets.items():
             if t not in got and Path(res["source"]).is_dir():
-                _, ov = rewind_magnitude_overlap(res["source"], round=res["round"])
-                got[t] = {"iou": ov.iou, "random_iou": ov.random_iou, "round": res["round"]}
+                got[t] = _stored(rewind_magnitude_overlap(res["source"], round=res["round"])[1], res["round"])
+
+
+def _spread_ious(vals: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean ± std over stored overlaps of the IoU and of its random expectation."""
+    return {
+        "iou": spread([v["iou"] for v in vals]),
+        "random_iou": spread([v["random_iou"] for v in vals]),
+        "n": len(vals),
+    }
 
 
 def aggregate(report: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -216,28 +232,18 @@ def aggregate(report: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
             vals = [ovs[s][key] for s in seeds if key in ovs.get(s, {})]
             if not vals:
                 continue
-            iou = spread([v["iou"] for v in vals])
-            rnd = spread([v["random_iou"] for v in vals])
-            matrix.setdefault(a, {})[b] = {
-                "iou": iou,
-                "random_iou": rnd,
-                "ratio": iou["mean"] / rnd["mean"] if rnd["mean"] else math.nan,
-                "n": len(vals),
-            }
+            x = _spread_ious(vals)
+            rnd = x["random_iou"]["mean"]
+            matrix.setdefault(a, {})[b] = {**x, "ratio": x["iou"]["mean"] / rnd if rnd else math.nan}
     init: dict[str, Any] = {}
     for t in names:
         vals = [report.get("init_overlap", {}).get(s, {}).get(t) for s in seeds]
         vals = [v for v in vals if v]
         if vals:
-            iou, rnd = spread([v["iou"] for v in vals]), spread([v["random_iou"] for v in vals])
-            init[t] = {"iou": iou, "random_iou": rnd, "n": len(vals)}
+            init[t] = _spread_ious(vals)
             pairs = list(report.get("cross_seed_overlap", {}).get(t, {}).values())
             if pairs:
-                init[t]["cross_seed"] = {
-                    "iou": spread([v["iou"] for v in pairs]),
-                    "random_iou": spread([v["random_iou"] for v in pairs]),
-                    "n": len(pairs),
-                }
+                init[t]["cross_seed"] = _spread_ious(pairs)
     psnr: dict[str, Any] = {}
     for t in names:
         if t == "all":
@@ -304,8 +310,8 @@ def aggregate(report: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
         "overlap": matrix,
         "init_overlap": init,
         "psnr": psnr,
-        "seconds": [res[s][t]["seconds"] for s in seeds for t in res[s] if "seconds" in res[s][t]],
-        "seconds_total": sum(res[s][t].get("seconds", 0.0) for s in seeds for t in res[s]),
+        "seconds": (secs := [res[s][t]["seconds"] for s in seeds for t in res[s] if "seconds" in res[s][t]]),
+        "seconds_total": sum(secs),
         # tensors pruned to nothing, the most over seeds, of how many
         "empty_tensors_max": {
             t: max(len(res[s][t].get("empty_tensors", [])) for s in seeds if t in res[s]) for t in names
@@ -431,11 +437,7 @@ def markdown(summary: dict[str, Any], report: dict[str, Any], args: argparse.Nam
             f"{x['all']['mean']:.2f} ± {x['all']['std']:.2f} | {_ci(x['diff'])} | {'yes' if x['served'] else 'no'} | "
             f"{_ci(x['dense_diff']) if x.get('dense_diff') else '-'} |"
         )
-    cut = {
-        t: max(len(x.get("empty_tensors", [])) for x in per)
-        for t in names
-        if (per := [res[t] for res in report["results"].values() if t in res]) and "tensors" in per[0]
-    }
+    cut = summary["empty_tensors_max"]
     if any(cut.values()):
         out += [
             "",
@@ -446,7 +448,8 @@ def markdown(summary: dict[str, Any], report: dict[str, Any], args: argparse.Nam
     if secs:
         out += [
             "",
-            f"Time: {len(secs)} tickets, {sum(secs) / 60:.0f} min of training and scoring in all (median "
+            f"Time: {len(secs)} tickets, {summary['seconds_total'] / 60:.0f} min of training and scoring in all "
+            "(median "
             f"{statistics.median(secs) / 60:.1f} min a ticket, one thread each, {report['environment']['cpu_count']} "
             "CPU cores).",
         ]
