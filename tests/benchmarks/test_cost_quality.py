@@ -1,29 +1,15 @@
-"""benchmarks/cost_quality.py: the verdict rule, merging sittings, and a smoke run end to end."""
+"""benchmarks/cost_quality.py: the verdict rule, merging sittings, and one smoke run end to end (shared by
+the tests that resume it: another --out on the same runs, and cells reused from another training)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+import cost_quality as cq
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _module() -> Any:
-    spec = importlib.util.spec_from_file_location("cost_quality", ROOT / "benchmarks" / "cost_quality.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["cost_quality"] = mod  # dataclasses look their module up while the file executes
-    spec.loader.exec_module(mod)
-    return mod
-
-
-cq = _module()
+from harness import ROOT, main, merge
 
 
 def _d(mean: float, low: float, high: float, n: int = 3) -> dict[str, float]:
@@ -58,35 +44,42 @@ def test_verdict_skips_controls_and_unfinished_seeds() -> None:
     assert cq.verdict(row, 3)["mean"] is None
 
 
-def _report(methods: list[str], results: dict[str, Any], steps: int = 3) -> dict[str, Any]:
-    return {"config": {"steps": steps, "methods": methods, "seeds": [0]}, "results": results}
+def test_merge_adds_other_sittings_cells_in_the_variants_order(tmp_path: Path) -> None:
+    def report(methods: list[str], results: dict[str, Any], steps: int = 3) -> dict[str, Any]:
+        return {"config": {"steps": steps, "methods": methods, "seeds": [0]}, "results": results}
 
-
-def test_merge_adds_other_sittings_cells_and_refuses_another_configuration(tmp_path: Path) -> None:
-    mine = _report(["imp", "oneshot"], {"0": {"imp": {"0.2621": {"x": 1}}, "oneshot": {"0.2621": {"x": 2}}}})
+    mine = report(["imp", "snip"], {"0": {"imp": {"0.2621": {"x": 1}}, "snip": {"0.2621": {"x": 2}}}})
     other = tmp_path / "other.json"
-    other.write_text(json.dumps(_report(["imp", "snip"], {"0": {"snip": {"0.2621": {"x": 3}}}})))
-    cq.merge(mine, [other])
+    other.write_text(json.dumps(report(["imp", "oneshot"], {"0": {"oneshot": {"0.2621": {"x": 3}}}})))
+    merge(cq.CostQuality(), mine, [other])
     assert mine["results"]["0"] == {
         "imp": {"0.2621": {"x": 1}},
-        "oneshot": {"0.2621": {"x": 2}},
-        "snip": {"0.2621": {"x": 3}},
+        "snip": {"0.2621": {"x": 2}},
+        "oneshot": {"0.2621": {"x": 3}},
     }
-    assert mine["config"]["methods"] == ["imp", "oneshot", "snip"]
-    bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps(_report(["snip"], {}, steps=600)))
-    with pytest.raises(ValueError, match="steps"):
-        cq.merge(mine, [bad])
-    with pytest.raises(ValueError, match="no such file"):
-        cq.merge(mine, [tmp_path / "missing.json"])
+    assert mine["config"]["methods"] == ["imp", "oneshot", "snip"]  # the benchmark's order, not the files'
 
 
-def test_smoke_run_trains_every_variant_and_resumes_to_nothing(tmp_path: Path) -> None:
-    out = tmp_path / "cq.json"
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "cost_quality.py"), "--smoke", "--methods", "oneshot"]
-    cmd += ["--threads", "1", "--out", str(out)]
-    first = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert first.returncode == 0, first.stderr[-2000:]
+def test_a_round_based_run_is_continued_to_the_rounds_another_sitting_took_it(tmp_path: Path) -> None:
+    from harness.sample import rounds_taken
+
+    run = tmp_path / "seed0" / "imp"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"rounds": 10, "method": "imp"}))
+    assert rounds_taken(run, 6) == 10 and rounds_taken(run, 12) == 12 and rounds_taken(tmp_path / "none", 6) == 6
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """imp and oneshot at density 0.64 (2 rounds), 3 steps a training: one sitting."""
+    tmp = tmp_path_factory.mktemp("cq")
+    out, work = tmp / "cq.json", tmp / "work"
+    assert main(cq.CostQuality(), ["--smoke", "--methods", "oneshot", "--out", str(out), "--work", str(work)]) == 0
+    return out, work
+
+
+def test_smoke_run_trains_every_variant_and_resumes_to_nothing(smoke: tuple[Path, Path], capsys: Any) -> None:
+    out, work = smoke
     report = json.loads(out.read_text())
     cells = report["results"]["0"]
     assert set(cells) == {"imp", "oneshot", "dense"}
@@ -95,62 +88,53 @@ def test_smoke_run_trains_every_variant_and_resumes_to_nothing(tmp_path: Path) -
         assert c["density"] == pytest.approx(0.64, abs=1e-3)
         assert len(c["psnr"]) == 6 and all(x == x for x in c["psnr"].values())
         assert c["input_psnr"] == cells["dense"]["dense"]["input_psnr"]  # one degraded reference
+        assert (ROOT / c["source"]).is_dir() and not Path(c["source"]).is_absolute()
     assert cells["imp"]["0.6400"]["cost"]["trainings"] == 3 and cells["oneshot"]["0.6400"]["cost"]["trainings"] == 2
     row = report["summary"]["densities"][0]
     assert set(row["paired"]) == {"oneshot"} and "verdict" in row
+    d = row["paired"]["oneshot"]["mean"]
+    assert d["mean"] == pytest.approx(cells["oneshot"]["0.6400"]["mean_psnr"] - cells["imp"]["0.6400"]["mean_psnr"])
+    assert report["dense_check"] == 0.0  # oneshot's round 0 is imp's dense round, score for score
     assert "Cheapest method" in out.with_suffix(".md").read_text() and out.with_suffix(".png").stat().st_size > 0
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert again.returncode == 0 and "0 variant(s) to run" in again.stdout
+    assert report["provenance"]["command"].startswith("python benchmarks/cost_quality.py --smoke")
+    capsys.readouterr()
+    assert main(cq.CostQuality(), ["--smoke", "--methods", "oneshot", "--out", str(out), "--work", str(work)]) == 0
+    assert "0 unit(s) to run" in capsys.readouterr().out
+    assert len(json.loads(out.read_text())["provenance"]["sittings"]) == 2
 
 
-def test_a_round_based_job_continues_a_run_another_sitting_took_further(tmp_path: Path) -> None:
-    run = tmp_path / "seed0" / "imp"
-    run.mkdir(parents=True)
-    (run / "config.json").write_text(json.dumps({"rounds": 10, "method": "imp"}))
-    assert cq.continued(cq.Job(0, "imp", 6), run).rounds == 10  # not reopened with fewer rounds
-    assert cq.continued(cq.Job(0, "imp", 12), run).rounds == 12  # a larger --rounds still continues it
-    assert cq.continued(cq.Job(0, "imp", 6), tmp_path / "none").rounds == 6
-    one = tmp_path / "seed0" / "oneshot-0.2621"
-    one.mkdir()
-    (one / "config.json").write_text(json.dumps({"rounds": None, "target_density": 0.2621}))
-    assert cq.continued(cq.Job(0, "oneshot", 6), one).rounds == 6
-
-
-def test_a_new_out_sharing_work_reads_imp_runs_taken_to_more_rounds(tmp_path: Path) -> None:
+def test_a_new_out_sharing_work_reads_imp_runs_taken_to_more_rounds(smoke: tuple[Path, Path], tmp_path: Path) -> None:
     """A second sitting with its own --out and the first one's --work (how the parallel sittings run)."""
-    work = tmp_path / "work"
-    base = [sys.executable, str(ROOT / "benchmarks" / "cost_quality.py"), "--smoke", "--methods", "imp"]
-    base += ["--rounds", "1,2", "--reuse", "none", "--threads", "1", "--work", str(work)]
-    first = subprocess.run([*base, "--out", str(tmp_path / "a.json")], capture_output=True, text=True, timeout=300)
-    assert first.returncode == 0, first.stderr[-2000:]
-    second = subprocess.run([*base, "--out", str(tmp_path / "b.json")], capture_output=True, text=True, timeout=300)
-    assert second.returncode == 0, second.stderr[-2000:]
-    a, b = (json.loads((tmp_path / f"{n}.json").read_text())["results"]["0"]["imp"] for n in "ab")
-    assert set(b) == {"0.8000", "0.6400"} and b == a  # read from the finished run, nothing retrained
+    out, work = smoke
+    other = tmp_path / "b.json"
+    argv = ["--smoke", "--methods", "imp", "--rounds", "1,2", "--reuse", "none", "--work", str(work)]
+    assert main(cq.CostQuality(), [*argv, "--out", str(other)]) == 0
+    b = json.loads(other.read_text())["results"]["0"]["imp"]
+    assert set(b) == {"0.8000", "0.6400"}  # the run the first sitting took to round 2, read at both
+    assert b["0.6400"] == json.loads(out.read_text())["results"]["0"]["imp"]["0.6400"]  # nothing retrained
 
 
-def test_cells_reused_from_another_training_are_replaced_and_the_dense_check_redone(tmp_path: Path) -> None:
+def test_cells_reused_from_another_training_are_replaced_and_the_dense_check_redone(
+    smoke: tuple[Path, Path], tmp_path: Path, capsys: Any
+) -> None:
     """A results file whose IMP came from lottery_tickets (dense round 0.69 dB away): the next sitting
     drops those cells, takes IMP from its own runs and checks every oneshot run against that dense round."""
-    out, work = tmp_path / "cq.json", tmp_path / "work"
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "cost_quality.py"), "--smoke", "--methods", "oneshot"]
-    cmd += ["--threads", "1", "--out", str(out), "--work", str(work)]
-    first = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert first.returncode == 0, first.stderr[-2000:]
-    report = json.loads(out.read_text())
-    assert report["dense_check"] == 0.0  # oneshot's round 0 is imp's dense round, score for score
-    own = dict(report["results"]["0"]["imp"]["0.6400"])  # a copy: the cells are edited below
+    first, work = smoke
+    report = json.loads(first.read_text())
+    own = dict(report["results"]["0"]["imp"]["0.6400"])
     for variant in ("imp", "dense"):  # what a sitting that reused lottery_tickets' IMP left behind
         for c in report["results"]["0"][variant].values():
             c["source"] = "benchmarks/results/lottery_tickets.json (seed 0)"
             c["mean_psnr"] += 1.0
     report["dense_check"] = 0.69
+    out = tmp_path / "cq.json"
     out.write_text(json.dumps(report))
-    again = subprocess.run([*cmd, "--reuse", "none"], capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert again.returncode == 0, again.stderr[-2000:]
+    capsys.readouterr()
+    argv = ["--smoke", "--methods", "oneshot", "--reuse", "none", "--out", str(out), "--work", str(work)]
+    assert main(cq.CostQuality(), argv) == 0
     report = json.loads(out.read_text())
     assert report["stale_reuse"] == {"dense_check": 0.69, "cells_dropped": 2}
     assert report["results"]["0"]["imp"]["0.6400"] == own  # read back from its own run, nothing retrained
-    assert report["dense_check"] == 0.0 and "1 variant(s) to run" in again.stdout
+    assert report["dense_check"] == 0.0 and "1 unit(s) to run (1 imp)" in capsys.readouterr().out
     md = out.with_suffix(".md").read_text()
     assert "trained here (--reuse none)" in md and "by up to 0.69 dB on a set" in md

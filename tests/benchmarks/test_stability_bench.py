@@ -3,42 +3,31 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
-from types import ModuleType
+from typing import Any
 
+import harness.units
 import pytest
+import stability as bench
+from harness import ROOT, main, parse
 
 from lotteryir.analysis import psnr_barrier
 from lotteryir.runs import PruningRun
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "stability.py"
-
-
-def load_bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_stability", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_smoke_cells_consistency_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    bench = load_bench()
     out, work = tmp_path / "st.json", tmp_path / "work"
     argv = ["--smoke", "--out", str(out), "--work", str(work)]
-    assert bench.main(argv) == 0
+    assert main(bench.Stability(), argv) == 0
     report = json.loads(out.read_text())
     c = report["config"]
     assert (c["networks"], c["rewind_steps"], c["imp_rounds"]) == ([0, 2], [0, 2], 2)
     assert (c["test_images_per_set"], c["path_images_per_set"], c["points"]) == (2, 1, 11)
     threshold = c["threshold"]
     res = report["results"]["0"]
-    assert set(res["imp"]["cells"]) == {"0", "2"}
+    assert set(res["imp"]["cells"]) == {"0", "2"} and (ROOT / res["imp"]["source"]).is_dir()
 
     for r in ("0", "2"):
         barriers = {}
@@ -71,13 +60,14 @@ def test_smoke_cells_consistency_and_resume(tmp_path: Path, monkeypatch: pytest.
     # A second invocation finds every unit finished: nothing trains, the run is untouched.
     history = (work / "seed0" / "imp" / "history.jsonl").read_bytes()
 
-    def boom(unit: tuple) -> dict:
-        raise AssertionError(f"a finished benchmark ran {unit[0]} again")
+    def boom(call: tuple) -> dict:
+        raise AssertionError(f"a finished benchmark ran {call[0].__name__} again")
 
-    monkeypatch.setattr(bench, "run_unit", boom)
-    assert bench.main(argv) == 0
+    monkeypatch.setattr(harness.units, "invoke", boom)
+    assert main(bench.Stability(), argv) == 0
     assert (work / "seed0" / "imp" / "history.jsonl").read_bytes() == history
     assert json.loads(out.read_text())["results"] == report["results"]
+    monkeypatch.undo()
 
     # The late ticket's pairing: retrained from k = 0 it is the run's round 2, score for score.
     again = bench.retrain_ticket(str(work / "seed0" / "imp"), 2, 0)
@@ -94,9 +84,8 @@ def test_smoke_cells_consistency_and_resume(tmp_path: Path, monkeypatch: pytest.
 
 def test_the_reinit_unit_is_the_runs_own_random_reinit_control(tmp_path: Path) -> None:
     """Trained from a finished run, it scores what ``--controls random_reinit`` scored in that run."""
-    bench = load_bench()
-    args = bench.parse_args(["--smoke", "--out", str(tmp_path / "st.json"), "--work", str(tmp_path / "w")])
-    config = dataclasses.replace(bench.run_config(args, 0), controls=["random_reinit"])
+    a = parse(bench.Stability(), ["--smoke", "--out", str(tmp_path / "st.json")])
+    config = dataclasses.replace(bench.Stability().run_config(a, 0), controls=["random_reinit"])
     history = PruningRun(tmp_path / "run", config).run()
     control = history[-1]["controls"]["random_reinit"]
     got = bench.reinit_unit(str(tmp_path / "run"), history[-1]["round"])
@@ -105,10 +94,9 @@ def test_the_reinit_unit_is_the_runs_own_random_reinit_control(tmp_path: Path) -
 
 
 def test_reused_random_reinit_is_dropped_when_the_dense_round_differs() -> None:
-    bench = load_bench()
     dense = {"noise": 30.0, "rain": 28.0}
 
-    def report(theirs: dict[str, float]) -> dict:
+    def report(theirs: dict[str, float]) -> dict[str, Any]:
         return {
             "reuse": {"source": "x/lottery_tickets.json", "reused": True, "summary": "from lottery_tickets.json"},
             "reinit": {"0": {"psnr": {}, "mean_psnr": 27.0, "input_psnr": {}, "dense_psnr": theirs}},
@@ -128,9 +116,7 @@ def test_reused_random_reinit_is_dropped_when_the_dense_round_differs() -> None:
 
 
 def test_the_verdict_says_what_late_rewinding_does_to_the_lead_over_random_reinit() -> None:
-    bench = load_bench()
-
-    def diff(mean: float, low: float, high: float) -> dict:
+    def diff(mean: float, low: float, high: float) -> dict[str, Any]:
         return {"mean": {"mean": mean, "std": 0.1, "low": low, "high": high, "n": 3}}
 
     late = {

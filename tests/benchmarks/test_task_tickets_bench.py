@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
+import task_tickets as bench
+from harness import ROOT, main, parse
 
 from lotteryir.pruning import Mask
 from lotteryir.runs import RunLayout
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "task_tickets.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("task_tickets_bench", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def expected_iou(a: Mask, b: Mask) -> float:
@@ -34,11 +26,17 @@ def expected_iou(a: Mask, b: Mask) -> float:
     return inter / union
 
 
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tickets on denoising, on deraining and on all tasks (3 steps a training): one sitting."""
+    out = tmp_path_factory.mktemp("tt") / "tt.json"
+    assert main(bench.TaskTickets(), ["--smoke", "--out", str(out)]) == 0
+    return out
+
+
 @pytest.mark.filterwarnings("ignore")
-def test_smoke_json_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    bench = load_script()
-    out = tmp_path / "tt.json"
-    assert bench.main(["--smoke", "--out", str(out)]) == 0
+def test_smoke_json_and_resume(smoke: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = smoke
     report = json.loads(out.read_text())
     s = report["summary"]
     names = ["denoise", "derain", "all"]
@@ -50,8 +48,8 @@ def test_smoke_json_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str
             x, y = s["overlap"][a][b], s["overlap"][b][a]
             assert 0.0 <= x["iou"]["mean"] <= 1.0
             assert x["iou"]["mean"] == y["iou"]["mean"] and x["random_iou"]["mean"] == y["random_iou"]["mean"]
-            ma = Mask.load(RunLayout(res[a]["source"]).mask(res[a]["round"]))
-            mb = Mask.load(RunLayout(res[b]["source"]).mask(res[b]["round"]))
+            ma = Mask.load(RunLayout(ROOT / res[a]["source"]).mask(res[a]["round"]))
+            mb = Mask.load(RunLayout(ROOT / res[b]["source"]).mask(res[b]["round"]))
             assert x["random_iou"]["mean"] == pytest.approx(expected_iou(ma, mb), rel=1e-6)
             assert x["ratio"] == pytest.approx(x["iou"]["mean"] / x["random_iou"]["mean"])
         assert s["overlap"][a][a]["iou"]["mean"] == 1.0
@@ -73,23 +71,22 @@ def test_smoke_json_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str
     capsys.readouterr()
 
     # a second invocation finds every ticket finished and trains nothing
-    assert bench.main(["--smoke", "--out", str(out)]) == 0
+    assert main(bench.TaskTickets(), ["--smoke", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "0 ticket(s) to find, 0 trainings" in printed and "[1/" not in printed
+    assert "0 unit(s) to run" in printed and "[1/" not in printed
     assert json.loads(out.read_text())["results"] == report["results"]
 
     # --report-only rebuilds the same summary from the file (the tickets run, not the defaults)
-    assert bench.main(["--report-only", "--out", str(out)]) == 0
+    assert main(bench.TaskTickets(), ["--report-only", "--out", str(out)]) == 0
     assert json.loads(out.read_text())["summary"]["verdict"] == s["verdict"]
 
 
-def _cell(psnr: dict[str, float], inputs: dict[str, float], dense: dict[str, float]) -> dict:
+def _cell(psnr: dict[str, float], inputs: dict[str, float], dense: dict[str, float]) -> dict[str, Any]:
     return {"round": 2, "density": 0.107, "psnr": psnr, "input_psnr": inputs, "dense_psnr": dense, "source": "-"}
 
 
 def test_the_verdict_separates_resolved_gaps_noise_idle_tickets_and_gaps_the_training_made() -> None:
-    bench = load_script()
-    args = bench.parse_args([])
+    args = parse(bench.TaskTickets(), [])
     args.tickets = ["dehaze", "derain", "web", "all"]
     sets = {"dehaze": "dehaze/sample", "derain": "derain/sample", "web": "web/sample"}
     inputs = {"dehaze/sample": 12.0, "derain/sample": 25.0, "web/sample": 30.0}
@@ -106,7 +103,7 @@ def test_the_verdict_separates_resolved_gaps_noise_idle_tickets_and_gaps_the_tra
     init = {str(seed): {t: {"iou": 0.8 + seed / 100, "random_iou": 0.3} for t in args.tickets} for seed in range(3)}
     cross = {"dehaze": {"0|1": {"iou": 0.25, "random_iou": 0.24}, "0|2": {"iou": 0.27, "random_iou": 0.26}}}
     report = {"results": results, "init_overlap": init, "cross_seed_overlap": cross}
-    summary = bench.aggregate(report, args)
+    summary = bench.TaskTickets().summarize(report, args)
     own = summary["init_overlap"]
     assert own["dehaze"]["iou"]["mean"] == pytest.approx(0.81) and own["all"]["n"] == 3
     assert own["dehaze"]["cross_seed"]["iou"]["mean"] == pytest.approx(0.26) and own["dehaze"]["cross_seed"]["n"] == 2
@@ -124,19 +121,17 @@ def test_the_verdict_separates_resolved_gaps_noise_idle_tickets_and_gaps_the_tra
 
 
 @pytest.mark.filterwarnings("ignore")
-def test_the_init_reference_and_the_dense_round_come_from_the_runs(tmp_path: Path) -> None:
+def test_the_init_reference_and_the_dense_round_come_from_the_runs(smoke: Path) -> None:
     from lotteryir.analysis import rewind_magnitude_overlap
     from lotteryir.runs import read_history
 
-    bench = load_script()
-    out = tmp_path / "tt.json"
-    assert bench.main(["--smoke", "--out", str(out), "--tickets", "derain"]) == 0
+    out = smoke
     report = json.loads(out.read_text())
     for t in ("derain", "all"):
         res = report["results"]["0"][t]
-        _, ov = rewind_magnitude_overlap(res["source"], res["round"])
+        _, ov = rewind_magnitude_overlap(ROOT / res["source"], res["round"])
         assert report["init_overlap"]["0"][t]["iou"] == ov.iou and 0 < ov.iou <= 1
         assert report["summary"]["init_overlap"][t]["iou"]["mean"] == ov.iou
-        dense = read_history(res["source"])[0]
+        dense = read_history(ROOT / res["source"])[0]
         assert dense["round"] == 0 and res["dense_psnr"] == {k: v["psnr"] for k, v in dense["eval"].items()}
     assert "its init's magnitude mask" in out.with_suffix(".md").read_text()
