@@ -35,6 +35,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from harness import Sitting, provenance
 from torch import nn
 
 from lotteryir.pruning import IterativeMagnitudePruner, PruningWarning
@@ -166,6 +167,7 @@ def main() -> None:
     parser.add_argument("--plain-norm", action="store_true", help="the norm in plain ops: no graph break")
     parser.add_argument("--out", type=Path, default=None, help="default benchmarks/results/compile_graph_breaks.json")
     args = parser.parse_args()
+    sitting = Sitting()  # when it started, on which commit and machine: the results file says
     out = (
         args.out or ROOT / "benchmarks" / "results" / f"compile_graph_breaks{'_plain' if args.plain_norm else ''}.json"
     )
@@ -245,6 +247,7 @@ def main() -> None:
         "median_s": med,
         "ratios": ratios,
         "times": times,
+        "provenance": provenance(sitting, threads=args.threads),
     }
 
     print(f"\n{'step':16} {'wall ms':>8} {'cpu ms':>8}")

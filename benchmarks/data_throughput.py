@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import torch
+from harness import Sitting, provenance
 from torch.utils.data import DataLoader
 
 from lotteryir.data import get_recipe
@@ -86,6 +87,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "data_throughput.json")
     args = ap.parse_args()
+    sitting = Sitting()  # when it started, on which commit and machine: the results file says
     batch_size, patch = 8, 64
 
     start = time.perf_counter()
@@ -128,6 +130,7 @@ def main() -> None:
         "loader_patches_per_s": {str(w): r for w, r in loader.items()},
         "training_patches_per_s": train,
         "ratio_best_loader_to_training": (max(loader.values()) / train) if train else None,
+        "provenance": provenance(sitting),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 import torch.multiprocessing as mp
+from harness import Sitting, provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,6 +75,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "ddp_traffic.json")
     args = ap.parse_args()
+    sitting = Sitting()  # when it started, on which commit and machine: the results file says
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "result.json"
         mp.spawn(
@@ -98,6 +100,7 @@ def main() -> None:
                 "world_size": 2,
                 "variants": measured,
                 "float32_masks_bytes_per_step": before,
+                "provenance": provenance(sitting),
             },
             indent=2,
         )

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import torch
+from harness import Sitting, provenance
 from safetensors.torch import save_file
 
 from lotteryir.checkpoints import load_ticket, save_ticket
@@ -36,6 +37,7 @@ def main() -> None:
     ap.add_argument("--rounds", default="1,5,10,15", help="comma-separated numbers of 20%% rounds")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "export_size.json")
     args = ap.parse_args()
+    sitting = Sitting()  # when it started, on which commit and machine: the results file says
 
     torch.manual_seed(0)
     model = build_model(args.model, args.size)
@@ -91,7 +93,16 @@ def main() -> None:
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
-        json.dumps({"benchmark": "export_size", "model": args.model, "size": args.size, "rows": rows}, indent=2)
+        json.dumps(
+            {
+                "benchmark": "export_size",
+                "model": args.model,
+                "size": args.size,
+                "rows": rows,
+                "provenance": provenance(sitting),
+            },
+            indent=2,
+        )
     )
     print(f"wrote {args.out}")
 

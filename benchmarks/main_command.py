@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import Sitting, provenance
+
 from lotteryir.cli.render import short as _short  # the column names the CLI's own table uses
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -70,6 +72,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "main_command.json")
     parser.add_argument("--render-only", action="store_true", help="Rewrite the .md from the JSON; run nothing.")
     args = parser.parse_args()
+    sitting = Sitting()  # when it started, on which commit and machine: the results file says
     if args.render_only:
         write_markdown(json.loads(args.out.read_text()), args.out.with_suffix(".md"))
         return
@@ -98,6 +101,7 @@ def main() -> None:
             check=True,
         )
         payload = json.loads(report.stdout)
+        payload["run"] = os.path.relpath(payload["run"], folder)  # as the command names it: relative
         if args.figure:
             shutil.copyfile(run / "report.png", args.figure)
     result = {
@@ -106,6 +110,7 @@ def main() -> None:
         "wall_seconds": seconds,
         "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg(), "platform": platform.platform()},
         "report": payload,
+        "provenance": provenance(sitting, threads=payload["config"].get("threads")),  # the command's own
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))

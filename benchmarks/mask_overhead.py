@@ -35,6 +35,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from harness import Sitting, provenance
 
 from lotteryir.models import build_model
 from lotteryir.pruning import IterativeMagnitudePruner, PruningWarning
@@ -131,6 +132,7 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "mask_overhead.json")
     args = parser.parse_args()
+    sitting = Sitting()  # when it started, on which commit and machine: the results file says
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -221,6 +223,7 @@ def main() -> None:
             f"({b['masked_state_dict_float32'] / 1e6:.1f} MB with float32 masks)"
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    result["provenance"] = provenance(sitting, threads=args.threads)
     args.out.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")
 

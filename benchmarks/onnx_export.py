@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import torch
+from harness import Sitting, provenance
 from safetensors.torch import save_file
 
 from lotteryir.checkpoints import save_ticket
@@ -52,6 +53,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "onnx_export.json")
     args = ap.parse_args()
+    sitting = Sitting()  # when it started, on which commit and machine: the results file says
     torch.set_num_threads(min(2, torch.get_num_threads()))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -105,7 +107,11 @@ def main() -> None:
     worst = max(r["max_abs_diff"] for r in rows)
     print(f"worst max |diff| {worst:.1e} over {len(rows)} exports x {len(IMAGES)} image sizes (target 1e-4)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"benchmark": "onnx_export", "images": IMAGES, "rows": rows}, indent=2))
+    args.out.write_text(
+        json.dumps(
+            {"benchmark": "onnx_export", "images": IMAGES, "rows": rows, "provenance": provenance(sitting)}, indent=2
+        )
+    )
     print(f"wrote {args.out}")
 
 

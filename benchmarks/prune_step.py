@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from harness import Sitting, provenance
 from torch import nn
 from torch.nn.utils import prune
 
@@ -161,6 +162,7 @@ def main() -> None:
     ap.add_argument("--spec", type=Path, default=SPEC)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "prune_step.json")
     args = ap.parse_args()
+    sitting = Sitting()  # when it started, on which commit and machine: the results file says
 
     torch.manual_seed(0)
     base = stand_in(args.spec)
@@ -251,6 +253,7 @@ def main() -> None:
         "numpy_level1": {"wall_s": np_wall, "cpu_s": np_cpu},
         "masks_equal_torch": equal,
         "density_after_level4": density,
+        "provenance": provenance(sitting),
     }
     if not equal:
         raise SystemExit("the public path's masks differ from torch's")

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from harness import Sitting, provenance
 from torch import nn
 
 from lotteryir.data import get_recipe
@@ -129,6 +130,7 @@ def main() -> None:
     ap.add_argument("--scope", default="layerwise", choices=["layerwise", "global"])
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "sparse_speed.json")
     args = ap.parse_args()
+    sitting = Sitting()  # when it started, on which commit and machine: the results file says
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
@@ -226,6 +228,7 @@ def main() -> None:
                 "torch": torch.__version__,
                 "rows": rows,
                 "layers": layer_rows,
+                "provenance": provenance(sitting, threads=args.threads),
             },
             indent=2,
         )

@@ -28,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+from harness import Sitting, provenance
+
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("lotteryir", "1 thread", "torch default", "passive wait")
 WARMUP = 10
@@ -100,6 +102,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "threads.json")
     parser.add_argument("--worker", choices=MODES, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    sitting = Sitting()  # when it started, on which commit and machine: the results file says
     if args.worker:
         worker(args.worker, args.steps)
         return
@@ -165,6 +168,7 @@ def main() -> None:
                 "rows": rows,
                 "raw": results,
                 "machine": {"platform": platform.platform(), "cores": os.cpu_count(), "torch": torch.__version__},
+                "provenance": provenance(sitting),
             },
             indent=2,
         )

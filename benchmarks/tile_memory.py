@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import torch
+from harness import Sitting, provenance
 
 
 def _model(size: str, weights: str | None) -> torch.nn.Module:
@@ -103,6 +104,7 @@ def main() -> None:
         print(json.dumps(tiling_fidelity(args)))
         return
 
+    sitting = Sitting()
     forward = [a for a in sys.argv[1:] if a != "--skip-fidelity"]
     forward = [a for i, a in enumerate(forward) if a != "--out" and (i == 0 or forward[i - 1] != "--out")]
 
@@ -142,6 +144,7 @@ def main() -> None:
             f"(difference {abs(fid['psnr_untiled_vs_clean_db'] - fid['psnr_tiled_vs_clean_db']):.3f} dB)"
         )
     if args.out is not None:
+        result["provenance"] = provenance(sitting, threads=args.threads)
         args.out.write_text(json.dumps(result, indent=2))
 
 

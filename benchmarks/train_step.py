@@ -27,6 +27,7 @@ import warnings
 from pathlib import Path
 
 import torch
+from harness import Sitting, provenance
 
 from lotteryir.engine import RestorationTrainer, TrainConfig
 from lotteryir.models import build_model
@@ -114,6 +115,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny and small at patch 48")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    sitting = Sitting()  # when it started, on which commit and machine: the results file says
     sizes, patches = args.sizes.split(","), [int(p) for p in args.patches.split(",")]
     if args.quick:
         sizes, patches = ["tiny", "small"], [48]
@@ -137,6 +139,7 @@ def main() -> None:
         "threads": args.threads,
         "load_average": os.getloadavg(),
         "rows": rows,
+        "provenance": provenance(sitting, threads=args.threads),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".json.tmp")

@@ -41,7 +41,7 @@ def relative(path: str | os.PathLike[str]) -> str:
 def command(argv: list[str] | None = None) -> str:
     """The command line as typed from the checkout: ``python benchmarks/x.py ...``, paths relative."""
     argv = list(sys.argv if argv is None else argv)
-    words = [relative(a) if os.path.isabs(a) else a for a in argv]
+    words = [relative(argv[0]), *(relative(a) if os.path.isabs(a) else a for a in argv[1:])]
     return " ".join(["python", *words])
 
 
@@ -102,6 +102,7 @@ class Sitting:
         self.record: dict[str, Any] = {
             "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "command": command(argv),
+            "cwd": relative(os.getcwd()),
             "commit": head,
             "dirty": dirty,
             "env": {k: os.environ[k] for k in ENVIRONMENT if k in os.environ},
@@ -112,9 +113,11 @@ class Sitting:
         }
 
     def stamp(self, threads: int | None = None) -> dict[str, Any]:
-        """The record as of now (wall time so far, the load now)."""
+        """The record as of now (wall time so far, the load now); threads: given, or torch's own count."""
         if threads is not None:
             self.record["threads"] = threads
+        elif self.record["threads"] is None and "torch" in sys.modules:
+            self.record["threads"] = sys.modules["torch"].get_num_threads()
         self.record.update(wall_seconds=round(time.perf_counter() - self._t0, 3), load_end=_load())
         return dict(self.record)
 
