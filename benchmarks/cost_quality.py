@@ -96,7 +96,7 @@ def verdict(row: dict[str, Any], seeds: int) -> dict[str, Any]:
 
 
 class CostQuality(Benchmark):
-    name, script, doc, grows, depth, view = "cost_quality", __file__, __doc__ or "", ("seeds", "methods"), 3, view
+    name, grows, depth, view = "cost_quality", ("seeds", "methods"), 3, view
     notes = "early-bird counted as 2 full trainings"
 
     def options(self, p: argparse.ArgumentParser) -> None:

@@ -149,7 +149,7 @@ def verdict(summary: dict[str, Any], labels: list[str], target_density: float) -
 
 
 class LotteryTickets(Benchmark):
-    name, script, doc, threads, view = "lottery_tickets", __file__, __doc__ or "", "auto", view
+    name, threads, view = "lottery_tickets", "auto", view
 
     def options(self, p: argparse.ArgumentParser) -> None:
         sample.add_args(p)

@@ -122,7 +122,7 @@ def verdict(late: dict[str, Any]) -> str:
 
 
 class Stability(Benchmark):
-    name, script, doc, workers, view = "stability", __file__, __doc__ or "", 2, view
+    name, workers, view = "stability", 2, view
     notes = "each worker at the step measured now; late tickets counted as trained from the largest k"
 
     def options(self, p: argparse.ArgumentParser) -> None:

@@ -167,7 +167,7 @@ def verdict(psnr: dict[str, Any], tasks: list[str]) -> str:
 
 
 class TaskTickets(Benchmark):
-    name, script, doc, grows, view = "task_tickets", __file__, __doc__ or "", ("seeds", "run_tickets"), view
+    name, grows, view = "task_tickets", ("seeds", "run_tickets"), view
 
     def options(self, p: argparse.ArgumentParser) -> None:
         sample.add_args(p)

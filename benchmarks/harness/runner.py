@@ -41,8 +41,8 @@ class Benchmark:
     """A benchmark's declaration; override what differs (the defaults describe a plain benchmark)."""
 
     name = ""  # benchmarks/results/<name>.json, benchmarks/work/<name>
-    script = ""  # the benchmark's file (``__file__``): the command the results file records
-    doc = ""  # the module's docstring: --help shows it
+    script = ""  # the file the results file's command names (default: the declaring module's)
+    doc = ""  # what --help shows (default: the declaring module's docstring)
     seeds = 3  # default --seeds
     threads = "1"  # default --threads
     workers = 1  # default --workers
@@ -128,6 +128,13 @@ def ints(p: argparse.ArgumentParser, flag: str, text: str, least: int = 0) -> li
     return values
 
 
+def declared(bench: Benchmark) -> tuple[str, str]:
+    """(script, doc) of a benchmark: its own, else its module's file and docstring."""
+    module = sys.modules.get(type(bench).__module__)
+    script = bench.script or getattr(module, "__file__", None) or sys.argv[0]
+    return script, bench.doc or getattr(module, "__doc__", None) or ""
+
+
 def seeds(a: argparse.Namespace) -> list[int]:
     """The seeds of this sitting: seed0 .. seed0 + seeds - 1."""
     return list(range(a.seed0, a.seed0 + a.seeds))
@@ -136,7 +143,7 @@ def seeds(a: argparse.Namespace) -> list[int]:
 def parse(bench: Benchmark, argv: list[str] | None = None) -> argparse.Namespace:
     """The common command line, the benchmark's flags and presets."""
     p = argparse.ArgumentParser(
-        description=bench.doc.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+        description=declared(bench)[1].split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--seeds", type=int, default=bench.seeds, help=f"seeds seed0 .. seed0+N-1 (default {bench.seeds})")
     p.add_argument("--seed0", type=int, default=0)
@@ -241,7 +248,7 @@ def main(bench: Benchmark, argv: list[str] | None = None) -> int:
             bench.reread(a, report)
             print(bench.write(report, a))
             return 0
-        sitting = Sitting([bench.script or sys.argv[0], *(sys.argv[1:] if argv is None else argv)], a.threads)
+        sitting = Sitting([declared(bench)[0], *(sys.argv[1:] if argv is None else argv)], a.threads)
         t0 = time.perf_counter()
         probe = bench.probe(a)
         build = time.perf_counter() - t0
@@ -303,7 +310,8 @@ def main(bench: Benchmark, argv: list[str] | None = None) -> int:
     bench.finish(a, report)
     text = write()
     print("\n" + text)
-    print(f"wrote {a.out} (.md, .png beside it); runs in {a.work}")
+    made = [p for p in (a.out, a.out.with_suffix(".md"), a.out.with_suffix(".png")) if p.is_file()]
+    print(f"wrote {', '.join(map(str, made))}; runs in {a.work}")
     if failed or left:
         print(f"error: {len(failed)} unit(s) failed, {len(left)} left waiting on them; rerun to retry", file=sys.stderr)
         return 1

@@ -82,7 +82,7 @@ def work(x: int) -> dict[str, Any]:
 
 
 class Toy(Benchmark):
-    name, script, seeds = "toy", __file__, 2
+    name, seeds = "toy", 2
 
     def options(self, p: argparse.ArgumentParser) -> None:
         p.add_argument("--scale", type=int, default=1)
