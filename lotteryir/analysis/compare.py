@@ -11,7 +11,6 @@ degraded inputs.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -124,7 +123,7 @@ def transfer_ticket(
         raise RunError("round 0 is dense: a transfer needs a pruned round (--round 1 or later)")
     mask = Mask.load(RunLayout(run_a).mask(r))
     start = rewind_point(run_a)
-    built = build_run(dataclasses.replace(config_b, device=device or config_b.device))
+    built = build_run(config_b.on_device(device))
     model = copy.deepcopy(built.model)
     try:
         model = start_from(model, start)

@@ -136,8 +136,7 @@ def run_stability(
         raise ValueError(f"--threshold is in dB and must be >= 0, got {threshold}")
     if test_images is not None and test_images < 1:
         raise ValueError(f"test_images must be at least 1, got {test_images}")
-    config = dataclasses.replace(config, device=device or config.device)
-    built = build_run(config, threads_reason="kept from the run's start")
+    built = build_run(config.on_device(device))
     if test_images is not None:
         built.test_sets = {label: spaced_subset(s, test_images) for label, s in built.test_sets.items()}
     total = built.trainer.plan()[1]

@@ -33,8 +33,8 @@ from .options import (
     Device,
     Model,
     RecipeName,
+    RunThreads,
     Tasks,
-    Threads,
     parse_method_options,
     parse_paths,
     parse_tasks,
@@ -115,7 +115,7 @@ def prune(
     preset: Annotated[str | None, _opt("'paper': the MIR-L paper's settings (needs --data).")] = None,
     checkpoint_every: Annotated[int, _opt("Optimizer steps between mid-round checkpoints.")] = _D.checkpoint_every,
     num_workers: Annotated[int, _opt("DataLoader worker processes.")] = _D.num_workers,
-    threads: Threads = "auto",
+    threads: RunThreads = "machine",
     compile: Annotated[
         bool,
         typer.Option(
@@ -198,7 +198,7 @@ def prune(
     ).resolved()
     target = out_dir or Path("runs") / f"{model_label(config.model)}-{config.size}-{config.recipe}"
     if rewind.strip() == AUTO_REWIND:
-        config.rewind = resolve_rewind(target)
+        config = config.replace(rewind=resolve_rewind(target))
     stop = threading.Event()
     main_rank = env_rank() == 0  # the process group starts inside the run; torchrun's RANK says who draws
     drawer = PruneDrawer()

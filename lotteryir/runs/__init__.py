@@ -10,6 +10,7 @@ from .layout import RunLayout, is_run_dir, read_config, run_dir_containing
 from .lock import RunLock, RunLockedError
 from .outputs import check_output, check_output_dir, restore_targets
 from .plan import RunCallbacks, RunPlan
+from .resolved import ResolvedRunConfig, RoundLength
 from .run import PruningRun
 
 __all__ = [
@@ -17,6 +18,8 @@ __all__ = [
     "BuiltRun",
     "PruningRun",
     "RunCallbacks",
+    "ResolvedRunConfig",
+    "RoundLength",
     "RunConfig",
     "RunError",
     "RunLayout",

@@ -19,9 +19,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import RunConfig
 from .errors import RunError
 from .lock import LOCK_FILE
+from .resolved import ResolvedRunConfig
 
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.jsonl"
@@ -149,12 +149,12 @@ def _reads_as_run_config(path: Path) -> bool:
     return isinstance(data, dict) and {"model", "recipe", "rate", "rewind", "seed"} <= set(data)
 
 
-def read_config(run_dir: str | os.PathLike) -> RunConfig:
+def read_config(run_dir: str | os.PathLike) -> ResolvedRunConfig:
     """The saved configuration of a run directory (clear error if it is not one)."""
     path = RunLayout(run_dir).config
     if not path.is_file():
         raise RunError(f"{run_dir} is not a lotteryir run directory (no {CONFIG_FILE})")
     try:
-        return RunConfig.from_dict(json.loads(path.read_text()))
+        return ResolvedRunConfig.from_dict(json.loads(path.read_text()))
     except (json.JSONDecodeError, TypeError, ValueError) as e:
         raise RunError(f"{path} is not a valid run configuration: {e}") from e

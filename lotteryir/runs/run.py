@@ -41,7 +41,7 @@ from ..engine import distributed as ddp
 from ..engine.train import TrainingStopped
 from ..pruning import IterativeMagnitudePruner, RoundContext, RoundRecord
 from .build import BuiltRun, build_run
-from .config import RunConfig, resolved_setting
+from .config import RunConfig
 from .errors import RunError, non_finite_advice
 from .figures import write_report_figure, write_samples_figure
 from .history import append_round, history_entry, mean_scores, read_history, repair_history
@@ -49,6 +49,7 @@ from .layout import CONFIG_FILE, HISTORY_FILE, PRUNER_STATE_FILE, RunLayout, is_
 from .lock import LOCK_FILE, RunLock
 from .logs import RunLogs, parse_log
 from .plan import RunCallbacks, RunPlan
+from .resolved import GIVEN_THREADS, ResolvedRunConfig
 from .state import load_pruner_state, save_pruner_state
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ class PruningRun:
     def __init__(
         self,
         out_dir: str | os.PathLike,
-        config: RunConfig | None = None,
+        config: RunConfig | ResolvedRunConfig | None = None,
         callbacks: RunCallbacks | None = None,
         should_stop: Callable[[], bool] | None = None,
         log: str | Sequence[str] | None = None,
@@ -85,7 +86,6 @@ class PruningRun:
         self.dir = Path(out_dir)
         self.layout = RunLayout(self.dir)
         self.logs = RunLogs(self.layout, parse_log(log))
-        self._threads_reason = "--threads"
         self.callbacks = callbacks or RunCallbacks()
         self.should_stop = should_stop
         self.extended_from: int | None = None  # rounds of the run before this command asked for more
@@ -102,7 +102,7 @@ class PruningRun:
             self.close()
             raise
 
-    def _open(self, config: RunConfig | None) -> None:
+    def _open(self, config: RunConfig | ResolvedRunConfig | None) -> None:
         """Lock the directory (the writer), clear leftovers, then check what it holds."""
         if self.dir.exists() and not self.dir.is_dir():
             raise RunError(f"{self.dir} is a file, not a run directory; choose another --out")
@@ -120,7 +120,7 @@ class PruningRun:
         if is_run_dir(self.dir):
             saved = read_config(self.dir)
             if config is not None:
-                wanted = config.resolved()
+                wanted = config.resolved() if isinstance(config, RunConfig) else config
                 changed = saved.changed_model_file(wanted)
                 if changed:
                     raise RunError(
@@ -134,15 +134,12 @@ class PruningRun:
                         "use another --out, the same options to resume, or a larger --rounds (smaller "
                         "--target-density) to continue it"
                     )
-                if resolved_setting(wanted.rounds, "--rounds") > resolved_setting(
-                    saved.rounds, f"rounds in {self.dir / CONFIG_FILE}"
-                ):
+                if wanted.rounds > saved.rounds:
                     self.extended_from = saved.rounds
                 # Operational settings (device, workers, checkpoint interval) follow the new command;
                 # the thread count stays the run's own unless given, so a resumed run is bit-identical.
-                if wanted.threads is None and saved.threads is not None:
-                    wanted.threads = saved.threads
-                    self._threads_reason = "kept from the run's start, so resuming is bit-identical"
+                if not _threads_given(config):
+                    wanted = wanted.replace(threads=saved.threads, threads_reason=saved.threads_reason)
                 saved = wanted
             self.config = saved
         else:
@@ -152,7 +149,7 @@ class PruningRun:
                 p.name != LOCK_FILE and not self._config_leftover(p) for p in self.dir.iterdir()
             ):
                 raise RunError(f"{self.dir} exists and is not empty but holds no run; choose another --out")
-            self.config = config.resolved()
+            self.config = config.resolved() if isinstance(config, RunConfig) else config
             self._fresh = True
 
     @staticmethod
@@ -211,7 +208,6 @@ class PruningRun:
                 progress=self._progress,
                 should_stop=self.should_stop,
                 on_rewind_point=lambda step: self._save_pruner_state(include_model=False) if ddp.is_main() else None,
-                threads_reason=self._threads_reason,
             )
             self._kind = "ticket"
             state = self.layout.pruner_state()
@@ -265,7 +261,7 @@ class PruningRun:
             built = self._built()
             per_training = built.trainer.plan()[1]
             world, per_rank = built.trainer.batch_split()
-            remaining_rounds = resolved_setting(self.config.rounds, "--rounds") - self.pruner.round
+            remaining_rounds = self.config.rounds - self.pruner.round
             trainings = remaining_rounds * (1 + len(self.config.controls)) - (
                 len(self.config.controls) if self.pruner.round < 0 else 0
             )
@@ -276,10 +272,10 @@ class PruningRun:
         return RunPlan(
             recipe=self.config.recipe,
             model=self.config.model,
-            size=self.config.size or "",
+            size=self.config.size,
             params=sum(p.numel() for p in built.model.parameters()),
             device=str(built.device),
-            rounds=resolved_setting(self.config.rounds, "--rounds"),
+            rounds=self.config.rounds,
             trainings=trainings,
             steps_per_training=per_training,
             expected_seconds=seconds,
@@ -289,7 +285,7 @@ class PruningRun:
             world_size=world,
             batch_size=self.config.batch_size,
             batch_per_rank=per_rank,
-            lr=resolved_setting(self.config.lr, "--lr"),
+            lr=self.config.lr,
             backend=torch.distributed.get_backend() if ddp.is_distributed() else None,
             threads=built.threads.threads if built.device.type == "cpu" else None,
             threads_reason=built.threads.reason,
@@ -342,8 +338,7 @@ class PruningRun:
             self._discard()
 
     def _non_finite_advice(self, e: NonFiniteLossError) -> str:
-        lr = resolved_setting(self.config.lr, "--lr")
-        return non_finite_advice(self.dir, lr, self.pruner.round, e.loss, e.step, e.round, e.lr)
+        return non_finite_advice(self.dir, self.config.lr, self.pruner.round, e.loss, e.step, e.round, e.lr)
 
     def _repair(self) -> None:
         """Bring what follows a round's commit (history, figure, checkpoint removal) in step with it."""
@@ -385,3 +380,10 @@ class PruningRun:
             shutil.rmtree(ckpt, ignore_errors=True)
         if self.callbacks.on_round_end is not None:
             self.callbacks.on_round_end(entry)
+
+
+def _threads_given(config: RunConfig | ResolvedRunConfig) -> bool:
+    """Whether the resuming command chose a thread count (else the run keeps its own)."""
+    if isinstance(config, ResolvedRunConfig):
+        return config.threads_reason == GIVEN_THREADS
+    return config.threads is not None
