@@ -262,7 +262,7 @@ def retrain_ticket(directory: str, r: int, k: int) -> dict[str, Any]:
     """
     t0 = time.perf_counter()
     config = read_config(directory)
-    built = build_run(config, threads_reason="kept from the run's start")
+    built = build_run(config)
     state = states_at_steps(built, [k])[k]
     model = start_from(built.model, state)  # a copy holding the step-k weights (names unpruned)
     mask = Mask.load(RunLayout(directory).mask(r))
@@ -296,7 +296,7 @@ def reinit_unit(directory: str, r: int) -> dict[str, Any]:
     """
     t0 = time.perf_counter()
     config = read_config(directory)
-    built = build_run(config, threads_reason="kept from the run's start")
+    built = build_run(config)
     mask = Mask.load(RunLayout(directory).mask(r))
     model = built.model
     reinitialize(model, config.seed + 7919 * r, factory=built.fresh_model)
