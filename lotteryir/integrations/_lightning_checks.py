@@ -54,10 +54,12 @@ def marks_skipped(ctx: RoundContext, steps: list[int]) -> Iterator[None]:
         ctx.rewind_step, ctx.rewind_steps = saved
 
 
-def warn_inside_batch(steps: list[int], before: int, now: int, rewind_step: int | None) -> None:
+def warn_inside_batch(steps: list[int], before: int, now: int, ctx: RoundContext) -> None:
     """Rewind steps that one batch stepped over (several optimizer steps in a batch) cannot be snapshot."""
-    what = []
-    if rewind_step in steps:
+    what, rewind_step = [], ctx.rewind_step
+    if rewind_step in steps and now in ctx.rewind_steps:  # the pruner keeps step `now` aside, not as the point
+        what.append(f"rewind='step:{rewind_step}' gets no snapshot (step {now} is one of rewind_points)")
+    elif rewind_step in steps:
         what.append(f"rewind='step:{rewind_step}' takes the weights after step {now} instead, recorded as step {now}")
     if kept := [k for k in steps if k != rewind_step]:
         what.append(f"rewind_points {kept} are not recorded")

@@ -18,14 +18,22 @@ computing ``w = w_orig * w_mask``), and ``configure_optimizers`` runs inside eve
 optimizer always holds ``w_orig``. Whatever the optimizer, clipping or precision do to ``w_orig``,
 the weights the network computes with stay exactly zero where the mask is.
 
-:class:`PruningCallback` (added to every Trainer by the closure) reports each optimizer step to
-the round's :class:`~lotteryir.pruning.RoundContext` (so ``rewind="step:K"`` snapshots after the
-K-th optimizer step, not the K-th batch, under gradient accumulation), carries
+:class:`PruningCallback` (added to every Trainer by the closure) reports each step of the Trainer's
+``global_step`` to the round's :class:`~lotteryir.pruning.RoundContext`: ``rewind="step:K"`` snapshots
+at the end of the batch after which ``global_step`` is K (Lightning's count, the one ``max_steps``
+uses: optimizer steps, not batches, under gradient accumulation; every ``optimizer.step()`` of every
+optimizer under manual optimization). A K that one batch steps over (two optimizers stepping in one
+batch) is snapshot at that batch's end, recorded as the step it is, with a warning. It carries
 ``ctx.state_dict()`` inside Lightning's checkpoints (plain lists and numbers: they load with
 ``weights_only=True``), refuses a checkpoint of another round or with other masks, and under
 torch.distributed keeps the masks out of DDP's broadcasts and checks that all ranks agree.
 
-Needs ``pip install lotteryir[lightning]``; ``import lotteryir`` never imports Lightning.
+The pruner holds the LightningModule, so its state dicts carry the module's prefix (``net.``):
+:func:`inner_state_dict` gives the keys of the network inside. Compile in place
+(``module.net.compile()``); a ``torch.compile`` wrapper is refused. Build each round's logger in
+``make_trainer`` (every fit counts from step 0): ``version=f"round{ctx.round}-{ctx.kind}"``.
+
+Needs ``pip install lotteryir[lightning]`` (Lightning and TensorBoard); ``import lotteryir`` never imports Lightning.
 """
 
 from __future__ import annotations
@@ -197,7 +205,7 @@ class PruningCallback(pl.Callback):
         targets = {ctx.rewind_step, *ctx.rewind_steps} if ctx.round == 0 else set()
         inside = sorted(k for k in targets if k is not None and before < k < now)
         if inside:
-            warn_inside_batch(inside, before, now, ctx.rewind_step)
+            warn_inside_batch(inside, before, now, ctx)
         metrics = _step_metrics(trainer, outputs)
         with marks_skipped(ctx, inside):
             for k in range(before + 1, now):
@@ -314,7 +322,8 @@ def lightning_closure(
     """A training closure that runs each round as ``make_trainer(ctx).fit(model, ...)``.
 
     ``make_trainer(ctx)`` builds a new Trainer every round (``ctx.round``, ``ctx.density`` and
-    ``ctx.kind`` tell which; per-round checkpoint folders are a good idea). The data comes from
+    ``ctx.kind`` tell which; per-round checkpoint folders and logger versions are a good idea: a logger
+    passed to every round would draw each fit from step 0 over the last, and warns). The data comes from
     ``datamodule`` / ``train_dataloaders`` / ``val_dataloaders``, or from the module's own
     ``*_dataloader`` hooks. ``ckpt_path(ctx)`` may name a Lightning checkpoint of the round being
     resumed (``None``: start it fresh); it is loaded strictly into the masked module, whose

@@ -120,7 +120,8 @@ def test_a_logger_shared_by_the_rounds_is_named_with_the_remedy(tmp_path: Path) 
         return L.Trainer(max_steps=2, log_every_n_steps=1, logger=shared, enable_checkpointing=False, **QUIET_LOGS)
 
     closure = lightning_closure(make_trainer, train_dataloaders=loader())
-    with pytest.warns(UserWarning, match=r"previous training's CSVLogger.*version=f'round\{ctx\.round\}-\{ctx\.kind\}'"):
+    remedy = r"previous training's CSVLogger.*version=f'round\{ctx\.round\}-\{ctx\.kind\}'"
+    with pytest.warns(UserWarning, match=remedy):
         IterativeMagnitudePruner(NetLit(), closure, rate=0.5, rounds=1).run()
     assert steps_logged(Path(shared.log_dir)) == [0, 1, 0, 1]  # what the warning is about: round 1 over round 0
 
