@@ -7,8 +7,10 @@ the tests in a temporary directory (the working tree is never edited) and runs o
 listed with it (``PYTHONPATH`` and the working directory point at the copy, subprocesses included).
 A mutation is killed when those tests fail; a survivor means the suite would not notice that bug.
 First the union of the listed tests runs on the unmutated copy: it must pass, or nothing is measured.
+Each mutation's pytest is a fresh process forked from this one, which imported torch and the other
+third-party modules beforehand but never lotteryir (``--spawn``: a new interpreter each, slower).
 
-    python benchmarks/mutations.py [--only NAME ...] [--list] [--out benchmarks/results/mutations.json]
+    python benchmarks/mutations.py [--only NAME ...] [--list] [--spawn] [--out benchmarks/results/mutations.json]
 
 Prints a table and writes JSON: the score (killed / total), per mutation the test that killed it and the
 seconds its tests took, and how the file was made (command, commit, dirty flag, machine, torch, wall time).
@@ -19,11 +21,13 @@ still occurs exactly once, so a refactor cannot turn a mutation into a no-op.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -34,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "mutations.json"
 COPIED = ("lotteryir", "tests", "pyproject.toml")  # what a mutated copy needs to run the tests
+TIMEOUT = 600  # seconds for one mutation's tests: a mutation that hangs them is killed (the suite would time out)
 SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", "node_modules", ".pytest_cache")
 
 # Tests, by node id, that each mutation's selection draws on.
@@ -354,15 +359,87 @@ def copy_tree(target: Path) -> None:
             shutil.copy2(src, target / name)
 
 
-def run_tests(copy: Path, tests: tuple[str, ...], stop_first: bool = True) -> tuple[int, str, float]:
-    """(pytest's exit code, its output, seconds) for ``tests`` on the copy, in a fresh process."""
-    env = {**os.environ, "PYTHONPATH": str(copy), "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "-rf", *tests]
-    if stop_first:
-        args.insert(4, "-x")
+def pytest_args(tests: tuple[str, ...], stop_first: bool) -> list[str]:
+    return ["-q", "-p", "no:cacheprovider", "-o", "addopts=", "-rf", *(["-x"] if stop_first else []), *tests]
+
+
+def child_env(copy: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(copy), "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def run_tests(
+    copy: Path, tests: tuple[str, ...], stop_first: bool = True, fork: bool = False
+) -> tuple[int, str, float]:
+    """(pytest's exit code, its output, seconds) for ``tests`` on the copy, in a fresh process.
+
+    ``fork``: a child of this process, which holds torch and the other third-party modules already
+    imported (see :func:`preload`) but nothing of lotteryir or the tests; else a new interpreter.
+    """
     start = time.perf_counter()
-    done = subprocess.run(args, cwd=copy, env=env, capture_output=True, text=True)
-    return done.returncode, done.stdout + done.stderr, time.perf_counter() - start
+    if not fork:
+        args = [sys.executable, "-m", "pytest", *pytest_args(tests, stop_first)]
+        done = subprocess.run(args, cwd=copy, env=child_env(copy), capture_output=True, text=True, timeout=TIMEOUT)
+        return done.returncode, done.stdout + done.stderr, time.perf_counter() - start
+    with tempfile.TemporaryFile() as log:
+        sys.stdout.flush(), sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: run pytest on the copy, exit without running the parent's cleanup
+            code = 3
+            try:
+                os.dup2(log.fileno(), 1), os.dup2(log.fileno(), 2)
+                os.chdir(copy)
+                os.environ.clear(), os.environ.update(child_env(copy))
+                sys.path.insert(0, str(copy))
+                import pytest
+
+                code = int(pytest.main(pytest_args(tests, stop_first)))
+            except BaseException:  # noqa: BLE001 - whatever happened, the parent reads it from the log
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush(), sys.stderr.flush()
+                os._exit(code)
+        code = wait(pid)
+        log.seek(0)
+        return code, log.read().decode(errors="replace"), time.perf_counter() - start
+
+
+def wait(pid: int) -> int:
+    """The child's exit code; one still running after :data:`TIMEOUT` seconds is killed (-9)."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def preload(copy: Path, tests: tuple[str, ...]) -> int:
+    """Import here the third-party modules that collecting ``tests`` imports (torch, torchvision, numpy, ...).
+
+    A forked child then starts with them and imports only lotteryir and the tests (from the mutated
+    copy): a few seconds less per mutation. They are listed by a throwaway interpreter, so that this
+    process never imports lotteryir and runs no torch operation (forking after OpenMP started is unsafe).
+    """
+    script = (
+        "import json, sys, pytest\n"
+        f"pytest.main({pytest_args(tests, False) + ['--collect-only']!r})\n"
+        "own = ('lotteryir', 'tests', 'conftest', '__main__')\n"
+        "print('MODULES' + json.dumps(sorted(m for m in sys.modules if m.split('.')[0] not in own)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=copy, env=child_env(copy), capture_output=True, text=True)
+    line = next((x for x in done.stdout.splitlines() if x.startswith("MODULES")), "MODULES[]")
+    count = 0
+    for name in json.loads(line[len("MODULES") :]):
+        try:
+            importlib.import_module(name)
+            count += 1
+        except Exception:  # noqa: BLE001 - a module that does not import on its own is imported later, in the child
+            pass
+    return count
 
 
 def first_failure(output: str) -> str | None:
@@ -371,19 +448,20 @@ def first_failure(output: str) -> str | None:
     return m.group(1) if m else None
 
 
-def check(copy: Path, m: Mutation) -> dict:
+def check(copy: Path, m: Mutation, fork: bool) -> dict:
     """Apply ``m`` to the copy, run its tests, put the file back; the outcome as a JSON-able dict."""
     path = copy / m.file
     original = path.read_text()
     path.write_text(original.replace(m.old, m.new, 1))
     try:
-        code, output, seconds = run_tests(copy, m.tests)
+        code, output, seconds = run_tests(copy, m.tests, fork=fork)
     finally:
         path.write_text(original)
     # pytest exits 1 when tests failed; 2-5 mean it could not run them (an import error, no tests...).
-    status = "killed" if code == 1 else "survived" if code == 0 else "error"
+    status = "killed" if code in (1, -signal.SIGKILL) else "survived" if code == 0 else "error"
+    by = first_failure(output) if code == 1 else f"timeout after {TIMEOUT} s" if code == -signal.SIGKILL else None
     result = {"name": m.name, "area": m.area, "file": m.file, "why": m.why, "tests": list(m.tests)}
-    result.update(status=status, killed_by=first_failure(output) if code == 1 else None, seconds=round(seconds, 2))
+    result.update(status=status, killed_by=by, seconds=round(seconds, 2))
     if status == "error":
         result["output_tail"] = output[-1500:].replace(str(copy), "<copy>")
     return result
@@ -413,9 +491,9 @@ def load() -> list[float] | None:
         return None
 
 
-def provenance(argv: list[str]) -> dict:
+def provenance(argv: list[str], fork: bool) -> dict:
     """How the results were made; no absolute paths (the command is given relative to the checkout)."""
-    import torch
+    import torch  # noqa: PLC0415 - imported late: after OMP_NUM_THREADS is set
 
     return {
         "command": " ".join(["python", "benchmarks/mutations.py", *argv]),
@@ -425,6 +503,7 @@ def provenance(argv: list[str]) -> dict:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "threads": 1,  # OMP_NUM_THREADS=1 in every pytest process
+        "processes": "forked from one that imported the third-party modules" if fork else "a new interpreter each",
         "load_start": load(),
     }
 
@@ -445,6 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run these mutations only (not written to --out)")
     parser.add_argument("--list", action="store_true", help="list the mutations and exit")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--spawn", action="store_true", help="a new interpreter per mutation instead of a fork")
     args = parser.parse_args(argv)
     if args.list:
         for m in MUTATIONS:
@@ -459,13 +539,17 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"unknown mutation(s): {', '.join(unknown)}; see --list", file=sys.stderr)
         return 2
+    os.environ["OMP_NUM_THREADS"] = "1"  # before torch is imported here: one thread, nothing to break a fork
+    fork = hasattr(os, "fork") and not args.spawn
     started = time.perf_counter()
-    facts = provenance(argv)
+    facts = provenance(argv, fork)
     with tempfile.TemporaryDirectory(prefix="lotteryir-mutations-") as tmp:
         copy = Path(tmp)
         copy_tree(copy)
         every = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
-        code, output, seconds = run_tests(copy, every, stop_first=False)
+        if fork:
+            print(f"preloaded {preload(copy, every)} third-party modules", flush=True)
+        code, output, seconds = run_tests(copy, every, stop_first=False, fork=fork)
         if code != 0:
             print(output[-3000:].replace(tmp, "<copy>"), file=sys.stderr)
             print(f"the unmutated tests fail (exit {code}): fix them before measuring mutations", file=sys.stderr)
@@ -473,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unmutated: {len(every)} test selections pass ({seconds:.1f} s)", flush=True)
         results = []
         for m in chosen:
-            results.append(check(copy, m))
+            results.append(check(copy, m, fork))
             r = results[-1]
             print(f"  {r['name']}: {r['status']} ({r['seconds']:.1f} s) {r['killed_by'] or ''}", flush=True)
     killed = sum(r["status"] == "killed" for r in results)
