@@ -26,7 +26,7 @@ from .options import (
     parse_tasks,
     use_threads,
 )
-from .render import err, evaluate_table, json_text, out, round_table, worse_than_input
+from .render import EvaluateDrawer, err, evaluate_table, json_text, out, round_table, worse_than_input
 
 
 def load_source(
@@ -116,14 +116,17 @@ def evaluate(
     dev = pick_device(device)
     if dev.type == "cpu":
         use_threads(threads)
-    result = run_eval(
-        loaded.model.to(dev),
-        rec.test_sets(tasks=selected),
-        tile=tile,
-        y_channel=y_channel,
-        save_dir=save_images,
-        device=dev,
-    )
+    sets = rec.test_sets(tasks=selected)
+    with EvaluateDrawer({label: len(s) for label, s in sets.items()}) as drawer:  # type: ignore[arg-type]
+        result = run_eval(
+            loaded.model.to(dev),
+            sets,
+            tile=tile,
+            y_channel=y_channel,
+            save_dir=save_images,
+            device=dev,
+            progress=drawer.image,
+        )
     summary = result.summary()
     psnr, ssim = mean_scores(summary)
     input_psnr, input_ssim = mean_scores(summary, of="input")

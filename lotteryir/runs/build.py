@@ -15,10 +15,12 @@ from typing import Any, cast
 import torch
 from torch.utils.data import Dataset
 
+from ..checkpoints import load_weights_file
 from ..engine import RestorationTrainer, TrainConfig, TrainProgress, evaluate
 from ..engine import distributed as ddp
+from ..engine.batchnorm import gradient_probe, recalibrate_batchnorm, training_batches
 from ..engine.threads import ThreadChoice, apply_threads
-from ..models import apply_init, build_model
+from ..models import CheckpointError, apply_init, build_model
 from ..models.init import identity_layer_rates
 from ..pruning import IterativeMagnitudePruner, Rewind, RoundContext
 from .config import open_recipe
@@ -48,8 +50,33 @@ class BuiltRun:
         """The run's network as it starts (builder + ``init``), under whatever RNG state is current."""
         return fresh_model(self.config)
 
+    @property
+    def channels(self) -> int:
+        """The channels of the images the run reads (the network's input channels)."""
+        return int(next(iter(self.test_sets.values()))[0]["input"].shape[0])
+
+    def train(self, model: torch.nn.Module, ctx: RoundContext) -> dict[str, Any]:
+        """Train one round, or, for a round that does not train (round 0 from --from weights), say so.
+
+        A round 0 that does not train still shows the pruner which tensors take part (one backward pass
+        on a training batch, weights and BatchNorm statistics untouched): never-called layers stay unpruned.
+        """
+        if self.config.trains(ctx.round):
+            return self.trainer(model, ctx)
+        if ctx.round == 0:
+            c = self.config
+            gradient_probe(model, self.train_set, c.batch_size, c.loss, c.seed + 4099, self.device)
+        return {"steps": 0, "seconds": 0.0, "trained": False}
+
     def evaluate(self, model: torch.nn.Module) -> dict[str, Any]:
-        """Scores of ``model`` on the test sets: per set, and the means of the restored and the input images."""
+        """Scores of ``model`` on the test sets: per set, and the means of the restored and the input images.
+
+        With ``bn_recalibrate`` the BatchNorm statistics are first recomputed on that many training batches.
+        """
+        if self.config.bn_recalibrate:
+            c = self.config
+            pairs = training_batches(self.train_set, c.bn_recalibrate, c.batch_size, c.seed + 4099, self.device)
+            recalibrate_batchnorm(model, (inputs for inputs, _ in pairs))
         summary = evaluate(model, self.test_sets, device=self.device, tile=self.config.eval_tile).summary()
         psnr, ssim = mean_scores(summary)
         input_psnr, input_ssim = mean_scores(summary, of="input")
@@ -63,14 +90,16 @@ class BuiltRun:
 
     def train_and_evaluate(self, model: torch.nn.Module, ctx: RoundContext) -> dict[str, Any]:
         """The plain closure: train one round, then (rank 0) evaluate; every rank gets rank 0's record."""
-        train = self.trainer(model, ctx)
+        train = self.train(model, ctx)
         metrics = {"train": train, **self.evaluate(model)} if ddp.is_main() else None
         return ddp.broadcast_object(metrics)
 
-    def estimate_seconds(self, trainings: int) -> float:
-        """Seconds for ``trainings`` trainings and evaluations, from a few timed steps on a copy."""
+    def estimate_seconds(self, trainings: int, evaluations: int | None = None) -> float:
+        """Seconds for ``trainings`` trainings and ``evaluations`` evaluations (default one per training),
+        from a few timed steps on a copy."""
         step, per_eval = self.measure()
-        return trainings * (self.trainer.plan()[1] * step + per_eval * 1.5)
+        evaluations = trainings if evaluations is None else evaluations
+        return trainings * self.trainer.plan()[1] * step + evaluations * per_eval * 1.5
 
     def measure(self, steps: int = 3) -> tuple[float, float]:
         """(seconds per optimizer step, seconds per evaluation of every test set), timed on a copy.
@@ -82,7 +111,7 @@ class BuiltRun:
         model = copy.deepcopy(self.model).train()
         patch = c.patch_size
         opt = torch.optim.AdamW(model.parameters(), lr=c.lr)
-        x = torch.rand(self.trainer.batch_split()[1], 3, patch, patch, device=self.device)
+        x = torch.rand(self.trainer.batch_split()[1], self.channels, patch, patch, device=self.device)
         with torch.random.fork_rng(devices=[]):
             times = []
             for _ in range(max(2, steps)):
@@ -131,14 +160,21 @@ def build_run(
     if device.type == "cpu":
         apply_threads(threads)  # before the duration estimate and the first training step
     torch.manual_seed(c.seed)  # the dense initialization is part of the run's identity
-    model = fresh_model(c).to(device)
+    model = fresh_model(c)
+    if c.from_weights is not None:
+        try:
+            load_weights_file(model, c.from_weights)
+        except CheckpointError as e:
+            raise RunError(f"--from {c.from_weights}: {e}") from e
+    model = model.to(device)
     check_patch_size(train_set, c.patch_size)  # first: the channel probe runs on a patch of this size
     check_channels(model, test_sets, c, device)
     trainer = RestorationTrainer(
         train_set,
         TrainConfig(
             epochs=c.length.epochs,
-            steps=c.length.steps,
+            # --steps 0 (from trained weights): no round trains, the trainer is never called.
+            steps=c.length.steps if c.length.count else 1,
             warmup_epochs=c.warmup_epochs,
             batch_size=c.batch_size,
             lr=c.lr,
@@ -176,7 +212,7 @@ def build_run(
         target_density=c.target_density if method.fixed_rounds is not None else None,
         method=method,
         scope=c.scope,
-        rewind=c.rewind,
+        rewind=c.pruner_rewind,
         controls=tuple(c.controls),
         layer_rates=identity_layer_rates(c.init, c.rate),  # as fresh_model reads it
         model_factory=built.fresh_model,  # random_reinit re-draws everything the constructor draws
@@ -243,7 +279,7 @@ def check_patch_size(train_set: Any, size: int) -> None:
 
 def check_rewind_step(config: ResolvedRunConfig, total: int) -> None:
     """``--rewind step:K`` needs K optimizer steps in round 0."""
-    rewind = Rewind.parse(config.rewind)
+    rewind = Rewind.parse(config.pruner_rewind)
     k = rewind.step if rewind.kind == "step" else None
     if k is not None and k > total:
         raise RunError(

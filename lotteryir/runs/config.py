@@ -10,6 +10,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -78,7 +79,7 @@ class RunConfig:
     target_density: float | None = None
     rate: float = 0.2
     scope: str = "global"
-    rewind: str = "init"
+    rewind: str | None = None  # None: "from" when the run starts from --from weights, else "init"
     epochs: int | None = None
     steps: int | None = None
     warmup_epochs: float | None = None
@@ -109,6 +110,13 @@ class RunConfig:
     method: str = "imp"
     method_options: dict[str, Any] = field(default_factory=dict)
     shuffle_within_layers: bool = False
+    # Start from trained weights (any file `lotteryir evaluate` reads): round 0 evaluates them instead of
+    # training (dense_round "train" fine-tunes them first); rewinding to them is --rewind from.
+    from_weights: str | None = None
+    from_weights_sha256: str | None = None  # recorded when the run starts: a resume with other weights is refused
+    dense_round: str | None = None  # "train" or "evaluate" (None: evaluate with from_weights, else train)
+    # Before every evaluation, recompute BatchNorm running statistics on this many training batches (0: off).
+    bn_recalibrate: int = 0
 
     def resolved(self, *, saved: bool = False) -> ResolvedRunConfig:
         """Every setting decided (sample or paper defaults, round counts, threads, method options) and checked.
@@ -155,6 +163,9 @@ def _resolve(c: RunConfig, saved: bool) -> ResolvedRunConfig:
     options = check_method(c.method, c.method_options, c.shuffle_within_layers, c.controls)
     rounds = _rounds(c)
     length = _round_length(c)
+    start = _start(c, saved, length)
+    if c.bn_recalibrate < 0:
+        raise ValueError(f"--bn-recalibrate must be 0 (off) or a number of batches, got {c.bn_recalibrate}")
     for option, value, least in (
         ("--checkpoint-every", c.checkpoint_every, 1),
         ("--num-workers", c.num_workers, 0),
@@ -173,11 +184,7 @@ def _resolve(c: RunConfig, saved: bool) -> ResolvedRunConfig:
     if c.recipe not in recipes:
         raise ValueError(f"--recipe: unknown data recipe {c.recipe!r}; available: {', '.join(recipes)}")
     data_paths = recipe_options(c.recipe, data, c.data_paths)
-    rewind = str(Rewind.parse(c.rewind))  # validates
-    if c.method == "lr-rewind":  # imp keeping the trained weights; the trainer replays the LR schedule
-        if rewind.startswith("step"):
-            raise ValueError(f"--method lr-rewind keeps the trained weights; --rewind {rewind} is imp's")
-        rewind = "none"
+    rewind = _rewind(c, start)
     if c.scope not in ("global", "layerwise", "random"):
         raise ValueError(f"--scope must be global, layerwise or random, got {c.scope!r}")
     sample = c.recipe == "sample"
@@ -190,6 +197,10 @@ def _resolve(c: RunConfig, saved: bool) -> ResolvedRunConfig:
     init = c.init if c.init is not None else (SAMPLE_INIT if sample and model in SHIPPED_MODELS else DEFAULT_INIT)
     if init not in INITS:
         raise ValueError(f"--init must be one of {', '.join(INITS)}, got {init!r}")
+    if start.path is not None:
+        if c.init not in (None, DEFAULT_INIT):
+            raise ValueError(f"--init {c.init} draws the first weights, but --from gives them; leave --init out")
+        init = DEFAULT_INIT  # drawn, then replaced by the weights given
     patch = c.patch_size if c.patch_size is not None else (SAMPLE_PATCH if sample else DEFAULT_PATCH)
     if c.batch_size < 1 or patch < 8:
         raise ValueError(f"--batch-size must be >= 1 and --patch-size >= 8 (got {c.batch_size}, {patch})")
@@ -228,6 +239,10 @@ def _resolve(c: RunConfig, saved: bool) -> ResolvedRunConfig:
         method=c.method,
         method_options=method_settings(c.method, options, c.shuffle_within_layers),
         shuffle_within_layers=c.shuffle_within_layers,
+        from_weights=start.path,
+        from_weights_sha256=start.sha256,
+        dense_round=start.dense_round,
+        bn_recalibrate=c.bn_recalibrate,
     )
 
 
@@ -257,17 +272,78 @@ def _rounds(c: RunConfig) -> int:
 
 
 def _round_length(c: RunConfig) -> RoundLength:
-    """--steps or --epochs, at least 1; neither: the sample recipe's steps or the paper's epochs."""
+    """--steps or --epochs, at least 1 (--steps 0 from trained weights: nothing trains); neither: the
+    sample recipe's steps or the paper's epochs."""
     if c.epochs is not None and c.steps is not None:
         raise ValueError("give --epochs or --steps, not both")
     for option, value in (("--epochs", c.epochs), ("--steps", c.steps)):
-        if value is not None and value < 1:
-            raise ValueError(f"{option} must be at least 1, got {value}")
+        if value is not None and value < 1 and not (option == "--steps" and value == 0 and c.from_weights):
+            more = " (--steps 0, no training at all, needs --from WEIGHTS)" if option == "--steps" else ""
+            raise ValueError(f"{option} must be at least 1{more}, got {value}")
     if c.steps is not None:
         return RoundLength("steps", c.steps)
     if c.epochs is not None:
         return RoundLength("epochs", c.epochs)
     return RoundLength("steps", SAMPLE_STEPS) if c.recipe == "sample" else RoundLength("epochs", DEFAULT_EPOCHS)
+
+
+@dataclass(frozen=True)
+class _Start:
+    """Where a run's weights come from: the network's builder, or a file (its path, hash and round 0)."""
+
+    path: str | None
+    sha256: str | None
+    dense_round: str
+
+
+def _start(c: RunConfig, saved: bool, length: RoundLength) -> _Start:
+    """--from WEIGHTS made absolute with its SHA-256 (the one recorded, for a saved run), and what round 0 does."""
+    if c.from_weights is None:
+        if c.dense_round not in (None, "train"):
+            raise ValueError(
+                "--dense-round evaluate needs --from WEIGHTS (a network drawn at random has nothing to show)"
+            )
+        return _Start(None, None, "train")
+    path = os.path.abspath(os.path.expanduser(c.from_weights))
+    sha256 = c.from_weights_sha256
+    if not saved:
+        if not os.path.isfile(path):
+            raise ValueError(f"--from: no such file: {path}; give the weights file the network should start from")
+        sha256 = file_sha256(Path(path))
+    dense_round = c.dense_round or ("train" if METHODS[c.method].prunes_round0 else "evaluate")
+    if dense_round not in ("train", "evaluate"):
+        raise ValueError(f"--dense-round must be train or evaluate, got {dense_round!r}")
+    if METHODS[c.method].prunes_round0 and (dense_round == "evaluate" or length.count == 0):
+        raise ValueError(
+            f"--method {c.method} prunes while round 0 trains: give it --steps/--epochs and no --dense-round"
+        )
+    return _Start(path, sha256, dense_round)
+
+
+def _rewind(c: RunConfig, start: _Start) -> str:
+    """--rewind checked against where the run starts; "from" (rewind to the --from weights) is their default."""
+    given = c.rewind if c.rewind is not None else ("from" if start.path else "init")
+    if given == "from":
+        if start.path is None:
+            raise ValueError("--rewind from rewinds to the --from weights: give --from WEIGHTS, or use --rewind init")
+        rewind = "from"
+    else:
+        rewind = str(Rewind.parse(given))  # validates
+        if rewind == "init" and start.path is not None:
+            raise ValueError(
+                "--rewind init: with --from the run starts from the given weights; --rewind from returns to them "
+                "(none keeps the trained weights, step:K a step of round 0's training)"
+            )
+        if rewind.startswith("step") and start.path is not None and start.dense_round == "evaluate":
+            raise ValueError(
+                f"--rewind {rewind} is a step of round 0's training, but round 0 only evaluates the "
+                "--from weights: add --dense-round train, or use --rewind from or none"
+            )
+    if c.method == "lr-rewind":  # imp keeping the trained weights; the trainer replays the LR schedule
+        if rewind.startswith("step"):
+            raise ValueError(f"--method lr-rewind keeps the trained weights; --rewind {rewind} is imp's")
+        rewind = "none"
+    return rewind
 
 
 def _tasks(recipe: str, data_paths: Mapping[str, Any], tasks: list[str] | None) -> list[str]:

@@ -11,10 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from torch.utils.data import default_collate
 
+from ..engine.batchnorm import training_batches
 from ..engine.losses import LOSSES
-from ..engine.sampling import unpack_batch
 from ..pruning.methods import METHODS, Method, get_method
 
 SNIP_BATCHES = 4
@@ -98,14 +97,8 @@ def _data_loss(train_set: Any, batches: int, batch_size: int, loss: str, seed: i
     """``loss_fn(model)``: the run's loss averaged over ``batches`` fixed batches of its training data."""
 
     def loss_fn(model: torch.nn.Module) -> torch.Tensor:
-        if hasattr(train_set, "set_epoch"):
-            train_set.set_epoch(0)  # the crops of epoch 0; the trainer sets its own epoch when it starts
-        order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(seed + 7))
-        picked = [int(order[i % len(order)]) for i in range(batches * batch_size)]
         total = torch.zeros((), device=device)
-        for b in range(batches):
-            batch = default_collate([train_set[i] for i in picked[b * batch_size : (b + 1) * batch_size]])
-            inputs, targets = unpack_batch(batch, device)
+        for inputs, targets in training_batches(train_set, batches, batch_size, seed + 7, device):
             total = total + LOSSES[loss](model(inputs).float(), targets.float())
         return total / batches
 

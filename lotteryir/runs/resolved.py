@@ -27,6 +27,8 @@ from ..models.external import model_file
 # (A different thread count changes float results in the last bits; a resumed run therefore keeps
 # the count it started with unless --threads says otherwise.)
 OPERATIONAL = ("device", "num_workers", "checkpoint_every", "threads", "threads_reason", "compile")
+# Compared by what they hold, not where they lie: a moved weights file with the same SHA-256 is the same start.
+LOCATIONS = ("from_weights",)
 # Settings a resumed run may grow: more rounds (or a lower target density) continue it.
 GROWABLE = ("rounds", "target_density")
 # The reason a thread count carries when the command gave it (--threads N): a resume then uses it.
@@ -88,6 +90,10 @@ class ResolvedRunConfig:
     method: str
     method_options: dict[str, Any]
     shuffle_within_layers: bool
+    from_weights: str | None  # the trained weights the run starts from (None: the builder's, drawn at random)
+    from_weights_sha256: str | None
+    dense_round: str  # "train" or "evaluate" (the --from weights, as given)
+    bn_recalibrate: int  # BatchNorm statistics recomputed on this many training batches before each evaluation
     # Why this thread count (shown in the first line); operational, not compared on resume.
     threads_reason: str = field(default=GIVEN_THREADS, compare=False)
 
@@ -102,6 +108,20 @@ class ResolvedRunConfig:
     def replace(self, **changes: Any) -> ResolvedRunConfig:
         """A copy with ``changes`` (a resolved configuration is a value: it is never edited in place)."""
         return dataclasses.replace(self, **changes)
+
+    @property
+    def trains_round0(self) -> bool:
+        """Whether round 0 trains (else it only evaluates the --from weights)."""
+        return self.dense_round == "train" and self.length.count > 0
+
+    def trains(self, round: int) -> bool:
+        """Whether round ``round`` trains (``--steps 0`` from trained weights: none does)."""
+        return self.trains_round0 if round == 0 else self.length.count > 0
+
+    @property
+    def pruner_rewind(self) -> str:
+        """The rewind as the pruner knows it: rewinding to the --from weights is rewinding to its start."""
+        return "init" if self.rewind == "from" else self.rewind
 
     def on_device(self, device: str | None) -> ResolvedRunConfig:
         """The same run on ``device``, or on its own device when none is given (CPU where CUDA is missing)."""
@@ -149,6 +169,14 @@ class ResolvedRunConfig:
         ``target_density``) continue this run rather than differ from it.
         """
         a, b = self.to_dict(), other.to_dict()
-        skip = OPERATIONAL + ("model_sha256",) + (GROWABLE if allow_growth and b["rounds"] > a["rounds"] else ())
-        named = {"method": "--method (a run keeps the method it started with)"}
+        skip = (
+            OPERATIONAL
+            + LOCATIONS
+            + ("model_sha256",)
+            + (GROWABLE if allow_growth and b["rounds"] > a["rounds"] else ())
+        )
+        named = {
+            "method": "--method (a run keeps the method it started with)",
+            "from_weights_sha256": "the --from weights (SHA-256)",
+        }
         return [f"{named.get(k, k)}: {a[k]!r} -> {b[k]!r}" for k in a if k not in skip and a[k] != b[k]]

@@ -234,8 +234,9 @@ class PruningRun:
         built = self._built()
         ctx.checkpoint_dir = self.layout.checkpoint(ctx.round, kind)
         if self.callbacks.on_train_start is not None and main:
-            self.callbacks.on_train_start(ctx.round, ctx.density, kind, built.trainer.plan()[1])
-        train = built.trainer(model, ctx)
+            steps = built.trainer.plan()[1] if self.config.trains(ctx.round) else 0
+            self.callbacks.on_train_start(ctx.round, ctx.density, kind, steps)
+        train = built.train(model, ctx)
         metrics = None
         if main:  # the replicas are identical: rank 0's evaluation is the single-process one
             if self.callbacks.on_evaluate is not None:
@@ -259,13 +260,14 @@ class PruningRun:
         """
         try:
             built = self._built()
-            per_training = built.trainer.plan()[1]
+            per_training = built.trainer.plan()[1] if self.config.length.count else 0
             world, per_rank = built.trainer.batch_split()
-            remaining_rounds = self.config.rounds - self.pruner.round
-            trainings = remaining_rounds * (1 + len(self.config.controls)) - (
-                len(self.config.controls) if self.pruner.round < 0 else 0
-            )
-            seconds = built.estimate_seconds(trainings) if estimate else None
+            c, done = self.config, self.pruner.round
+            # Round 0 has no controls; every other round scores the ticket and each control.
+            units = {r: 1 if r == 0 else 1 + len(c.controls) for r in range(done + 1, c.rounds + 1)}
+            evaluations = sum(units.values())
+            trainings = sum(n for r, n in units.items() if c.trains(r))
+            seconds = built.estimate_seconds(trainings, evaluations) if estimate else None
         except BaseException:
             self.close()
             raise
