@@ -121,7 +121,7 @@ class RunConfig:
     def resolved(self, *, saved: bool = False) -> ResolvedRunConfig:
         """Every setting decided (sample or paper defaults, round counts, threads, method options) and checked.
 
-        ``saved``: this is a stored configuration being read back (:meth:`ResolvedRunConfig.from_dict`):
+        ``saved``: this is a stored configuration being read back (:func:`resolved_from_dict`):
         its model file's hash is the one recorded, its preset was applied when it started, and a thread
         count it holds is the run's own.
         """
@@ -138,6 +138,15 @@ class RunConfig:
             raise ValueError(f"unknown configuration keys: {', '.join(unknown)}")
         # Runs saved before --init existed started as their builder drew them.
         return cls(**{"init": "default", **data})
+
+
+def resolved_from_dict(data: Mapping[str, Any]) -> ResolvedRunConfig:
+    """A stored configuration (``config.json``), as :meth:`ResolvedRunConfig.to_dict` wrote it.
+
+    Runs saved by an earlier version, before a setting was decided at the start, are completed here the
+    way that version ran them, so that a resume compares like with like.
+    """
+    return RunConfig.from_dict(data).resolved(saved=True)
 
 
 def _resolve(c: RunConfig, saved: bool) -> ResolvedRunConfig:

@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import resolved_from_dict
 from .errors import RunError
 from .lock import LOCK_FILE
 from .resolved import ResolvedRunConfig
@@ -155,6 +156,6 @@ def read_config(run_dir: str | os.PathLike) -> ResolvedRunConfig:
     if not path.is_file():
         raise RunError(f"{run_dir} is not a lotteryir run directory (no {CONFIG_FILE})")
     try:
-        return ResolvedRunConfig.from_dict(json.loads(path.read_text()))
+        return resolved_from_dict(json.loads(path.read_text()))
     except (json.JSONDecodeError, TypeError, ValueError) as e:
         raise RunError(f"{path} is not a valid run configuration: {e}") from e

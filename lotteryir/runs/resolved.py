@@ -4,7 +4,7 @@
 left unset); :meth:`RunConfig.resolved` decides each one (recipe defaults, sample or paper settings,
 the thread count, the init, the method's options) and returns a :class:`ResolvedRunConfig`, whose
 fields have no "unset" left. Building a run reads it and never returns to the resolver; a resume
-compares two of them.
+compares two of them. A stored one is read back by :func:`lotteryir.runs.config.resolved_from_dict`.
 
 A few fields stay optional because None is a value a person chose, not a default still to fill in:
 ``data`` (a built-in recipe has no data root), ``target_density`` (no target, rounds given),
@@ -15,7 +15,6 @@ A few fields stay optional because None is a value a person chose, not a default
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -135,17 +134,6 @@ class ResolvedRunConfig:
         data.pop("length")
         data.pop("threads_reason")
         return {**data, "epochs": self.epochs, "steps": self.steps}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ResolvedRunConfig:
-        """A stored configuration, as written by :meth:`to_dict` (or by an earlier version: completed).
-
-        Runs saved before a setting was resolved at start are completed here the way their version
-        ran them, so that a resume compares like with like.
-        """
-        from .config import RunConfig  # the resolver; config.py imports this module
-
-        return RunConfig.from_dict(data).resolved(saved=True)
 
     def changed_model_file(self, other: ResolvedRunConfig) -> str | None:
         """Why ``other`` (the same run resumed) names a changed model file, else None.
