@@ -163,9 +163,9 @@ def test_cli_from_records_the_weights_and_refuses_a_missing_file(tmp_path, weigh
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["from_weights"] == str(weights.resolve()) and len(config["from_weights_sha256"]) == 64
     capsys.readouterr()
-    assert main([*args, "--from", str(tmp_path / "nope.safetensors"), "--out", str(tmp_path / "run2")]) == 1
-    line = one_error_line(capsys.readouterr().err)
-    assert "--from: no such file" in line and not (tmp_path / "run2").exists()
+    missing = [*args, "--from", str(tmp_path / "nope.safetensors"), "--out", str(tmp_path / "run2")]
+    one_error_line(capsys, missing, "--from: no such file", "nope.safetensors")
+    assert not (tmp_path / "run2").exists()
 
 
 def test_a_file_that_does_not_fit_the_network_is_named(tmp_path):
