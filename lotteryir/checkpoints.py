@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ._finite import nonfinite, nonfinite_phrase
 from ._version import __version__
 from .models import CheckpointError, build_from_state_dict, check_weights, guess_model, load_weights, read_checkpoint
 from .models.registry import refuse_from_file
@@ -220,11 +221,8 @@ def load_weights_file(model: nn.Module, path: str | os.PathLike, *, allow_nonfin
 
 def check_finite(state_dict: dict[str, torch.Tensor], source: str | os.PathLike) -> None:
     """Raise NonFiniteWeightsError naming the tensors of ``state_dict`` that hold NaN or infinity."""
-    bad = [k for k, v in state_dict.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
-    if bad:
-        more = f", ... ({len(bad)} in all)" if len(bad) > 3 else ""
+    if bad := nonfinite(state_dict):
         raise NonFiniteWeightsError(
-            f"{source}: {len(bad)} weight tensor(s) hold NaN or infinite values ({', '.join(bad[:3])}{more}); "
-            "they would restore to garbage. To use the file anyway pass --allow-nonfinite "
-            "(allow_nonfinite=True in Python)"
+            f"{nonfinite_phrase(source, bad)}; they would restore to garbage. To use the file anyway pass "
+            "--allow-nonfinite (allow_nonfinite=True in Python)"
         )

@@ -32,6 +32,8 @@ from ..pruning import Mask, RoundContext
 from ..pruning.rewind import named_tensors
 from ..runs import BuiltRun, RunError, RunLayout, build_run, is_run_dir, read_config
 from ..runs.history import finished_round
+from ..runs.layout import MASK_FILE
+from ..runs.verify import round_file
 from .barrier import DEFAULT_THRESHOLD, MIN_POINTS, smallest_stable
 from .stability import PathResult, instability
 
@@ -150,7 +152,7 @@ def run_stability(
                 else f"use steps below {total}, or --steps N for the copies"
             )
         )
-    mask = None if r == 0 else Mask.load(layout.mask(r))
+    mask = None if r == 0 else Mask.load(round_file(run_dir, r, MASK_FILE))
     stage = on_stage or (lambda _: None)
     stage(f"replaying round 0 of the run to step {max(ks)}" if max(ks) else "starting from the run's init")
     states = states_at_steps(built, ks)

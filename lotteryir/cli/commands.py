@@ -41,6 +41,7 @@ def load_source(
     from ..models import refuse_from_file, register_import_path
     from ..models.external import canonical_name
     from ..runs import is_run_dir, read_config, round_ticket_path
+    from ..runs.layout import not_a_run
 
     if model is not None:
         model = register_import_path(model)  # typed by the user, so it may be imported
@@ -60,7 +61,7 @@ def load_source(
     if not source.exists():
         raise FileNotFoundError(f"no such checkpoint or run directory: {source}")
     if source.is_dir():
-        raise ValueError(f"{source} is a directory but not a lotteryir run (no config.json)")
+        raise not_a_run(source, f"{source} is a directory but not a lotteryir run (no config.json)")
     return load_checkpoint(source, model, allow_nonfinite=allow_nonfinite, allow_unchecked=allow_unchecked), None
 
 

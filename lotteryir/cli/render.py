@@ -257,6 +257,8 @@ class PruneDrawer:
             highlight=False,
             soft_wrap=True,
         )
+        if plan.rebuild:
+            out.print(f"rebuilding missing files: {', '.join(plan.rebuild)}", highlight=False, soft_wrap=True)
         if plan.world_size > 1:
             out.print(
                 f"DistributedDataParallel: {plan.world_size} processes ({plan.backend}); global batch "

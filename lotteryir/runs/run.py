@@ -45,12 +45,13 @@ from .config import RunConfig
 from .errors import RunError, non_finite_advice
 from .figures import write_report_figure, write_samples_figure
 from .history import append_round, history_entry, mean_scores, read_history, repair_history
-from .layout import CONFIG_FILE, HISTORY_FILE, PRUNER_STATE_FILE, RunLayout, is_run_dir, read_config, run_dir_containing
+from .layout import CONFIG_FILE, HISTORY_FILE, RunLayout, is_run_dir, not_a_run, read_config, run_dir_containing
 from .lock import LOCK_FILE, RunLock
 from .logs import RunLogs, parse_log
 from .plan import RunCallbacks, RunPlan
 from .resolved import GIVEN_THREADS, ResolvedRunConfig
-from .state import load_pruner_state, save_pruner_state
+from .state import save_pruner_state
+from .verify import Rebuild, load_committed, rebuild_round_files
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ class PruningRun:
         self._created = False
         self._fresh = False  # this object writes config.json: the directory held no run before
         self.leftovers: list[Path] = []  # temporary files of killed writes, removed on this start
+        self.rebuild: list[Rebuild] = []  # missing files of finished rounds, rebuilt on this start
         self.built: BuiltRun | None = None
         self._kind = "ticket"  # what trains now: the ticket or a control (for the progress callback)
         try:
@@ -144,11 +146,11 @@ class PruningRun:
             self.config = saved
         else:
             if config is None:
-                raise RunError(f"{self.dir} is not a lotteryir run directory (no {CONFIG_FILE})")
+                raise not_a_run(self.dir, f"{self.dir} is not a lotteryir run directory (no {CONFIG_FILE})")
             if self.dir.exists() and any(
                 p.name != LOCK_FILE and not self._config_leftover(p) for p in self.dir.iterdir()
             ):
-                raise RunError(f"{self.dir} exists and is not empty but holds no run; choose another --out")
+                raise not_a_run(self.dir, f"{self.dir} exists and is not empty but holds no run; choose another --out")
             self.config = config.resolved() if isinstance(config, RunConfig) else config
             self._fresh = True
 
@@ -210,13 +212,8 @@ class PruningRun:
                 on_rewind_point=lambda step: self._save_pruner_state(include_model=False) if ddp.is_main() else None,
             )
             self._kind = "ticket"
-            state = self.layout.pruner_state()
-            if state is not None:
-                self._load_pruner_state(state)
+            self.rebuild = load_committed(self.built, self.layout)  # checks every finished round's files
         return self.built
-
-    def _load_pruner_state(self, state: Path) -> None:
-        load_pruner_state(self.pruner, state, self.dir)
 
     def _save_pruner_state(self, include_model: bool = True) -> None:
         save_pruner_state(self.pruner, self.layout, include_model=include_model)
@@ -292,6 +289,7 @@ class PruningRun:
             threads=built.threads.threads if built.device.type == "cpu" else None,
             threads_reason=built.threads.reason,
             method=self.config.method,
+            rebuild=[str(x) for x in self.rebuild],
         )
 
     def run(self) -> list[dict[str, Any]]:
@@ -340,10 +338,11 @@ class PruningRun:
             self._discard()
 
     def _non_finite_advice(self, e: NonFiniteLossError) -> str:
-        return non_finite_advice(self.dir, self.config.lr, self.pruner.round, e.loss, e.step, e.round, e.lr)
+        return non_finite_advice(self.dir, self.config.lr, self.pruner.round, e.what, e.step, e.round, e.lr)
 
     def _repair(self) -> None:
         """Bring what follows a round's commit (history, figure, checkpoint removal) in step with it."""
+        rebuild_round_files(self._built(), self.layout, self.rebuild)  # first: the history reads metrics.json
         done = self.pruner.round
         entries, changed = repair_history(self.layout, done)
         if entries and (changed or not self.layout.report.is_file()):
@@ -351,7 +350,7 @@ class PruningRun:
         for r in range(done + 1):
             for ckpt in self.layout.checkpoints(r):
                 shutil.rmtree(ckpt, ignore_errors=True)
-        if (self.layout.pruner / PRUNER_STATE_FILE).is_file():
+        if self.layout.pruner_state() == self.layout.pruner:
             shutil.rmtree(self.layout.pruner_old, ignore_errors=True)
 
     def _debug_dump_mask(self, r: int) -> None:
