@@ -85,6 +85,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "cli_startup.json")
     args = parser.parse_args()
     started, load_start = time.perf_counter(), os.getloadavg()
+    commit, changed = git("rev-parse", "HEAD"), git("status", "--porcelain", "--untracked-files=no").splitlines()
     with tempfile.TemporaryDirectory() as tmp:
         trees = {"this": ROOT}
         if args.baseline:
@@ -106,8 +107,8 @@ def main() -> None:
         table.append(row)
     result = {
         "command": "python benchmarks/cli_startup.py " + " ".join(sys.argv[1:]),
-        "commit": git("rev-parse", "HEAD"),
-        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "commit": commit,
+        "dirty": [line[3:] for line in changed],  # tracked files changed when the run started (paths in the checkout)
         "baseline": git("rev-parse", args.baseline) if args.baseline else None,
         "repeats": args.repeats,
         "statistic": "median over repeats of one fresh process each; cpu = user + sys",

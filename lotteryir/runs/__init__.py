@@ -1,6 +1,6 @@
 """Pruning runs on disk: configuration, resumable rounds, history, figures, export.
 
-Names load on first use (see lotteryir/_lazy.py): ``runs.defaults`` must stay importable without torch.
+Its names load on first use, so ``import lotteryir.runs`` (``prune --help`` reads ``runs.defaults``) loads no torch.
 """
 
 from __future__ import annotations
