@@ -10,12 +10,13 @@ from typing import Annotated, Any
 
 import typer
 
-from ..runs.config import (
+from ..runs.defaults import (
     DEFAULT_EPOCHS,
     DEFAULT_INIT,
     DEFAULT_LOSS,
     DEFAULT_PATCH,
     DEFAULT_SIZE,
+    FIELD_DEFAULTS,
     PAPER_LR,
     SAMPLE_INIT,
     SAMPLE_LOSS,
@@ -24,7 +25,6 @@ from ..runs.config import (
     SAMPLE_SIZE,
     SAMPLE_STEPS,
     SHIPPED_MODELS,
-    RunConfig,
 )
 from .app import app
 from .options import (
@@ -42,7 +42,7 @@ from .options import (
 )
 from .render import PruneDrawer, err, out, round_table
 
-_D = RunConfig()  # the field defaults, shown by --help as they are
+_D = FIELD_DEFAULTS  # RunConfig's field defaults, shown by --help as they are
 _EPILOG = (
     "Examples:\n\n"
     "  lotteryir prune --model mirl --rounds 3                # built-in sample data, CPU-sized\n\n"
@@ -189,7 +189,7 @@ def prune(
     from ..engine.distributed import env_rank
     from ..models import register_import_path
     from ..models.external import label as model_label
-    from ..runs import PruningRun, RunCallbacks
+    from ..runs import PruningRun, RunCallbacks, RunConfig
     from .analysis import AUTO_REWIND, resolve_rewind
 
     paths = parse_paths(data_path)

@@ -25,26 +25,26 @@ from ..models.init import INITS
 from ..models.registry import default_size
 from ..pruning import MAX_ROUNDS, Rewind, rounds_for_density
 from ..pruning.methods import METHODS
+
+# The defaults live in defaults.py (no torch there: `prune --help` reads them); re-exported here.
+from .defaults import (  # noqa: F401
+    DEFAULT_EPOCHS,
+    DEFAULT_INIT,
+    DEFAULT_LOSS,
+    DEFAULT_PATCH,
+    DEFAULT_SIZE,
+    FIELD_DEFAULTS,
+    PAPER_LR,
+    SAMPLE_INIT,
+    SAMPLE_LOSS,
+    SAMPLE_LR,
+    SAMPLE_PATCH,
+    SAMPLE_SIZE,
+    SAMPLE_STEPS,
+    SHIPPED_MODELS,
+)
 from .methods import check_method, method_settings
 from .resolved import GIVEN_THREADS, ResolvedRunConfig, RoundLength
-
-# The built-in sample recipe on CPU: `lotteryir prune --model mirl --rounds 3` must finish within
-# 6 minutes on 2 cores, so the defaults there are small and step-based. Learning rate, steps, loss,
-# init and the identity pairs in the mix were chosen on a validation split of the training
-# photographs by benchmarks/sample_defaults.py (results/sample_defaults.json), never on test images.
-SAMPLE_SIZE = "tiny"
-SAMPLE_STEPS = 600
-SAMPLE_PATCH = 48
-SAMPLE_LR = 4e-3
-SAMPLE_LOSS = "l1"
-SAMPLE_INIT = "identity"
-SHIPPED_MODELS = ("mirl", "restormer")  # the networks whose `output` conv the identity init zeroes
-PAPER_LR = 2e-4
-DEFAULT_EPOCHS = 120  # the paper's round length on real data
-DEFAULT_SIZE = "full"  # the size on real data
-DEFAULT_PATCH = 64
-DEFAULT_LOSS = "l1"  # the paper's
-DEFAULT_INIT = "default"  # as the network's builder draws it
 
 PAPER_PRESET: dict[str, Any] = {
     "size": "full",
@@ -69,28 +69,28 @@ PAPER_PRESET: dict[str, Any] = {
 class RunConfig:
     """What a person asks of a pruning run; None leaves a setting to :meth:`resolved`, which decides it."""
 
-    model: str = "mirl"
+    model: str = FIELD_DEFAULTS.model
     size: str | None = None
-    recipe: str = "sample"
+    recipe: str = FIELD_DEFAULTS.recipe
     data: str | None = None
     data_paths: dict[str, str] = field(default_factory=dict)
     tasks: list[str] | None = None
     rounds: int | None = None
     target_density: float | None = None
-    rate: float = 0.2
-    scope: str = "global"
+    rate: float = FIELD_DEFAULTS.rate
+    scope: str = FIELD_DEFAULTS.scope
     rewind: str | None = None  # None: "from" when the run starts from --from weights, else "init"
     epochs: int | None = None
     steps: int | None = None
     warmup_epochs: float | None = None
-    batch_size: int = 8
+    batch_size: int = FIELD_DEFAULTS.batch_size
     patch_size: int | None = None
     lr: float | None = None  # None: SAMPLE_LR on the sample recipe, else the paper's 2e-4
-    seed: int = 0
+    seed: int = FIELD_DEFAULTS.seed
     controls: list[str] = field(default_factory=list)
     device: str | None = None
-    num_workers: int = 0
-    checkpoint_every: int = 50
+    num_workers: int = FIELD_DEFAULTS.num_workers
+    checkpoint_every: int = FIELD_DEFAULTS.checkpoint_every
     eval_tile: int | None = None
     preset: str | None = None
     # Intra-op CPU threads: None fixes the count by the machine (the same command gives the same ticket
@@ -107,7 +107,7 @@ class RunConfig:
     compile: bool = False
     # How masks evolve (lotteryir.pruning.methods): imp (the default), lr-rewind, oneshot, gmp, early-bird,
     # snip, synflow; its options (--method-option KEY=VALUE) and snip/synflow's shuffled-mask control.
-    method: str = "imp"
+    method: str = FIELD_DEFAULTS.method
     method_options: dict[str, Any] = field(default_factory=dict)
     shuffle_within_layers: bool = False
     # Start from trained weights (any file `lotteryir evaluate` reads): round 0 evaluates them instead of
