@@ -26,7 +26,7 @@ from .persistence import SavedState
 from .report import SparsityReport, sparsity_report
 from .rewind import Rewind, RewindPoints, check_steps, named_tensors
 from .schedule import MAX_ROUNDS, rounds_for_density
-from .selection import PrunableParam, find_prunable
+from .selection import PrunableParam, find_prunable, refuse_compiled_wrapper
 from .state import RoundRecord, jsonable
 from .unused import GradientWatch
 
@@ -109,6 +109,7 @@ class IterativeMagnitudePruner(SavedState):
         on_rewind_point: Callable[[int], None] | None = None,
         method: str | Method | None = None,
     ) -> None:
+        refuse_compiled_wrapper(model)
         self.method = methods.resolve(method)
         self.rate, self.scope = schedule.check_rate(rate), schedule.check_scope(scope)
         self.rounds, self.target_density = self.method.total_rounds(rounds, target_density, self.rate), target_density

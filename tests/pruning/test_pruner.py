@@ -314,3 +314,16 @@ def test_plain_model_without_unused_params_and_manual_api():
     assert pruner.mask.num_remaining == round(0.5 * (200 + 20))
     pruner.prune()
     assert pruner.level == 2 and pruner.mask.num_remaining == round(220 * 0.25)
+
+
+def test_a_torch_compile_wrapper_is_refused_naming_the_in_place_alternative():
+    """Its parameters are named _orig_mod.*: a ticket of it would not load into the network itself."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Conv2d(2, 1, 3))
+    wrapped = torch.compile(net, backend="eager")
+    assert next(iter(wrapped.state_dict())).startswith("_orig_mod.")
+    with pytest.raises(TypeError, match=r"model\.compile\(\)"):
+        IterativeMagnitudePruner(wrapped, rounds=1)
+    outer = torch.nn.Sequential(torch.compile(net, backend="eager"))  # nested: refused too
+    with pytest.raises(TypeError, match="_orig_mod"):
+        IterativeMagnitudePruner(outer, rounds=1)
+    IterativeMagnitudePruner(net, rounds=1)  # the network itself is fine
