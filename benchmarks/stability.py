@@ -55,7 +55,7 @@ def retrain_ticket(directory: str, r: int, k: int) -> dict[str, Any]:
     """Round r's ticket retrained from step k of the run's replayed round 0 (pruned entries zero) by the run's
     trainer in round r's context: as a ``--rewind step:K`` run trains it; at k = 0 the run's round r itself."""
     t0, config = time.perf_counter(), read_config(directory)
-    built = build_run(config, threads_reason="kept from the run's start")
+    built = build_run(config)
     model = start_from(built.model, states_at_steps(built, [k])[k])  # a copy holding the step-k weights
     mask = Mask.load(RunLayout(directory).mask(r))
     attach_masks(model, mask)
@@ -66,7 +66,7 @@ def reinit_unit(directory: str, r: int) -> dict[str, Any]:
     """Random reinit at round r's density, as the run's ``random_reinit`` control trains: round r's mask on a
     fresh initialization drawn under the control's seed (``seed + 7919 r``, the pruner's), the run's trainer."""
     t0, config = time.perf_counter(), read_config(directory)
-    built = build_run(config, threads_reason="kept from the run's start")
+    built = build_run(config)
     mask = Mask.load(RunLayout(directory).mask(r))
     reinitialize(built.model, config.seed + 7919 * r, factory=built.fresh_model)
     attach_masks(built.model, mask)

@@ -16,6 +16,10 @@ The network is lotteryir's MIR-L (PromptIR architecture) and the data the built-
 photographs (all tasks synthesized, no download). Every round writes a Lightning checkpoint
 (``last.ckpt``) inside ``--out/round<r>`` and the pruner's state after it, so rerunning the same
 command resumes: finished rounds from the pruner state, the interrupted round from its checkpoint.
+Each training logs to its own TensorBoard version, ``--out/logs/round<r>-<kind>`` (every fit counts
+from step 0: one shared logger would draw the rounds over each other). At the end the ticket's
+network is written twice: as a ticket file, and as the plain state dict of ``module.net``
+(``inner_state_dict``), which loads strictly into a freshly built MIR-L.
 
 Run (CPU; ``--smoke`` takes tens of seconds, the default about ten minutes on 2 cores):
 
@@ -42,6 +46,8 @@ import lightning.pytorch as L
 import torch
 import torch.distributed as dist
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -49,7 +55,7 @@ import lotteryir
 from lotteryir import IterativeMagnitudePruner
 from lotteryir.data import get_recipe
 from lotteryir.engine import evaluate
-from lotteryir.integrations.lightning import lightning_closure
+from lotteryir.integrations.lightning import inner_state_dict, lightning_closure
 from lotteryir.models import build_model
 
 
@@ -130,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     def make_trainer(ctx: lotteryir.RoundContext) -> L.Trainer:
         every = max(1, args.steps // 4)
         save = ModelCheckpoint(dirpath=out / f"round{ctx.round}", every_n_train_steps=every, save_last=True)
+        # One version per training: a resumed round writes on in its own folder, from its checkpoint's step.
+        logger = TensorBoardLogger(out / "logs", name="", version=f"round{ctx.round}-{ctx.kind}")
         return L.Trainer(
             max_steps=args.steps,
             accelerator=args.accelerator,
@@ -137,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             strategy=args.strategy,
             precision=args.precision,
             callbacks=[save],
-            logger=False,
+            logger=logger,
+            log_every_n_steps=max(1, args.steps // 50),
             enable_progress_bar=False,
             enable_model_summary=False,
         )
@@ -173,6 +182,14 @@ def main(argv: list[str] | None = None) -> int:
         with torch.no_grad():
             same = torch.allclose(reloaded(x), module.net(x), atol=1e-5)
         print(f"ticket at density {pruner.density:.3f} written to {path}; reloaded outputs match: {same}")
+        # The network as MIR-L publishes it: module.net's keys, without the LightningModule's "net." prefix.
+        save_file(inner_state_dict(module, "net"), out / "net.safetensors")
+        published = build_model("mirl", args.size)
+        published.load_state_dict(load_file(out / "net.safetensors"))  # strict: every key, nothing more
+        with torch.no_grad():
+            same = torch.equal(published(x), module.net(x))
+        print(f"net.safetensors loads strictly into a new mirl/{args.size}; outputs match: {same}")
+        print(f"curves: tensorboard --logdir {out / 'logs'}")
     return 0
 
 

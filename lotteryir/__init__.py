@@ -4,15 +4,42 @@ The core (``lotteryir.pruning``) works on any ``nn.Module`` plus a training
 closure; ``lotteryir.models``, ``lotteryir.data`` and ``lotteryir.engine`` ship
 the MIR-L paper's networks, data recipes and training; ``lotteryir.runs`` and
 the ``lotteryir`` command line make resumable runs of it.
+
+The names below load on first use, so ``import lotteryir`` (and the command line's
+``--help``, which imports this package first) does not pay for torch.
 """
 
 from __future__ import annotations
 
-from . import data, engine, models, pruning  # noqa: E402
+from typing import TYPE_CHECKING
+
+from ._lazy import lazy_getattr
 from ._version import __version__
-from .checkpoints import LoadedCheckpoint, load_checkpoint, load_ticket, read_ticket, save_ticket  # noqa: E402
-from .engine import psnr, restore_image, ssim  # noqa: E402
-from .pruning import IterativeMagnitudePruner, Mask, RoundContext, sparsity_report  # noqa: E402
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
+    from . import data, engine, models, pruning
+    from .checkpoints import LoadedCheckpoint, load_checkpoint, load_ticket, read_ticket, save_ticket
+    from .engine import psnr, restore_image, ssim
+    from .pruning import IterativeMagnitudePruner, Mask, RoundContext, sparsity_report
+
+_SOURCES = {
+    "data": ".data",
+    "engine": ".engine",
+    "models": ".models",
+    "pruning": ".pruning",
+    "LoadedCheckpoint": ".checkpoints",
+    "load_checkpoint": ".checkpoints",
+    "load_ticket": ".checkpoints",
+    "read_ticket": ".checkpoints",
+    "save_ticket": ".checkpoints",
+    "psnr": ".engine",
+    "restore_image": ".engine",
+    "ssim": ".engine",
+    "IterativeMagnitudePruner": ".pruning",
+    "Mask": ".pruning",
+    "RoundContext": ".pruning",
+    "sparsity_report": ".pruning",
+}
 
 __all__ = [
     "IterativeMagnitudePruner",
@@ -33,3 +60,10 @@ __all__ = [
     "sparsity_report",
     "ssim",
 ]
+
+
+__getattr__ = lazy_getattr(__name__, _SOURCES)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ._finite import nonfinite, nonfinite_phrase
 from ._version import __version__
 from .models import CheckpointError, build_from_state_dict, check_weights, guess_model, load_weights, read_checkpoint
 from .models.registry import refuse_from_file
@@ -199,13 +200,29 @@ def load_ticket(
     return LoadedCheckpoint(model.to(device), name, size, "ticket", mask, sparsity_report(mask), path)
 
 
+def load_weights_file(model: nn.Module, path: str | os.PathLike, *, allow_nonfinite: bool = False) -> str:
+    """Load a weight file of any format ``load_checkpoint`` reads strictly into ``model``; returns the format.
+
+    For a network you built yourself (``lotteryir prune --from``): keys and shapes must be the
+    model's; a mismatch names the first offending keys, NaN or infinity is refused unless ``allow_nonfinite``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no such weights file: {path}")
+    if is_compact(path):
+        load_ticket(path, model=model, allow_nonfinite=allow_nonfinite)
+        return "ticket"
+    state_dict, fmt = read_checkpoint(path)
+    if not allow_nonfinite:
+        check_finite(state_dict, path)
+    load_weights(model, state_dict, source=str(path))
+    return fmt
+
+
 def check_finite(state_dict: dict[str, torch.Tensor], source: str | os.PathLike) -> None:
     """Raise NonFiniteWeightsError naming the tensors of ``state_dict`` that hold NaN or infinity."""
-    bad = [k for k, v in state_dict.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
-    if bad:
-        more = f", ... ({len(bad)} in all)" if len(bad) > 3 else ""
+    if bad := nonfinite(state_dict):
         raise NonFiniteWeightsError(
-            f"{source}: {len(bad)} weight tensor(s) hold NaN or infinite values ({', '.join(bad[:3])}{more}); "
-            "they would restore to garbage. To use the file anyway pass --allow-nonfinite "
-            "(allow_nonfinite=True in Python)"
+            f"{nonfinite_phrase(source, bad)}; they would restore to garbage. To use the file anyway pass "
+            "--allow-nonfinite (allow_nonfinite=True in Python)"
         )

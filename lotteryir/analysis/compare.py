@@ -11,7 +11,6 @@ degraded inputs.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -19,9 +18,12 @@ from typing import Any
 
 from safetensors.torch import load_file
 
+from .._finite import nonfinite, nonfinite_phrase
 from ..models import refuse_from_file
 from ..pruning import Mask, RoundContext, attach_masks
 from ..runs import RunError, RunLayout, build_run, read_config, read_history
+from ..runs.layout import MASK_FILE
+from ..runs.verify import round_file
 from .overlap import MaskOverlap, magnitude_mask_like, mask_overlap
 from .stability import start_from
 
@@ -49,7 +51,7 @@ def run_overlap(
     for run in (run_a, run_b):
         read_config(run)  # a clear error when it is not a run
     r = common_round(run_a, run_b, round)
-    masks = [Mask.load(RunLayout(run).mask(r)) for run in (run_a, run_b)]
+    masks = [Mask.load(round_file(run, r, MASK_FILE)) for run in (run_a, run_b)]
     try:
         return r, mask_overlap(masks[0], masks[1])
     except ValueError as e:
@@ -64,7 +66,7 @@ def rewind_magnitude_overlap(run: str | os.PathLike, round: int | None = None) -
     """
     read_config(run)
     r = common_round(run, run, round)
-    mask = Mask.load(RunLayout(run).mask(r))
+    mask = Mask.load(round_file(run, r, MASK_FILE))
     try:
         reference = magnitude_mask_like(mask, rewind_point(run))
         return r, mask_overlap(mask, reference)
@@ -101,12 +103,18 @@ def rewind_point(run: str | os.PathLike) -> dict:
         raise RunError(f"{run} holds no pruner state (no finished round)")
     meta = json.loads((state / "pruner.json").read_text())
     path = state / "rewind.safetensors"
-    if not meta.get("has_rewind_point") or not path.is_file():
+    if not meta.get("has_rewind_point"):
         raise RunError(f"{run} kept no rewind point ({path} is missing)")
+    backup = "it is kept nowhere else: put it back from a backup"
+    if not path.is_file():
+        raise RunError(f"{path} is missing, though {state / 'pruner.json'} says the run kept it; {backup}")
     try:
-        return load_file(str(path))
+        tensors = load_file(str(path))
     except Exception as e:  # safetensors raises its own error type for a truncated or foreign file
         raise RunError(f"{path} is damaged or not a safetensors file ({e})") from e
+    if bad := nonfinite(tensors):
+        raise RunError(f"{nonfinite_phrase(path, bad)}, so it is damaged; {backup}")
+    return tensors
 
 
 def transfer_ticket(
@@ -122,9 +130,9 @@ def transfer_ticket(
     r = common_round(run_a, run_b, round)
     if r == 0:
         raise RunError("round 0 is dense: a transfer needs a pruned round (--round 1 or later)")
-    mask = Mask.load(RunLayout(run_a).mask(r))
+    mask = Mask.load(round_file(run_a, r, MASK_FILE))
     start = rewind_point(run_a)
-    built = build_run(dataclasses.replace(config_b, device=device or config_b.device))
+    built = build_run(config_b.on_device(device))
     model = copy.deepcopy(built.model)
     try:
         model = start_from(model, start)

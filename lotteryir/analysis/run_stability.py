@@ -32,6 +32,8 @@ from ..pruning import Mask, RoundContext
 from ..pruning.rewind import named_tensors
 from ..runs import BuiltRun, RunError, RunLayout, build_run, is_run_dir, read_config
 from ..runs.history import finished_round
+from ..runs.layout import MASK_FILE
+from ..runs.verify import round_file
 from .barrier import DEFAULT_THRESHOLD, MIN_POINTS, smallest_stable
 from .stability import PathResult, instability
 
@@ -136,8 +138,7 @@ def run_stability(
         raise ValueError(f"--threshold is in dB and must be >= 0, got {threshold}")
     if test_images is not None and test_images < 1:
         raise ValueError(f"test_images must be at least 1, got {test_images}")
-    config = dataclasses.replace(config, device=device or config.device)
-    built = build_run(config, threads_reason="kept from the run's start")
+    built = build_run(config.on_device(device))
     if test_images is not None:
         built.test_sets = {label: spaced_subset(s, test_images) for label, s in built.test_sets.items()}
     total = built.trainer.plan()[1]
@@ -151,7 +152,7 @@ def run_stability(
                 else f"use steps below {total}, or --steps N for the copies"
             )
         )
-    mask = None if r == 0 else Mask.load(layout.mask(r))
+    mask = None if r == 0 else Mask.load(round_file(run_dir, r, MASK_FILE))
     stage = on_stage or (lambda _: None)
     stage(f"replaying round 0 of the run to step {max(ks)}" if max(ks) else "starting from the run's init")
     states = states_at_steps(built, ks)

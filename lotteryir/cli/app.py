@@ -31,14 +31,16 @@ def show_pruning_warnings() -> None:
     """Pruning warnings (layer collapse, ...) as one line each, from rank 0 only; others as Python prints them."""
     import warnings
 
-    from ..engine.distributed import env_rank
-    from ..pruning import PruningWarning
-
     default = warnings.showwarning
 
     def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
-        if not issubclass(category, PruningWarning):
+        # Looked up, not imported: importing pruning here would load torch before `--help` (see docs/design.md).
+        # Until something has imported it, no PruningWarning can have been raised.
+        pruning = sys.modules.get("lotteryir.pruning")
+        if pruning is None or not issubclass(category, pruning.PruningWarning):
             return default(message, category, filename, lineno, file, line)
+        from ..engine.distributed import env_rank
+
         if env_rank() == 0:  # every rank prunes the same way: one report is enough
             err.print(f"warning: {message}", highlight=False, markup=False, soft_wrap=True)
 

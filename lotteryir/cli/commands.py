@@ -26,7 +26,7 @@ from .options import (
     parse_tasks,
     use_threads,
 )
-from .render import err, evaluate_table, json_text, out, round_table, worse_than_input
+from .render import EvaluateDrawer, err, evaluate_table, json_text, out, round_table, worse_than_input
 
 
 def load_source(
@@ -41,6 +41,7 @@ def load_source(
     from ..models import refuse_from_file, register_import_path
     from ..models.external import canonical_name
     from ..runs import is_run_dir, read_config, round_ticket_path
+    from ..runs.layout import not_a_run
 
     if model is not None:
         model = register_import_path(model)  # typed by the user, so it may be imported
@@ -60,7 +61,7 @@ def load_source(
     if not source.exists():
         raise FileNotFoundError(f"no such checkpoint or run directory: {source}")
     if source.is_dir():
-        raise ValueError(f"{source} is a directory but not a lotteryir run (no config.json)")
+        raise not_a_run(source, f"{source} is a directory but not a lotteryir run (no config.json)")
     return load_checkpoint(source, model, allow_nonfinite=allow_nonfinite, allow_unchecked=allow_unchecked), None
 
 
@@ -116,14 +117,17 @@ def evaluate(
     dev = pick_device(device)
     if dev.type == "cpu":
         use_threads(threads)
-    result = run_eval(
-        loaded.model.to(dev),
-        rec.test_sets(tasks=selected),
-        tile=tile,
-        y_channel=y_channel,
-        save_dir=save_images,
-        device=dev,
-    )
+    sets = rec.test_sets(tasks=selected)
+    with EvaluateDrawer({label: len(s) for label, s in sets.items()}) as drawer:  # type: ignore[arg-type]
+        result = run_eval(
+            loaded.model.to(dev),
+            sets,
+            tile=tile,
+            y_channel=y_channel,
+            save_dir=save_images,
+            device=dev,
+            progress=drawer.image,
+        )
     summary = result.summary()
     psnr, ssim = mean_scores(summary)
     input_psnr, input_ssim = mean_scores(summary, of="input")

@@ -9,7 +9,7 @@ import typer
 
 from .app import app
 from .commands import load_source
-from .options import MODEL_HELP, AllowUnchecked, Overlap, Overwrite, OwnModel, Round
+from .options import MODEL_HELP, AllowNonfinite, AllowUnchecked, Overlap, Overwrite, OwnModel, Round
 from .render import out
 
 
@@ -33,17 +33,26 @@ def export(
     model: Annotated[
         str | None, typer.Option(help="With --format onnx, the network when it is your own: " + MODEL_HELP)
     ] = None,
+    allow_nonfinite: AllowNonfinite = False,
     allow_unchecked: AllowUnchecked = False,
 ) -> None:
     """Write a round's compact ticket (entropy-coded mask + surviving values), or the network as ONNX."""
     from ..runs import export_run
 
     if fmt == "onnx":
-        return _export_onnx(run_dir, round, output, dtype, overwrite, model, allow_unchecked)
+        return _export_onnx(run_dir, round, output, dtype, overwrite, model, allow_unchecked, allow_nonfinite)
     if fmt != "ticket":
         raise typer.BadParameter(f"--format must be ticket or onnx, got {fmt!r}")
 
-    meta = export_run(run_dir, output, round=round, dtype=dtype, overwrite=overwrite, allow_unchecked=allow_unchecked)
+    meta = export_run(
+        run_dir,
+        output,
+        round=round,
+        dtype=dtype,
+        overwrite=overwrite,
+        allow_nonfinite=allow_nonfinite,
+        allow_unchecked=allow_unchecked,
+    )
     size = output.stat().st_size
     out.print(
         f"wrote {output} ({size / 1e6:.2f} MB; {meta.get('model')}/{meta.get('size')}, "
@@ -61,13 +70,14 @@ def _export_onnx(
     overwrite: bool,
     model: str | None = None,
     allow_unchecked: bool = False,
+    allow_nonfinite: bool = False,
 ) -> None:
     from ..deploy import compare_onnx, to_onnx
     from ..runs import check_output
 
     if dtype != "fp32":
         raise typer.BadParameter("--dtype applies to tickets; ONNX files store float32")
-    loaded, _ = load_source(source, round, model=model, allow_unchecked=allow_unchecked)
+    loaded, _ = load_source(source, round, allow_nonfinite, model=model, allow_unchecked=allow_unchecked)
     check_output(output, overwrite)  # after the source: options are checked before outputs
     meta = {"lotteryir_model": f"{loaded.name}/{loaded.size}", "density": f"{loaded.mask.density:.6f}"}
     done = to_onnx(loaded.model, output, metadata=meta, overwrite=overwrite)

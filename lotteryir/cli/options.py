@@ -19,10 +19,15 @@ Model = Annotated[str, typer.Option("--model", help=MODEL_HELP)]
 OwnModel = Annotated[str | None, typer.Option("--model", help="The network, when it is your own: " + MODEL_HELP)]
 Device = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when present).")]
 Threads = Annotated[
+    str, typer.Option("--threads", help="CPU threads: auto (the cores idle when the command starts) or N.")
+]
+RunThreads = Annotated[
     str,
     typer.Option(
         "--threads",
-        help="CPU threads: auto (the cores idle when the command starts; a resumed run keeps its own) or N.",
+        help="CPU threads: machine (half the cores, fixed by the machine: the same command gives the same ticket "
+        "whatever else runs), auto (the cores idle at the start: faster beside other work, but the ticket then "
+        "depends on the load) or N. A resumed run keeps its own unless given.",
     ),
 ]
 RecipeName = Annotated[str | None, typer.Option("--recipe", help="Data recipe: see `lotteryir recipes`.")]
@@ -56,21 +61,24 @@ AllowUnchecked = Annotated[
 ]
 
 
-def parse_threads(value: str) -> int | None:
-    """--threads: 'auto' -> None (decided by the run), else a positive integer."""
-    if value.strip().lower() == "auto":
+def parse_threads(value: str) -> int | str | None:
+    """--threads: 'machine' -> None (fixed by the machine), 'auto' (by the load at the start) or a positive integer."""
+    word = value.strip().lower()
+    if word == "machine":
         return None
-    if not value.strip().isdigit() or int(value) < 1:
-        raise typer.BadParameter(f"--threads takes 'auto' or a positive integer, got {value!r}")
-    return int(value)
+    if word == "auto":
+        return "auto"
+    if not word.isdigit() or int(word) < 1:
+        raise typer.BadParameter(f"--threads takes machine, auto or a positive integer, got {value!r}")
+    return int(word)
 
 
 def use_threads(value: str) -> None:
     """Apply --threads for the commands that run a network outside a run (evaluate, restore)."""
-    from ..engine.threads import apply_threads, resolve_threads
+    from ..engine.threads import apply_threads, machine_threads, resolve_threads
 
     count = parse_threads(value)
-    apply_threads(resolve_threads("auto" if count is None else count))
+    apply_threads(machine_threads() if count is None else resolve_threads(count))
 
 
 def parse_paths(items: list[str]) -> dict[str, Any]:

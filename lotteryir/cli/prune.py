@@ -10,12 +10,13 @@ from typing import Annotated, Any
 
 import typer
 
-from ..runs.config import (
+from ..runs.defaults import (
     DEFAULT_EPOCHS,
     DEFAULT_INIT,
     DEFAULT_LOSS,
     DEFAULT_PATCH,
     DEFAULT_SIZE,
+    FIELD_DEFAULTS,
     PAPER_LR,
     SAMPLE_INIT,
     SAMPLE_LOSS,
@@ -24,7 +25,6 @@ from ..runs.config import (
     SAMPLE_SIZE,
     SAMPLE_STEPS,
     SHIPPED_MODELS,
-    RunConfig,
 )
 from .app import app
 from .options import (
@@ -33,8 +33,8 @@ from .options import (
     Device,
     Model,
     RecipeName,
+    RunThreads,
     Tasks,
-    Threads,
     parse_method_options,
     parse_paths,
     parse_tasks,
@@ -42,12 +42,14 @@ from .options import (
 )
 from .render import PruneDrawer, err, out, round_table
 
-_D = RunConfig()  # the field defaults, shown by --help as they are
+_D = FIELD_DEFAULTS  # RunConfig's field defaults, shown by --help as they are
 _EPILOG = (
     "Examples:\n\n"
     "  lotteryir prune --model mirl --rounds 3                # built-in sample data, CPU-sized\n\n"
     "  lotteryir prune --preset paper --data /data/mirl       # the MIR-L paper's recipe\n\n"
     "  lotteryir prune --model restormer --recipe denoise --data /data --rewind step:500 --controls\n\n"
+    "  lotteryir prune --model nets.py:dncnn --from dncnn25.safetensors --recipe denoise --data /data "
+    "--tasks denoise_25 --method lr-rewind --rounds 4   # a trained network: no dense training\n\n"
     "  torchrun --nproc_per_node 4 -m lotteryir prune --preset paper --data /data/mirl   # 4 GPUs, DDP\n\n"
     "Re-running the same command with the same --out resumes where it stopped."
 )
@@ -77,8 +79,12 @@ def prune(
     rate: Annotated[float, _opt("Fraction of the remaining weights pruned per round, in (0, 1).")] = _D.rate,
     scope: Annotated[str, _opt("global | layerwise | random.")] = _D.scope,
     rewind: Annotated[
-        str, _opt("init | step:K | none | step:auto (the smallest stable step `lotteryir stability` stored in --out).")
-    ] = _D.rewind,
+        str | None,
+        _opt(
+            "init | step:K | none | from (the --from weights; the default with --from, else init) | step:auto "
+            "(the smallest stable step `lotteryir stability` stored in --out)."
+        ),
+    ] = None,
     epochs: Annotated[int | None, _opt(f"Epochs per round (default {DEFAULT_EPOCHS} on real data).")] = None,
     steps: Annotated[
         int | None,
@@ -95,7 +101,7 @@ def prune(
     ] = None,
     loss: Annotated[
         str | None,
-        _opt(f"Training loss: l1 (the paper's) or psnr (default {_both(DEFAULT_LOSS, SAMPLE_LOSS)})."),
+        _opt(f"Training loss: l1 (the paper's), mse or psnr (default {_both(DEFAULT_LOSS, SAMPLE_LOSS)})."),
     ] = None,
     init: Annotated[
         str | None,
@@ -115,7 +121,7 @@ def prune(
     preset: Annotated[str | None, _opt("'paper': the MIR-L paper's settings (needs --data).")] = None,
     checkpoint_every: Annotated[int, _opt("Optimizer steps between mid-round checkpoints.")] = _D.checkpoint_every,
     num_workers: Annotated[int, _opt("DataLoader worker processes.")] = _D.num_workers,
-    threads: Threads = "auto",
+    threads: RunThreads = "machine",
     compile: Annotated[
         bool,
         typer.Option(
@@ -152,6 +158,29 @@ def prune(
             help="snip/synflow sanity check: shuffle the mask within each tensor (same per-layer density).",
         ),
     ] = False,
+    from_weights: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            help="Start from trained weights (safetensors state dict, lotteryir ticket, Lightning checkpoint or a "
+            "torch file read with weights_only): round 0 evaluates them instead of training; the rounds rewind "
+            "to them (--rewind from) unless --rewind none. The run records the file's SHA-256.",
+        ),
+    ] = None,
+    dense_round: Annotated[
+        str | None,
+        _opt(
+            "evaluate | train: what round 0 does with the --from weights (default evaluate: no training; train "
+            "fine-tunes them for one round first)."
+        ),
+    ] = None,
+    bn_recalibrate: Annotated[
+        int,
+        _opt(
+            "Before every evaluation, recompute BatchNorm running statistics on this many training batches "
+            "(0: off). Helps pruned networks that are not retrained (--steps 0)."
+        ),
+    ] = 0,
 ) -> None:
     """Run (or resume) an iterative-magnitude-pruning search and save every round.
 
@@ -160,7 +189,7 @@ def prune(
     from ..engine.distributed import env_rank
     from ..models import register_import_path
     from ..models.external import label as model_label
-    from ..runs import PruningRun, RunCallbacks
+    from ..runs import PruningRun, RunCallbacks, RunConfig
     from .analysis import AUTO_REWIND, resolve_rewind
 
     paths = parse_paths(data_path)
@@ -176,7 +205,8 @@ def prune(
         target_density=target_density,
         rate=rate,
         scope=scope,
-        rewind="init" if rewind.strip() == AUTO_REWIND else rewind,  # resolved below, once --out is known
+        # step:auto is resolved below, once --out is known.
+        rewind=None if rewind is not None and rewind.strip() == AUTO_REWIND else rewind,
         epochs=epochs,
         steps=steps,
         batch_size=batch_size,
@@ -195,10 +225,13 @@ def prune(
         method=method,
         method_options=parse_method_options(method_option),
         shuffle_within_layers=shuffle_within_layers,
+        from_weights=str(from_weights) if from_weights is not None else None,
+        dense_round=dense_round,
+        bn_recalibrate=bn_recalibrate,
     ).resolved()
     target = out_dir or Path("runs") / f"{model_label(config.model)}-{config.size}-{config.recipe}"
-    if rewind.strip() == AUTO_REWIND:
-        config.rewind = resolve_rewind(target)
+    if rewind is not None and rewind.strip() == AUTO_REWIND:
+        config = config.replace(rewind=resolve_rewind(target))
     stop = threading.Event()
     main_rank = env_rank() == 0  # the process group starts inside the run; torchrun's RANK says who draws
     drawer = PruneDrawer()

@@ -9,6 +9,7 @@ import json
 import math
 import statistics
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -256,6 +257,8 @@ class PruneDrawer:
             highlight=False,
             soft_wrap=True,
         )
+        if plan.rebuild:
+            out.print(f"rebuilding missing files: {', '.join(plan.rebuild)}", highlight=False, soft_wrap=True)
         if plan.world_size > 1:
             out.print(
                 f"DistributedDataParallel: {plan.world_size} processes ({plan.backend}); global batch "
@@ -289,3 +292,47 @@ class PruneDrawer:
     def _end(self, entry: dict) -> None:
         self.history.append(entry)
         self.progress.console.print(round_table([entry], title=f"round {entry['round']}"))
+
+
+class EvaluateDrawer:
+    """Progress of ``evaluate``: a bar over every image on a terminal, else one line per finished set.
+
+    The lines go to stderr with the elapsed time and an estimate of what is left, so a log or a pipe
+    shows the evaluation moving (the table itself comes at the end, on stdout).
+    """
+
+    def __init__(self, counts: dict[str, int]) -> None:
+        self.counts, self.total = counts, sum(counts.values())
+        self.done, self.sets_done = 0, 0
+        self.started = time.perf_counter()
+        self.bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err
+        )
+        self.task = self.bar.add_task("evaluating", total=self.total) if err.is_terminal else None
+
+    def __enter__(self) -> EvaluateDrawer:
+        if self.task is not None:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.task is not None:
+            self.bar.stop()
+
+    def image(self, label: str, index: int, count: int, score: Any) -> None:
+        """The ``progress`` callback of :func:`lotteryir.engine.evaluate`."""
+        self.done += 1
+        if self.task is not None:
+            self.bar.update(self.task, completed=self.done, description=f"evaluating {label}")
+            return
+        if index + 1 < count:
+            return
+        self.sets_done += 1
+        elapsed = time.perf_counter() - self.started
+        left = elapsed / self.done * (self.total - self.done)
+        err.print(
+            f"{label}: {count} images done; {self.sets_done} of {len(self.counts)} sets, elapsed {duration(elapsed)}"
+            + (f", about {duration(left)} left" if self.done < self.total else ""),
+            highlight=False,
+            soft_wrap=True,
+        )

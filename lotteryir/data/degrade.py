@@ -11,9 +11,8 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torchvision.io import decode_jpeg, encode_jpeg
 
-from .io import quiet_codec_warnings, to_uint8
+from .io import decode_image, encode_image, to_uint8
 
 Range = float | tuple[float, float]
 
@@ -131,10 +130,8 @@ def add_haze(
 
 def jpeg_compress(clean: torch.Tensor, quality: int) -> torch.Tensor:
     """Encode to JPEG at ``quality`` (1..100) with 4:2:0 chroma, decode back to float."""
-    with quiet_codec_warnings():
-        encoded = encode_jpeg(to_uint8(clean).contiguous(), quality=int(quality))
-        decoded = decode_jpeg(encoded)
-    return decoded.float().div_(255.0)
+    encoded = encode_image(to_uint8(clean).contiguous(), ".jpg", quality=int(quality))
+    return decode_image(encoded, f"JPEG at quality {quality}").float().div_(255.0)
 
 
 def add_web_degradation(

@@ -1,7 +1,11 @@
 """Image I/O: every image becomes 3xHxW float RGB in [0, 1]; restored images go back to PNG/JPEG.
 
-Decoding uses torchvision.io (EXIF orientation applied). BMP and TIFF, which torchvision cannot
-decode (WED ships as BMP), go through Pillow, a torchvision dependency.
+Decoding and encoding use Pillow (a torchvision dependency; EXIF orientation applied). Pillow loads
+in milliseconds, where ``torchvision.io`` imports torchvision's models and ``torch._dynamo`` (seconds
+and hundreds of MB for every command that touches this module). Pillow decodes and encodes JPEG with
+the same libjpeg-turbo settings as torchvision.io (same bytes, same pixels; checked in the tests), so
+results made with the torchvision reader stay reproducible. One exception: 16-bit colour PNGs, which
+Pillow reduces to 8 bits, go through ``torchvision.io``, imported only when such a file is read.
 
 Conversions: grayscale is repeated to 3 channels; 16-bit images are scaled by 1/65535;
 palette PNGs are expanded through their palette; alpha is composited over white, because the
@@ -11,6 +15,7 @@ images over a light background.
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from collections.abc import Iterator
@@ -19,20 +24,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.io import ImageReadMode, decode_image, encode_jpeg, encode_png
+from PIL import Image, ImageOps
 
 from .errors import DataError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
-_PIL_EXTENSIONS = frozenset({".bmp", ".tif", ".tiff"})
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_PALETTE = 3
+_PNG_COLOUR_WITH_16_BITS = (2, 4, 6)  # IHDR colour types RGB, gray+alpha, RGBA (Pillow keeps 8 of 16 bits)
+_ENCODERS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
 
 @contextmanager
 def quiet_codec_warnings() -> Iterator[None]:
     # torchvision 0.29 deprecates its codecs in favour of TorchCodec and warns on every call;
-    # this module is the one place to migrate, so the warning need not repeat per image.
+    # only the 16-bit colour PNG path still uses them.
     with warnings.catch_warnings():
         warnings.filterwarnings(
             "ignore", message=".*image decoding and encoding capabilities", category=DeprecationWarning
@@ -57,14 +62,20 @@ def load_image(path: str | Path) -> torch.Tensor:
         raise DataError(f"cannot read image {path}: {exc.strerror or exc}") from exc
     if not data:
         raise DataError(f"cannot read image {path}: the file is empty (0 bytes)")
+    return decode_image(data, path)
+
+
+def decode_image(data: bytes, path: str | Path = "<bytes>") -> torch.Tensor:
+    """Decode an encoded image (file contents) into the compact 3xHxW form of :func:`load_image`.
+
+    ``path`` only names the image in errors.
+    """
+    path = Path(path)
     try:
-        if path.suffix.lower() in _PIL_EXTENSIONS:
-            raw = _decode_with_pil(path)
-        else:
-            raw = _decode_with_torchvision(data, path.suffix.lower())
+        raw = _decode_png16_colour(data) if _is_png16_colour(data) else _decode_with_pil(data, path)
     except DataError:
         raise
-    except Exception as exc:  # decoders raise RuntimeError/OSError/ValueError with C++ traces
+    except Exception as exc:  # decoders raise OSError/ValueError/RuntimeError, some with C++ traces
         first_line = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise DataError(f"cannot decode image {path}: {first_line[:200]}") from exc
     return _to_rgb(raw, path)
@@ -106,12 +117,11 @@ def write_image(image: torch.Tensor, path: str | Path, quality: int = 95) -> Pat
         raise DataError(f"cannot write {path}: unsupported extension {suffix!r} (use .png, .jpg or .jpeg)")
     if suffix != ".png" and not 1 <= quality <= 100:
         raise DataError(f"cannot write {path}: JPEG quality must be in 1..100, got {quality}")
-    with quiet_codec_warnings():
-        encoded = encode_png(pixels, compression_level=6) if suffix == ".png" else encode_jpeg(pixels, quality=quality)
+    encoded = encode_image(pixels, suffix, quality)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_bytes(encoded.numpy().tobytes())
+        tmp.write_bytes(encoded)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -119,35 +129,72 @@ def write_image(image: torch.Tensor, path: str | Path, quality: int = 95) -> Pat
     return path
 
 
-def _decode_with_torchvision(data: bytes, suffix: str) -> torch.Tensor:
+def encode_image(pixels: torch.Tensor, suffix: str, quality: int = 95) -> bytes:
+    """Encode a 3xHxW or 1xHxW uint8 image as PNG (compression level 6) or JPEG (``quality``, 4:2:0 chroma)."""
+    kind = _ENCODERS[suffix.lower()]
+    array = pixels.permute(1, 2, 0).numpy()
+    image = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+    buffer = io.BytesIO()
+    if kind == "PNG":
+        image.save(buffer, format=kind, compress_level=6)
+    else:
+        image.save(buffer, format=kind, quality=quality)
+    return buffer.getvalue()
+
+
+def _is_png16_colour(data: bytes) -> bool:
+    # IHDR follows the signature: bytes 24 and 25 are the bit depth and the colour type.
+    return (
+        data.startswith(_PNG_SIGNATURE) and len(data) > 25 and data[24] == 16 and data[25] in _PNG_COLOUR_WITH_16_BITS
+    )
+
+
+def _decode_png16_colour(data: bytes) -> torch.Tensor:
+    from torchvision.io import ImageReadMode
+    from torchvision.io import decode_image as decode_with_torchvision
+
     buffer = torch.frombuffer(bytearray(data), dtype=torch.uint8)
-    mode = ImageReadMode.UNCHANGED
-    if data.startswith(_PNG_SIGNATURE) and len(data) > 25 and data[25] == _PNG_PALETTE:
-        # UNCHANGED maps palette PNGs to gray; ask for the palette colours explicitly.
-        mode = ImageReadMode.RGB_ALPHA if b"tRNS" in data else ImageReadMode.RGB
-    elif suffix in (".jpg", ".jpeg"):
-        mode = ImageReadMode.RGB  # also converts CMYK and grayscale JPEGs
     with quiet_codec_warnings():
-        image = decode_image(buffer, mode=mode, apply_exif_orientation=True)
-    if image.dim() == 4:  # animated GIF/WebP: the first frame
-        image = image[0]
-    return image
+        return decode_with_torchvision(buffer, mode=ImageReadMode.UNCHANGED, apply_exif_orientation=True)
 
 
-def _decode_with_pil(path: Path) -> torch.Tensor:
-    from PIL import Image, ImageOps
-
-    with Image.open(path) as opened:
-        img: Image.Image = ImageOps.exif_transpose(opened)
+def _decode_with_pil(data: bytes, path: Path) -> torch.Tensor:
+    with Image.open(io.BytesIO(data)) as opened:  # an animated GIF/WebP opens at its first frame
+        # torchvision.io ignored a WebP's EXIF orientation; so does this reader, to read every image as before.
+        img: Image.Image = opened if opened.format == "WEBP" else ImageOps.exif_transpose(opened)
+        if img.mode == "P" and opened.format == "GIF":
+            return _channels_first(_gif_colours(img))
         if img.mode == "P":
             img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-        elif img.mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
-            img = img.convert("RGB")
+        elif img.mode == "PA":
+            img = img.convert("RGBA")
+        elif img.mode == "1":
+            img = img.convert("L")
+        elif img.mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+            img = img.convert("RGB")  # CMYK: round(C*K/255) on the stored inks, as libjpeg-based readers do
         array = np.array(img)
     if array.dtype in (np.int32, np.uint32, np.int16):  # 16-bit grayscale as 'I' / 'I;16'
         array = array.astype(np.uint16)
     if array.dtype not in (np.uint8, np.uint16):
         raise DataError(f"cannot decode image {path}: unsupported pixel type {array.dtype}")
+    return _channels_first(array)
+
+
+def _gif_colours(img: Image.Image) -> np.ndarray:
+    """A GIF frame's colours, its transparent pixels in the background colour (as torchvision.io reads GIFs).
+
+    Kept so that results made with that reader stay reproducible; a PNG's transparency becomes alpha instead.
+    """
+    palette = np.array(img.getpalette("RGB") or [0, 0, 0], dtype=np.uint8).reshape(-1, 3)
+    index = np.array(img).astype(np.intp)
+    if "transparency" in img.info:
+        background = min(int(img.info.get("background", 0)), len(palette) - 1)
+        index[index == img.info["transparency"]] = background
+    return palette[np.minimum(index, len(palette) - 1)]
+
+
+def _channels_first(array: np.ndarray) -> torch.Tensor:
+    """HxW or HxWxC uint8/uint16 array -> CxHxW tensor (uint16 kept as torch.uint16)."""
     tensor = torch.from_numpy(array.astype(np.int32) if array.dtype == np.uint16 else array)
     tensor = tensor.unsqueeze(-1) if tensor.dim() == 2 else tensor
     tensor = tensor.permute(2, 0, 1).contiguous()

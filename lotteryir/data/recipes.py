@@ -110,6 +110,20 @@ def _absolute_folders(key: str, value: Any, root: PathLike | None) -> Any:
     return one(value)
 
 
+def recipe_tasks(name: str, options: Mapping[str, Any]) -> list[str]:
+    """The tasks recipe ``name`` trains and tests with ``options`` (its --data-path keys), read from no disk.
+
+    What ``get_recipe(name, root, **options).tasks`` holds, for deciding a run's tasks before its data is there.
+    """
+    if name == "sample":
+        return list(ALL_TASKS)
+    if name not in FOLDER_RECIPES:
+        raise DataError(f"unknown data recipe {name!r}; available: sample, {', '.join(FOLDER_RECIPES)}")
+    spec = FOLDER_RECIPES[name]
+    given = {key.rpartition("_")[0] for key, value in options.items() if value and key.endswith(("_train", "_test"))}
+    return expand_families([f for f in FAMILIES if f in spec.train or f in spec.test or f in given])
+
+
 def get_recipe(name: str, root: PathLike | None = None, **paths: Any) -> Recipe:
     """A recipe by name: 'sample', 'mirl', 'denoise', 'derain', 'dehaze' or 'web'."""
     if name == "sample":

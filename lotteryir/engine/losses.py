@@ -23,4 +23,9 @@ def psnr_loss(restored: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 # "l1": the paper's loss. "psnr": NAFNet's PSNR loss, which weighs every image by its own error, so mild
 # degradations (JPEG, light rain) are not drowned out by heavy ones (haze) when tasks share a batch.
-LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {"l1": F.l1_loss, "psnr": psnr_loss}
+# "mse": the mean squared error many denoising papers train with (DnCNN among them).
+LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "l1": F.l1_loss,
+    "psnr": psnr_loss,
+    "mse": F.mse_loss,
+}

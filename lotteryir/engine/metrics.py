@@ -114,7 +114,7 @@ def _prepare(restored: torch.Tensor, clean: torch.Tensor, y_channel: bool) -> tu
     clean = _as_batch(clean, "clean")
     if restored.shape != clean.shape:
         raise ValueError(f"restored and clean differ in shape: {tuple(restored.shape)} vs {tuple(clean.shape)}")
-    # float64 throughout: skimage accumulates in float64, and 1e-4 agreement needs it.
+    # float64 throughout: skimage accumulates in float64, and agreement to 1e-12 needs it.
     x = restored.detach().to(torch.float64)
     y = clean.detach().to(device=x.device, dtype=torch.float64)
     if y_channel:

@@ -27,7 +27,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from lotteryir._files import atomic_write, unshared_cpu
+from lotteryir._finite import nonfinite, nonfinite_in_tree, nonfinite_phrase
 from lotteryir.engine import distributed as ddp
+from lotteryir.engine.failures import DamagedCheckpointError
 
 __all__ = ["TrainState", "save_resume_state", "load_resume_state", "resume_round", "capture_rng", "restore_rng"]
 
@@ -122,12 +124,13 @@ def load_resume_state(directory: Path, model: torch.nn.Module) -> tuple[TrainSta
 
     Returns the state and the optimizer state dict, or None when there is no
     checkpoint. Does not check that it belongs to this round: read
-    :func:`peek_state` first.
+    :func:`peek_state` first. A missing or unreadable file, or NaN or infinity in the weights or the
+    optimizer's state, raises :class:`DamagedCheckpointError` before anything is loaded.
     """
     record = peek_state(directory)
     if record is None:
         return None
-    tensors = load_file(str(directory / record["model_file"]))
+    tensors, optim_state = _read_checkpoint(directory, record)
     rng = {k: v for k, v in tensors.items() if k.startswith(_RNG_PREFIX)}
     weights = {k: v for k, v in tensors.items() if not k.startswith(_RNG_PREFIX)}
     try:
@@ -136,15 +139,6 @@ def load_resume_state(directory: Path, model: torch.nn.Module) -> tuple[TrainSta
         raise RuntimeError(
             f"checkpoint {directory / record['model_file']} does not fit this model (were the same masks attached?): "
             f"{err}"
-        ) from err
-    optim_path = directory / record["optim_file"]
-    try:
-        optim_state = torch.load(optim_path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        # torch's own message is a page of advice to load it unsafely: name the file and the way out.
-        raise ValueError(
-            f"{optim_path} holds more than tensors and plain values, and optimizer files are read with "
-            f"torch.load(weights_only=True), which refuses it; delete {directory} to restart the round"
         ) from err
     restore_rng(rng, record["rng"])
     state = TrainState(
@@ -158,6 +152,38 @@ def load_resume_state(directory: Path, model: torch.nn.Module) -> tuple[TrainSta
         round_state=record.get("round_state"),
     )
     return state, optim_state
+
+
+def _read_checkpoint(directory: Path, record: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The model file's tensors and the optimizer's state, each checked whole before either is used."""
+    model_path, optim_path = directory / record["model_file"], directory / record["optim_file"]
+    round_ = record.get("round")
+
+    def damaged(problem: str) -> DamagedCheckpointError:
+        return DamagedCheckpointError(problem, directory, round_)
+
+    for path in (model_path, optim_path):
+        if not path.is_file():
+            raise damaged(f"{path} is missing (train_state.json names it)")
+    try:
+        tensors = load_file(str(model_path))
+    except Exception as err:  # noqa: BLE001 - safetensors raises its own types for a cut or garbled file
+        raise damaged(f"{model_path} is unreadable ({err})") from err
+    if bad := nonfinite({k: v for k, v in tensors.items() if not k.startswith(_RNG_PREFIX)}):
+        raise damaged(nonfinite_phrase(model_path, bad))
+    try:
+        optim_state = torch.load(optim_path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        # torch's own message is a page of advice to load it unsafely: name the file and the way out.
+        raise ValueError(
+            f"{optim_path} holds more than tensors and plain values, and optimizer files are read with "
+            f"torch.load(weights_only=True), which refuses it; delete {directory} to restart the round"
+        ) from err
+    except (RuntimeError, EOFError, OSError) as err:  # a cut or garbled zip archive
+        raise damaged(f"{optim_path} is unreadable ({err})") from err
+    if bad := nonfinite_in_tree(optim_state):
+        raise damaged(nonfinite_phrase(optim_path, bad))
+    return tensors, optim_state
 
 
 def resume_round(
@@ -211,10 +237,8 @@ def peek_state(directory: Path) -> dict[str, Any] | None:
         return None
     try:
         return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise RuntimeError(
-            f"training checkpoint record {path} is unreadable ({err}); delete it to restart the round"
-        ) from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DamagedCheckpointError(f"{path} is unreadable ({err})", directory, None) from err
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["ThreadChoice", "auto_threads", "resolve_threads", "apply_threads"]
+__all__ = ["ThreadChoice", "auto_threads", "machine_threads", "resolve_threads", "apply_threads"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,25 @@ def auto_threads(interval: float = 0.25) -> ThreadChoice:
     others_here = others * usable / max(os.cpu_count() or usable, usable)
     threads = max(1, min(usable, int(usable - others_here + 0.5)))
     return ThreadChoice(threads, f"auto: {others_here:.1f} of {usable} cores busy with other work")
+
+
+def machine_threads() -> ThreadChoice:
+    """Half the usable cores (at least 1): a count fixed by the machine, not by what else runs now.
+
+    Float results depend on the thread count in their last bits, so a count read from the load
+    (:func:`auto_threads`) makes the same command find different tickets on a busy and a quiet
+    machine. Half the cores is the same every time and leaves room for a job as large beside it
+    (``python benchmarks/threads.py``: one thread of two cores trains at 0.81x two threads on a quiet
+    machine, two threads beside a busy process at 0.36x of one). ``OMP_NUM_THREADS`` wins if set.
+    """
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) >= 1:
+        return ThreadChoice(int(env), "OMP_NUM_THREADS")
+    usable = _usable_cores()
+    threads = max(1, usable // 2)
+    return ThreadChoice(
+        threads, f"half of this machine's {usable} cores: the same ticket whatever else runs (--threads auto: by load)"
+    )
 
 
 def resolve_threads(spec: int | str | None) -> ThreadChoice | None:

@@ -21,10 +21,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from lotteryir._finite import nonfinite
 from lotteryir.engine import distributed as ddp
 from lotteryir.engine.compiled import CompiledNets
 from lotteryir.engine.config import TrainConfig
 from lotteryir.engine.device import pick_device
+from lotteryir.engine.failures import NonFiniteLossError
 from lotteryir.engine.losses import LOSSES
 from lotteryir.engine.resume import TrainState, capture_rng, resume_round, save_resume_state
 from lotteryir.engine.sampling import derive_seed, epoch_batches, epoch_loader, seed_global_rngs, unpack_batch
@@ -61,24 +63,6 @@ class TrainProgress:
     lr: float
     steps_per_sec: float
     eta_seconds: float
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; the model still holds the weights of the last good step."""
-
-    def __init__(
-        self, step: int, lr: float, loss: float, round: int, checkpoint: Path | None, checkpoint_step: int | None
-    ):
-        self.step, self.lr, self.loss, self.round = step, lr, loss, round
-        where = (
-            f"the last good checkpoint (step {checkpoint_step}) in {checkpoint} is intact"
-            if checkpoint is not None and checkpoint_step is not None
-            else "no checkpoint was written"
-        )
-        super().__init__(
-            f"non-finite loss ({loss}) at step {step} of round {round} with learning rate {lr:.3g}; {where}. "
-            "Try a lower lr, clip_grad, or amp='bf16' instead of 'fp16'."
-        )
 
 
 class TrainingStopped(RuntimeError):
@@ -188,7 +172,7 @@ class RestorationTrainer:
             self._report(run, state, epoch, step_loss, lr)
             stop, early = self._stop_requested(run), ctx.stop_requested
             if self._checkpoint_due(run, state.step, stop or early):
-                self._save_checkpoint(run, model, state)
+                self._save_checkpoint(run, model, state, lr)
             if stop and not early and state.step < plan.total_steps:
                 raise TrainingStopped(state.step, run.ckpt_dir)
         return {
@@ -371,9 +355,15 @@ class RestorationTrainer:
         due = every is not None and step % every == 0
         return run.ckpt_dir is not None and (due or stop or step == run.plan.total_steps)
 
-    def _save_checkpoint(self, run: _Round, model: nn.Module, state: TrainState) -> None:
-        """Write the resume checkpoint of ``state.step`` (rank 0 writes; every rank sends its RNG states)."""
+    def _save_checkpoint(self, run: _Round, model: nn.Module, state: TrainState, lr: float) -> None:
+        """Write the resume checkpoint of ``state.step`` (rank 0 writes; every rank sends its RNG states).
+
+        Weights that became NaN or infinite are never written (the replicas agree, so every rank raises):
+        a checkpoint found holding them later was damaged on disk, not by training.
+        """
         assert run.ckpt_dir is not None
+        if bad := nonfinite(model.state_dict()):
+            raise NonFiniteLossError(state.step, lr, state.last_loss, run.ctx.round, run.ckpt_dir, run.saved_step, bad)
         state.seconds = run.prior_seconds + time.perf_counter() - run.started
         state.round_state = run.ctx.state_dict()
         optim_state: dict[str, Any] = {"optimizer": run.optimizer.state_dict()}

@@ -18,14 +18,22 @@ computing ``w = w_orig * w_mask``), and ``configure_optimizers`` runs inside eve
 optimizer always holds ``w_orig``. Whatever the optimizer, clipping or precision do to ``w_orig``,
 the weights the network computes with stay exactly zero where the mask is.
 
-:class:`PruningCallback` (added to every Trainer by the closure) reports each optimizer step to
-the round's :class:`~lotteryir.pruning.RoundContext` (so ``rewind="step:K"`` snapshots after the
-K-th optimizer step, not the K-th batch, under gradient accumulation), carries
+:class:`PruningCallback` (added to every Trainer by the closure) reports each step of the Trainer's
+``global_step`` to the round's :class:`~lotteryir.pruning.RoundContext`: ``rewind="step:K"`` snapshots
+at the end of the batch after which ``global_step`` is K (Lightning's count, the one ``max_steps``
+uses: optimizer steps, not batches, under gradient accumulation; every ``optimizer.step()`` of every
+optimizer under manual optimization). A K that one batch steps over (two optimizers stepping in one
+batch) is snapshot at that batch's end, recorded as the step it is, with a warning. It carries
 ``ctx.state_dict()`` inside Lightning's checkpoints (plain lists and numbers: they load with
 ``weights_only=True``), refuses a checkpoint of another round or with other masks, and under
 torch.distributed keeps the masks out of DDP's broadcasts and checks that all ranks agree.
 
-Needs ``pip install lotteryir[lightning]``; ``import lotteryir`` never imports Lightning.
+The pruner holds the LightningModule, so its state dicts carry the module's prefix (``net.``):
+:func:`inner_state_dict` gives the keys of the network inside. Compile in place
+(``module.net.compile()``); a ``torch.compile`` wrapper is refused. Build each round's logger in
+``make_trainer`` (every fit counts from step 0): ``version=f"round{ctx.round}-{ctx.kind}"``.
+
+Needs ``pip install lotteryir[lightning]`` (Lightning and TensorBoard); ``import lotteryir`` never imports Lightning.
 """
 
 from __future__ import annotations
@@ -46,12 +54,20 @@ except ImportError as exc:  # an optional extra: say how to get it
         "Install it with: pip install lotteryir[lightning]"
     ) from exc
 
+from lotteryir.integrations._lightning_checks import (
+    marks_skipped,
+    missing_hooks,
+    refuse_compiled,
+    warn_inside_batch,
+    warn_shared_loggers,
+)
 from lotteryir.pruning import distributed
+from lotteryir.pruning.bridge import export_state_dict
 from lotteryir.pruning.context import RoundContext
-from lotteryir.pruning.mask import MASK_SUFFIX, ORIG_SUFFIX, Mask
+from lotteryir.pruning.mask import MASK_SUFFIX, Mask
 from lotteryir.pruning.rewind import named_tensors
 
-__all__ = ["LightningClosure", "PruningCallback", "lightning_closure", "module_mask"]
+__all__ = ["LightningClosure", "PruningCallback", "inner_state_dict", "lightning_closure", "module_mask"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +84,21 @@ def module_mask(module: nn.Module) -> Mask:
     return Mask({n[: -len(MASK_SUFFIX)]: buffers[n] for n in distributed.mask_buffer_names(module) if n in buffers})
 
 
+def inner_state_dict(module: nn.Module, submodule: str) -> dict[str, torch.Tensor]:
+    """The plain state dict of the network ``module.<submodule>`` (e.g. ``"net"``), keys without that prefix.
+
+    Pruned entries are zeros and no ``_orig``/``_mask`` key is left, so it loads strictly into the
+    network as its project publishes it; ``pruner.export_state_dict()`` keeps the LightningModule's keys.
+    """
+    try:
+        inner = module.get_submodule(submodule)
+    except AttributeError:
+        children = ", ".join(name for name, _ in module.named_children()) or "none"
+        raise ValueError(f"{type(module).__name__} has no submodule {submodule!r} (its children: {children})") from None
+    refuse_compiled(inner, f"{type(module).__name__}.{submodule}")
+    return export_state_dict(inner)
+
+
 def _step_metrics(trainer: pl.Trainer, outputs: Any) -> dict[str, float]:
     """The loss ``training_step`` returned and the first optimizer's learning rate, for ``on_step``."""
     metrics: dict[str, float] = {}
@@ -80,19 +111,6 @@ def _step_metrics(trainer: pl.Trainer, outputs: Any) -> dict[str, float]:
     return metrics
 
 
-def _missing_hooks(module: nn.Module) -> list[str]:
-    """Masked tensors whose forward pre-hook (``w = w_orig * w_mask``) is gone."""
-    missing = []
-    for prefix, sub in module.named_modules():
-        for key in sub._buffers:
-            attr = key[: -len(MASK_SUFFIX)]
-            if not key.endswith(MASK_SUFFIX) or attr + ORIG_SUFFIX not in sub._parameters:
-                continue
-            if not any(getattr(h, "_tensor_name", None) == attr for h in sub._forward_pre_hooks.values()):
-                missing.append(f"{prefix}.{attr}" if prefix else attr)
-    return missing
-
-
 class PruningCallback(pl.Callback):
     """Connects one round's ``Trainer.fit`` to the pruner's :class:`RoundContext`.
 
@@ -101,6 +119,8 @@ class PruningCallback(pl.Callback):
     """
 
     def __init__(self, ctx: RoundContext, model: nn.Module | None = None, resuming: bool = False) -> None:
+        if model is not None:
+            refuse_compiled(model, "the pruner's model")
         self.ctx, self.model, self.resuming = ctx, model, resuming
         self.reported = 0  # optimizer steps of this round already reported through ctx.step
         self.restored: dict[str, Any] | None = None  # this callback's state from a resumed checkpoint
@@ -115,6 +135,7 @@ class PruningCallback(pl.Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
+        refuse_compiled(pl_module, f"round {self.ctx.round}: the LightningModule")
         # Lightning wraps this module in DDP; names on its ignore list are relative to it.
         self._names = distributed.ddp_ignore_masks(pl_module)
         mask = module_mask(pl_module)
@@ -129,7 +150,7 @@ class PruningCallback(pl.Callback):
         if self.model is not None and pl_module is not self.model:
             raise RuntimeError(f"{where}: the Trainer trains another module than the pruner's (a copy?)")
         names = distributed.mask_buffer_names(pl_module)
-        lost = _missing_hooks(pl_module)
+        lost = missing_hooks(pl_module)
         if names != self._names or lost:
             strategy = type(trainer.strategy).__name__
             raise RuntimeError(
@@ -175,10 +196,25 @@ class PruningCallback(pl.Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        # global_step counts optimizer steps: under gradient accumulation it moves every N batches.
-        while self.reported < trainer.global_step:
-            self.reported += 1
-            self.ctx.step(self.reported, **_step_metrics(trainer, outputs))
+        # global_step is Lightning's count of optimizer steps: it moves every N batches under gradient
+        # accumulation, and by every optimizer.step() of every optimizer under manual optimization.
+        before, now, ctx = self.reported, trainer.global_step, self.ctx
+        if now <= before:
+            return
+        # Weights exist between batches only: a rewind step passed inside this batch cannot be snapshot.
+        targets = {ctx.rewind_step, *ctx.rewind_steps} if ctx.round == 0 else set()
+        inside = sorted(k for k in targets if k is not None and before < k < now)
+        if inside:
+            warn_inside_batch(inside, before, now, ctx)
+        metrics = _step_metrics(trainer, outputs)
+        with marks_skipped(ctx, inside):
+            for k in range(before + 1, now):
+                self.reported = k
+                ctx.step(k, **metrics)
+        if ctx.rewind_step in inside:
+            ctx.mark_rewind_point(now)  # the weights after this batch, recorded as the step they are
+        self.reported = now
+        ctx.step(now, **metrics)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -245,6 +281,7 @@ class LightningClosure:
         self.trainer: pl.Trainer | None = None  # the last round's Trainer (its checkpoints, logs, ...)
 
     def __call__(self, model: nn.Module, ctx: RoundContext, /) -> dict[str, Any]:
+        refuse_compiled(model, "the pruner's model")
         if not isinstance(model, pl.LightningModule):
             raise TypeError(
                 f"the pruner's model is a {type(model).__name__}; create IterativeMagnitudePruner on the "
@@ -258,6 +295,7 @@ class LightningClosure:
             )
         if trainer is self.trainer:
             raise ValueError("make_trainer returned the previous round's Trainer; build a new one every round")
+        warn_shared_loggers(trainer.loggers, self.trainer.loggers if self.trainer is not None else [])
         self.trainer = trainer
         path = self.ckpt_path(ctx) if self.ckpt_path is not None else None
         # Trainer.callbacks is set by Lightning's callback connector, unannotated on the class.
@@ -284,7 +322,8 @@ def lightning_closure(
     """A training closure that runs each round as ``make_trainer(ctx).fit(model, ...)``.
 
     ``make_trainer(ctx)`` builds a new Trainer every round (``ctx.round``, ``ctx.density`` and
-    ``ctx.kind`` tell which; per-round checkpoint folders are a good idea). The data comes from
+    ``ctx.kind`` tell which; per-round checkpoint folders and logger versions are a good idea: a logger
+    passed to every round would draw each fit from step 0 over the last, and warns). The data comes from
     ``datamodule`` / ``train_dataloaders`` / ``val_dataloaders``, or from the module's own
     ``*_dataloader`` hooks. ``ckpt_path(ctx)`` may name a Lightning checkpoint of the round being
     resumed (``None``: start it fresh); it is loaded strictly into the masked module, whose

@@ -11,6 +11,7 @@ reads it; :func:`refuse_from_file` turns that case into advice.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar, overload
@@ -186,7 +187,10 @@ def signature(name: str, size: str) -> dict[str, tuple[int, ...]]:
 def _measured(entry: _Entry) -> _Entry:
     if entry.signature is None:
         try:
-            with torch.device("meta"):
+            # A builder that loads its own weights would warn once per tensor that copying into a meta
+            # tensor does nothing: true and expected here, where only the shapes are wanted.
+            with torch.device("meta"), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r".*copying from a non-meta parameter")
                 model = entry.builder()
         except Exception:  # a user builder that needs real tensors (e.g. custom init): pay for one real build
             model = entry.builder()

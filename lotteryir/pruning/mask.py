@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from .._files import atomic_save_safetensors
+from .._finite import nonfinite, nonfinite_phrase
 
 ORIG_SUFFIX = "_orig"
 MASK_SUFFIX = "_mask"
@@ -72,7 +73,10 @@ class Mask(Mapping[str, torch.Tensor]):
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"mask file not found: {path}")
-        return cls(load_file(str(path)))
+        tensors = load_file(str(path))
+        if bad := nonfinite(tensors):  # a NaN would read as True: a pruned weight brought back
+            raise ValueError(f"{nonfinite_phrase(path, bad)}; a mask holds only true and false, so the file is damaged")
+        return cls(tensors)
 
     # -- Mapping -------------------------------------------------------------
     def __getitem__(self, name: str) -> torch.Tensor:

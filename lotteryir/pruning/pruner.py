@@ -10,7 +10,6 @@ state in state.py, controls in controls.py, tensors that get no gradient in unus
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -18,15 +17,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import bridge, controls, distributed, masking, methods, schedule, state
+from . import bridge, controls, distributed, masking, methods, schedule
 from .context import RoundContext, StepReport, TrainClosure
 from .controls import InitFn, ModelFactory, check_controls
 from .mask import Mask
 from .methods import Method
+from .persistence import SavedState
 from .report import SparsityReport, sparsity_report
 from .rewind import Rewind, RewindPoints, check_steps, named_tensors
 from .schedule import MAX_ROUNDS, rounds_for_density
-from .selection import PrunableParam, find_prunable
+from .selection import PrunableParam, find_prunable, refuse_compiled_wrapper
 from .state import RoundRecord, jsonable
 from .unused import GradientWatch
 
@@ -35,7 +35,7 @@ __all__ = ["MAX_ROUNDS", "IterativeMagnitudePruner", "Rewind", "RoundRecord", "r
 log = logging.getLogger(__name__)
 
 
-class IterativeMagnitudePruner:
+class IterativeMagnitudePruner(SavedState):
     """Lottery-ticket search by iterative magnitude pruning on any ``nn.Module``.
 
     ``train(model, ctx)`` is your training closure: it trains ``model`` in place for one round and
@@ -109,6 +109,7 @@ class IterativeMagnitudePruner:
         on_rewind_point: Callable[[int], None] | None = None,
         method: str | Method | None = None,
     ) -> None:
+        refuse_compiled_wrapper(model)
         self.method = methods.resolve(method)
         self.rate, self.scope = schedule.check_rate(rate), schedule.check_scope(scope)
         self.rounds, self.target_density = self.method.total_rounds(rounds, target_density, self.rate), target_density
@@ -151,15 +152,6 @@ class IterativeMagnitudePruner:
     _snapshot = property(lambda self: self._rewinds.snapshot)
     _snapshot_step = property(lambda self: self._rewinds.step)
     _points = property(lambda self: self._rewinds.kept)
-
-    def config(self) -> dict[str, Any]:
-        """The settings that define this pruning run (saved with its state)."""
-        out = {k: getattr(self, k) for k in ("rate", "rounds", "target_density", "scope")}
-        out.update(rewind=str(self.rewind_spec), rewind_unpruned=self.rewind_unpruned, layer_rates=self.layer_rates)
-        out.update(controls=list(self.controls), seed=self.seed, prunable=[p.name for p in self.params])
-        if self.method.name != "imp":  # absent for imp: states saved before methods existed still load
-            out["method"] = self.method.config()
-        return {**out, "rewind_points": list(self.rewind_points)}
 
     @property
     def mask(self) -> Mask:
@@ -342,29 +334,3 @@ class IterativeMagnitudePruner:
     def remove_masks(self) -> None:
         """Make the pruning permanent (plain Parameters, no hooks). The pruner is done after this."""
         bridge.remove_masks(self.params)
-
-    def save_state(self, directory: str | os.PathLike, include_model: bool = True) -> None:
-        """Write masks, rewind snapshot, round index, history (and the model) to ``directory``."""
-        fields = {k: getattr(self, k) for k in state.PROGRESS}
-        fields.update(config=self.config(), history=[h.to_dict() for h in self.history])
-        model = self.model if include_model else None
-        state.save_state(directory, fields, self.full_mask, self._rewinds, model)
-
-    def load_state(self, directory: str | os.PathLike) -> None:
-        """Restore what :meth:`save_state` wrote; the pruner must be configured the same way."""
-        found = state.load_state(directory, self.config(), str(self.rewind_spec), self.model, self._rewinds)
-        saved = found.state["config"]
-        bridge.attach_masks(self.model, self.params, found.mask)
-        for key in state.PROGRESS:
-            setattr(self, key, found.state.get(key))
-        if distributed.active():
-            distributed.verify_masks_agree(self.full_mask, self.level, what="resumed")
-        self.history = [RoundRecord(**h) for h in found.state["history"]]
-        self.rewind_spec = Rewind.parse(saved["rewind"])
-        self.rewind_points = tuple(sorted({*self.rewind_points, *saved.get("rewind_points", [])}))
-        asked, self.target_density = self.rounds, saved.get("target_density")
-        self.rounds = saved["rounds"] if saved["rounds"] is not None else asked
-        if asked is not None and self.rounds is not None and asked > self.rounds:  # created longer: it grows
-            self.extend(asked - self.rounds)
-        if self.round >= 0:
-            self._watch.stop()  # round 0 already decided which tensors are prunable (``active`` above)

@@ -117,3 +117,18 @@ def select_prunable(
 ) -> list[str]:
     """Names of the prunable parameters of ``model`` (see :func:`find_prunable`)."""
     return [p.name for p in find_prunable(model, include, exclude, module_types)]
+
+
+def refuse_compiled_wrapper(model: nn.Module) -> None:
+    """Refuse a ``torch.compile`` wrapper (``OptimizedModule``) anywhere in ``model``.
+
+    Its parameters are named ``_orig_mod.…``: masks, rewind points and tickets would carry names the
+    network itself does not have, so a ticket would not load into it.
+    """
+    wrapped = [name or "the model itself" for name, sub in model.named_modules() if hasattr(sub, "_orig_mod")]
+    if wrapped:
+        raise TypeError(
+            f"the pruner got a torch.compile wrapper ({', '.join(wrapped[:3])}), whose parameter names carry "
+            "'_orig_mod.' and would not load back into your network: give the pruner the network itself and "
+            "compile it in place (model.compile()), before or after creating the pruner"
+        )

@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from .._files import atomic_save_safetensors, atomic_write_text
+from .._finite import nonfinite, nonfinite_phrase
 from .mask import Mask
 from .rewind import RewindPoints, named_tensors
 
@@ -62,6 +63,22 @@ class RoundRecord:
                 "rewind": self.rewind,
             }
         )
+
+
+class NonFiniteStateError(ValueError):
+    """A saved pruner state whose weights (model or rewind point) hold NaN or infinity."""
+
+    def __init__(self, path: Path, names: list[str]) -> None:
+        self.path, self.names = path, names
+        super().__init__(f"{nonfinite_phrase(path, names)}; weights like these cannot be pruned or trained on")
+
+
+def _finite(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of ``path``, refused when any holds NaN or infinity (found here, not as a diverged loss)."""
+    tensors = load_file(str(path))
+    if bad := nonfinite(tensors):
+        raise NonFiniteStateError(path, bad)
+    return tensors
 
 
 @dataclass
@@ -133,7 +150,7 @@ def load_state(
     state.setdefault("extensions", [])
     _check_config(d, state["config"], config, state["extensions"], rewind)
     if (d / "model.safetensors").is_file():
-        weights = load_file(str(d / "model.safetensors"))
+        weights = _finite(d / "model.safetensors")
         missing, unexpected = model.load_state_dict(weights, strict=False)
         if missing or unexpected:
             raise ValueError(
@@ -142,8 +159,8 @@ def load_state(
     mask = Mask.load(d / "mask.safetensors")
     device = next(iter(named_tensors(model).values())).device
     if state["has_rewind_point"]:
-        rewinds.snapshot = {k: v.to(device) for k, v in load_file(str(d / "rewind.safetensors")).items()}
+        rewinds.snapshot = {k: v.to(device) for k, v in _finite(d / "rewind.safetensors").items()}
         rewinds.step = state["rewind_step"]
     for s in state.get("kept_rewind_points", []):
-        rewinds.kept[int(s)] = load_file(str(d / f"rewind_step{s}.safetensors"))
+        rewinds.kept[int(s)] = _finite(d / f"rewind_step{s}.safetensors")
     return Saved(state, mask)

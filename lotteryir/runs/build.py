@@ -15,16 +15,19 @@ from typing import Any, cast
 import torch
 from torch.utils.data import Dataset
 
+from ..checkpoints import load_weights_file
 from ..engine import RestorationTrainer, TrainConfig, TrainProgress, evaluate
 from ..engine import distributed as ddp
-from ..engine.threads import ThreadChoice, apply_threads, auto_threads
-from ..models import apply_init, build_model
+from ..engine.batchnorm import gradient_probe, recalibrate_batchnorm, training_batches
+from ..engine.threads import ThreadChoice, apply_threads
+from ..models import CheckpointError, apply_init, build_model
 from ..models.init import identity_layer_rates
 from ..pruning import IterativeMagnitudePruner, Rewind, RoundContext
-from .config import RunConfig, open_recipe, resolved_setting
+from .config import open_recipe
 from .errors import RunError
 from .history import mean_scores
 from .methods import build_method
+from .resolved import ResolvedRunConfig
 
 Closure = Callable[[torch.nn.Module, RoundContext], dict[str, Any]]
 
@@ -33,7 +36,7 @@ Closure = Callable[[torch.nn.Module, RoundContext], dict[str, Any]]
 class BuiltRun:
     """Everything a run trains with, built from its configuration (on every rank alike)."""
 
-    config: RunConfig
+    config: ResolvedRunConfig
     tasks: list[str]
     train_set: Any
     test_sets: Mapping[str, Dataset]
@@ -47,8 +50,33 @@ class BuiltRun:
         """The run's network as it starts (builder + ``init``), under whatever RNG state is current."""
         return fresh_model(self.config)
 
+    @property
+    def channels(self) -> int:
+        """The channels of the images the run reads (the network's input channels)."""
+        return int(next(iter(self.test_sets.values()))[0]["input"].shape[0])
+
+    def train(self, model: torch.nn.Module, ctx: RoundContext) -> dict[str, Any]:
+        """Train one round, or, for a round that does not train (round 0 from --from weights), say so.
+
+        A round 0 that does not train still shows the pruner which tensors take part (one backward pass
+        on a training batch, weights and BatchNorm statistics untouched): never-called layers stay unpruned.
+        """
+        if self.config.trains(ctx.round):
+            return self.trainer(model, ctx)
+        if ctx.round == 0:
+            c = self.config
+            gradient_probe(model, self.train_set, c.batch_size, c.loss, c.seed + 4099, self.device)
+        return {"steps": 0, "seconds": 0.0, "trained": False}
+
     def evaluate(self, model: torch.nn.Module) -> dict[str, Any]:
-        """Scores of ``model`` on the test sets: per set, and the means of the restored and the input images."""
+        """Scores of ``model`` on the test sets: per set, and the means of the restored and the input images.
+
+        With ``bn_recalibrate`` the BatchNorm statistics are first recomputed on that many training batches.
+        """
+        if self.config.bn_recalibrate:
+            c = self.config
+            pairs = training_batches(self.train_set, c.bn_recalibrate, c.batch_size, c.seed + 4099, self.device)
+            recalibrate_batchnorm(model, (inputs for inputs, _ in pairs))
         summary = evaluate(model, self.test_sets, device=self.device, tile=self.config.eval_tile).summary()
         psnr, ssim = mean_scores(summary)
         input_psnr, input_ssim = mean_scores(summary, of="input")
@@ -62,14 +90,16 @@ class BuiltRun:
 
     def train_and_evaluate(self, model: torch.nn.Module, ctx: RoundContext) -> dict[str, Any]:
         """The plain closure: train one round, then (rank 0) evaluate; every rank gets rank 0's record."""
-        train = self.trainer(model, ctx)
+        train = self.train(model, ctx)
         metrics = {"train": train, **self.evaluate(model)} if ddp.is_main() else None
         return ddp.broadcast_object(metrics)
 
-    def estimate_seconds(self, trainings: int) -> float:
-        """Seconds for ``trainings`` trainings and evaluations, from a few timed steps on a copy."""
+    def estimate_seconds(self, trainings: int, evaluations: int | None = None) -> float:
+        """Seconds for ``trainings`` trainings and ``evaluations`` evaluations (default one per training),
+        from a few timed steps on a copy."""
         step, per_eval = self.measure()
-        return trainings * (self.trainer.plan()[1] * step + per_eval * 1.5)
+        evaluations = trainings if evaluations is None else evaluations
+        return trainings * self.trainer.plan()[1] * step + evaluations * per_eval * 1.5
 
     def measure(self, steps: int = 3) -> tuple[float, float]:
         """(seconds per optimizer step, seconds per evaluation of every test set), timed on a copy.
@@ -79,9 +109,9 @@ class BuiltRun:
         """
         c = self.config
         model = copy.deepcopy(self.model).train()
-        patch = resolved_setting(c.patch_size, "--patch-size")
-        opt = torch.optim.AdamW(model.parameters(), lr=resolved_setting(c.lr, "--lr"))
-        x = torch.rand(self.trainer.batch_split()[1], 3, patch, patch, device=self.device)
+        patch = c.patch_size
+        opt = torch.optim.AdamW(model.parameters(), lr=c.lr)
+        x = torch.rand(self.trainer.batch_split()[1], self.channels, patch, patch, device=self.device)
         with torch.random.fork_rng(devices=[]):
             times = []
             for _ in range(max(2, steps)):
@@ -101,60 +131,59 @@ class BuiltRun:
         return min(times[1:]), n_images * per_image
 
 
-def fresh_model(config: RunConfig) -> torch.nn.Module:
+def fresh_model(config: ResolvedRunConfig) -> torch.nn.Module:
     """The network ``config`` names as it starts (builder + ``init``), under whatever RNG state is current."""
-    return apply_init(build_model(config.model, config.size), config.init or "default")
+    return apply_init(build_model(config.model, config.size), config.init)
 
 
 def build_run(
-    config: RunConfig,
+    config: ResolvedRunConfig,
     closure: Closure | None = None,
     *,
     progress: Callable[[TrainProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     on_rewind_point: Callable[[int], None] | None = None,
-    threads_reason: str = "--threads",
 ) -> BuiltRun:
-    """Build the data, network, trainer and pruner of a resolved ``config`` (see ``RunConfig.resolved()``).
+    """Build the data, network, trainer and pruner of a resolved ``config`` (``RunConfig(...).resolved()``).
 
     ``closure`` is what the pruner calls each round (default :meth:`BuiltRun.train_and_evaluate`).
     Problems a user can fix (missing data, a patch larger than every image, a network whose
     channels do not fit the recipe's images) raise before any training, naming the option.
-    ``config.threads`` is filled in when it was None (a run saves it, so it resumes alike).
     """
     c = config
     recipe = open_recipe(c.recipe, c.data, c.data_paths)
-    tasks = list(c.tasks) if c.tasks else list(recipe.tasks)
-    train_set = recipe.train_dataset(
-        patch_size=resolved_setting(c.patch_size, "--patch-size"), seed=c.seed, tasks=tasks
-    )
+    tasks = list(c.tasks)
+    train_set = recipe.train_dataset(patch_size=c.patch_size, seed=c.seed, tasks=tasks)
     test_sets = recipe.test_sets(tasks=tasks)
     device = ddp.init_from_env(c.device)
-    if c.threads is None:
-        threads = auto_threads()
-        c.threads = threads.threads
-    else:
-        threads = ThreadChoice(c.threads, threads_reason)
+    threads = ThreadChoice(c.threads, c.threads_reason)
     if device.type == "cpu":
         apply_threads(threads)  # before the duration estimate and the first training step
     torch.manual_seed(c.seed)  # the dense initialization is part of the run's identity
-    model = fresh_model(c).to(device)
+    model = fresh_model(c)
+    if c.from_weights is not None:
+        try:
+            load_weights_file(model, c.from_weights)
+        except CheckpointError as e:
+            raise RunError(f"--from {c.from_weights}: {e}") from e
+    model = model.to(device)
     check_patch_size(train_set, c.patch_size)  # first: the channel probe runs on a patch of this size
     check_channels(model, test_sets, c, device)
     trainer = RestorationTrainer(
         train_set,
         TrainConfig(
-            epochs=c.epochs,
-            steps=c.steps,
+            epochs=c.length.epochs,
+            # --steps 0 (from trained weights): no round trains, the trainer is never called.
+            steps=c.length.steps if c.length.count else 1,
             warmup_epochs=c.warmup_epochs,
             batch_size=c.batch_size,
-            lr=resolved_setting(c.lr, "--lr"),
+            lr=c.lr,
             device=device,
             num_workers=c.num_workers,
             checkpoint_every=c.checkpoint_every,
             seed=c.seed,
             threads=c.threads,
-            loss=resolved_setting(c.loss, "--loss"),
+            loss=c.loss,
             compile=c.compile,
             should_stop=should_stop,
         ),
@@ -168,9 +197,9 @@ def build_run(
         c.shuffle_within_layers,
         train_set=train_set,
         channels=int(next(iter(test_sets.values()))[0]["input"].shape[0]),
-        patch_size=resolved_setting(c.patch_size, "--patch-size"),
+        patch_size=c.patch_size,
         batch_size=c.batch_size,
-        loss=resolved_setting(c.loss, "--loss"),
+        loss=c.loss,
         seed=c.seed,
         device=device,
     )
@@ -183,9 +212,9 @@ def build_run(
         target_density=c.target_density if method.fixed_rounds is not None else None,
         method=method,
         scope=c.scope,
-        rewind=c.rewind,
+        rewind=c.pruner_rewind,
         controls=tuple(c.controls),
-        layer_rates=identity_layer_rates(c.init or "default", c.rate),  # as fresh_model reads it
+        layer_rates=identity_layer_rates(c.init, c.rate),  # as fresh_model reads it
         model_factory=built.fresh_model,  # random_reinit re-draws everything the constructor draws
         seed=c.seed,
         on_rewind_point=on_rewind_point,
@@ -194,14 +223,14 @@ def build_run(
 
 
 def check_channels(
-    model: torch.nn.Module, test_sets: Mapping[str, Dataset], config: RunConfig, device: torch.device
+    model: torch.nn.Module, test_sets: Mapping[str, Dataset], config: ResolvedRunConfig, device: torch.device
 ) -> None:
     """One forward pass on a patch of the recipe's images: a network that cannot take them is named here.
 
     Without it the first sign would be a raw torch message from deep inside the training.
     """
     channels = int(next(iter(test_sets.values()))[0]["input"].shape[0])
-    size = config.patch_size or 64
+    size = config.patch_size
     first: list[torch.nn.Module] = []
     hooks = [
         m.register_forward_pre_hook(lambda m, _: first.append(m) if not first else None)
@@ -233,11 +262,11 @@ def check_channels(
         )
 
 
-def check_patch_size(train_set: Any, size: int | None) -> None:
+def check_patch_size(train_set: Any, size: int) -> None:
     """A patch larger than every image would be almost all padding (and, large enough, exhaust memory)."""
     seen: set[int] = set()
     for task, part in train_set.parts.items():
-        if id(part.source) in seen or size is None:
+        if id(part.source) in seen:
             continue
         seen.add(id(part.source))
         largest = part.source.largest_short_side(at_least=size)
@@ -248,13 +277,12 @@ def check_patch_size(train_set: Any, size: int | None) -> None:
             )
 
 
-def check_rewind_step(config: RunConfig, total: int) -> None:
+def check_rewind_step(config: ResolvedRunConfig, total: int) -> None:
     """``--rewind step:K`` needs K optimizer steps in round 0."""
-    rewind = Rewind.parse(config.rewind)
+    rewind = Rewind.parse(config.pruner_rewind)
     k = rewind.step if rewind.kind == "step" else None
     if k is not None and k > total:
-        length = f"--steps {config.steps}" if config.steps else f"--epochs {config.epochs}"
         raise RunError(
             f"--rewind step:{k} needs at least {k} optimizer steps in round 0, but a round has {total} "
-            f"({length}); use --rewind step:K with K <= {total}, or longer rounds"
+            f"({config.length.option()}); use --rewind step:K with K <= {total}, or longer rounds"
         )

@@ -8,9 +8,13 @@ class RunError(ValueError):
 
 
 def non_finite_advice(
-    run_dir: object, lr: float, done_round: int, loss: float, step: int, round_: int, at_lr: float
+    run_dir: object, lr: float, done_round: int, what: str, step: int, round_: int, at_lr: float
 ) -> str:
-    """What to do after the training loss diverged: a new run with a lower --lr (the directory is kept)."""
+    """What to do after the training diverged: a new run with a lower --lr (the directory is kept).
+
+    ``what`` says what became non-finite (``"the training loss became nan"``). Only divergence gets this
+    advice: a checkpoint damaged on disk is named where it is read, with its own remedy.
+    """
     # Continuing this directory with another --lr would mix two training recipes in one
     # lottery-ticket curve (its finished rounds, or at least its config.json, fix the lr), so the
     # only sound way on is a new run; the directory is kept, as the evidence of what failed.
@@ -20,7 +24,7 @@ def non_finite_advice(
         else f"its config.json fixes --lr {lr:g}"
     )
     return (
-        f"the training loss became {loss} at step {step} of round {round_} (learning rate {at_lr:.3g} at that "
+        f"{what} at step {step} of round {round_} (learning rate {at_lr:.3g} at that "
         f"step); rerunning the same command would fail the same way, and {run_dir} cannot continue with "
         f"another --lr because {tied}. Start a new run with a lower --lr and a new --out, e.g. "
         f"--lr {lr / 10:g} --out {run_dir}-lr{lr / 10:g}; {run_dir} is kept as it is"

@@ -17,15 +17,21 @@ from .._files import atomic_write_text
 from ..pruning import RoundRecord
 from .cost import round_cost
 from .errors import RunError
-from .layout import RunLayout
+from .layout import RunLayout, committed_round
 
 log = logging.getLogger(__name__)
 
 
 def read_history(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     """The finished rounds of a run, oldest first."""
-    path = RunLayout(run_dir).history
+    layout = RunLayout(run_dir)
+    path = layout.history
     if not path.is_file():
+        if committed_round(layout) >= 0:  # deleted, or a crash came between a round's commit and this file
+            raise RunError(
+                f"{path} is missing, though the run has finished rounds; rerunning the prune command with the same "
+                "--out rebuilds it from rounds/*/metrics.json"
+            )
         return []
     out = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
@@ -64,7 +70,9 @@ def write_history(layout: RunLayout, entries: list[dict[str, Any]]) -> None:
 
 def append_round(layout: RunLayout, entry: dict[str, Any]) -> list[dict[str, Any]]:
     """Write round ``entry["round"]`` into the history (dropping any later ones); returns the new history."""
-    history = [h for h in read_history(layout.root) if h["round"] < entry["round"]] + [entry]
+    # Round 0's commit comes before its history line: a missing file here is the first, not a loss.
+    current = read_history(layout.root) if layout.history.is_file() else []
+    history = [h for h in current if h["round"] < entry["round"]] + [entry]
     write_history(layout, history)
     return history
 

@@ -19,9 +19,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import RunConfig
+from .config import resolved_from_dict
 from .errors import RunError
 from .lock import LOCK_FILE
+from .resolved import ResolvedRunConfig
 
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.jsonl"
@@ -149,12 +150,34 @@ def _reads_as_run_config(path: Path) -> bool:
     return isinstance(data, dict) and {"model", "recipe", "rate", "rewind", "seed"} <= set(data)
 
 
-def read_config(run_dir: str | os.PathLike) -> RunConfig:
+def not_a_run(path: str | os.PathLike, otherwise: str) -> RunError:
+    """The error for a directory without config.json: ``otherwise``, unless it holds a run's other files."""
+    layout = RunLayout(path)
+    if layout.pruner_state() is None and not layout.rounds.is_dir():
+        return RunError(otherwise)
+    return RunError(
+        f"{layout.config} is missing, though {path} holds a run's rounds (rounds/, pruner/): a run cannot be "
+        "resumed or read without its configuration; put config.json back from a backup, or start a new run "
+        f"with a new --out ({path} is left as it is)"
+    )
+
+
+def committed_round(layout: RunLayout) -> int:
+    """The last round the run has committed (its pruner state's round), -1 when none or unreadable."""
+    state = layout.pruner_state()
+    try:
+        found = json.loads((state / PRUNER_STATE_FILE).read_text()).get("round") if state is not None else None
+    except (OSError, ValueError, AttributeError):
+        return -1
+    return found if isinstance(found, int) else -1
+
+
+def read_config(run_dir: str | os.PathLike) -> ResolvedRunConfig:
     """The saved configuration of a run directory (clear error if it is not one)."""
     path = RunLayout(run_dir).config
     if not path.is_file():
-        raise RunError(f"{run_dir} is not a lotteryir run directory (no {CONFIG_FILE})")
+        raise not_a_run(run_dir, f"{run_dir} is not a lotteryir run directory (no {CONFIG_FILE})")
     try:
-        return RunConfig.from_dict(json.loads(path.read_text()))
+        return resolved_from_dict(json.loads(path.read_text()))
     except (json.JSONDecodeError, TypeError, ValueError) as e:
         raise RunError(f"{path} is not a valid run configuration: {e}") from e

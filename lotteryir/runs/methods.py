@@ -11,15 +11,15 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from torch.utils.data import default_collate
 
+from ..engine.batchnorm import training_batches
 from ..engine.losses import LOSSES
-from ..engine.sampling import unpack_batch
 from ..pruning.methods import METHODS, Method, get_method
 
 SNIP_BATCHES = 4
 # Settings a run adds to a method's own: how many training batches SNIP's loss averages over.
 RUN_OPTIONS: dict[str, tuple[str, ...]] = {"snip": ("batches",)}
+RUN_DEFAULTS: dict[str, Any] = {"batches": SNIP_BATCHES}
 _FLOAT_OPTIONS = ("epsilon",)
 SHUFFLED = ("snip", "synflow")  # the methods --shuffle-within-layers applies to
 
@@ -35,6 +35,9 @@ def check_method(method: str, options: Mapping[str, Any], shuffle: bool, control
         if key not in allowed:
             takes = ", ".join(allowed) or "none"
             raise ValueError(f"--method-option: method {method!r} has no option {key!r} (its options: {takes})")
+        if value is None:  # a stored configuration's "the method decides" (gmp's end, from the round)
+            out[key] = None
+            continue
         try:
             out[key] = float(value) if key in _FLOAT_OPTIONS else int(value)
         except (TypeError, ValueError):
@@ -48,6 +51,17 @@ def check_method(method: str, options: Mapping[str, Any], shuffle: bool, control
         raise ValueError(f"--controls follow a pruning round; --method {method} has none (use imp, oneshot ...)")
     _object(method, out, shuffle)  # the method's own checks (e.g. gmp's start < end)
     return out
+
+
+def method_settings(method: str, options: Mapping[str, Any], shuffle: bool) -> dict[str, Any]:
+    """Every setting of the method as it will run: the options given, then its defaults.
+
+    (A default the method derives from the round, such as gmp's ``end``, stays None: the method decides it.)
+    """
+    obj = _object(method, options, shuffle)
+    own = {k: getattr(obj, k) for k in METHODS[method].options if k != "shuffle"}
+    run = {k: options.get(k, RUN_DEFAULTS[k]) for k in RUN_OPTIONS.get(method, ())}
+    return {**own, **run}
 
 
 def _object(method: str, options: Mapping[str, Any], shuffle: bool, **extra: Any) -> Method:
@@ -83,14 +97,8 @@ def _data_loss(train_set: Any, batches: int, batch_size: int, loss: str, seed: i
     """``loss_fn(model)``: the run's loss averaged over ``batches`` fixed batches of its training data."""
 
     def loss_fn(model: torch.nn.Module) -> torch.Tensor:
-        if hasattr(train_set, "set_epoch"):
-            train_set.set_epoch(0)  # the crops of epoch 0; the trainer sets its own epoch when it starts
-        order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(seed + 7))
-        picked = [int(order[i % len(order)]) for i in range(batches * batch_size)]
         total = torch.zeros((), device=device)
-        for b in range(batches):
-            batch = default_collate([train_set[i] for i in picked[b * batch_size : (b + 1) * batch_size]])
-            inputs, targets = unpack_batch(batch, device)
+        for inputs, targets in training_batches(train_set, batches, batch_size, seed + 7, device):
             total = total + LOSSES[loss](model(inputs).float(), targets.float())
         return total / batches
 

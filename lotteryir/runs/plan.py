@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..engine import TrainProgress
@@ -33,6 +33,7 @@ class RunPlan:
     threads: int | None = None  # intra-op CPU threads in use
     threads_reason: str = ""
     method: str = "imp"  # the pruning method (lotteryir.pruning.methods)
+    rebuild: list[str] = field(default_factory=list)  # missing files of finished rounds, rebuilt before training
 
 
 @dataclass

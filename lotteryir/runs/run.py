@@ -41,15 +41,17 @@ from ..engine import distributed as ddp
 from ..engine.train import TrainingStopped
 from ..pruning import IterativeMagnitudePruner, RoundContext, RoundRecord
 from .build import BuiltRun, build_run
-from .config import RunConfig, resolved_setting
+from .config import RunConfig
 from .errors import RunError, non_finite_advice
 from .figures import write_report_figure, write_samples_figure
 from .history import append_round, history_entry, mean_scores, read_history, repair_history
-from .layout import CONFIG_FILE, HISTORY_FILE, PRUNER_STATE_FILE, RunLayout, is_run_dir, read_config, run_dir_containing
+from .layout import CONFIG_FILE, HISTORY_FILE, RunLayout, is_run_dir, not_a_run, read_config, run_dir_containing
 from .lock import LOCK_FILE, RunLock
 from .logs import RunLogs, parse_log
 from .plan import RunCallbacks, RunPlan
-from .state import load_pruner_state, save_pruner_state
+from .resolved import GIVEN_THREADS, ResolvedRunConfig
+from .state import save_pruner_state
+from .verify import Rebuild, load_committed, rebuild_round_files
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +78,7 @@ class PruningRun:
     def __init__(
         self,
         out_dir: str | os.PathLike,
-        config: RunConfig | None = None,
+        config: RunConfig | ResolvedRunConfig | None = None,
         callbacks: RunCallbacks | None = None,
         should_stop: Callable[[], bool] | None = None,
         log: str | Sequence[str] | None = None,
@@ -85,7 +87,6 @@ class PruningRun:
         self.dir = Path(out_dir)
         self.layout = RunLayout(self.dir)
         self.logs = RunLogs(self.layout, parse_log(log))
-        self._threads_reason = "--threads"
         self.callbacks = callbacks or RunCallbacks()
         self.should_stop = should_stop
         self.extended_from: int | None = None  # rounds of the run before this command asked for more
@@ -94,6 +95,7 @@ class PruningRun:
         self._created = False
         self._fresh = False  # this object writes config.json: the directory held no run before
         self.leftovers: list[Path] = []  # temporary files of killed writes, removed on this start
+        self.rebuild: list[Rebuild] = []  # missing files of finished rounds, rebuilt on this start
         self.built: BuiltRun | None = None
         self._kind = "ticket"  # what trains now: the ticket or a control (for the progress callback)
         try:
@@ -102,7 +104,7 @@ class PruningRun:
             self.close()
             raise
 
-    def _open(self, config: RunConfig | None) -> None:
+    def _open(self, config: RunConfig | ResolvedRunConfig | None) -> None:
         """Lock the directory (the writer), clear leftovers, then check what it holds."""
         if self.dir.exists() and not self.dir.is_dir():
             raise RunError(f"{self.dir} is a file, not a run directory; choose another --out")
@@ -120,7 +122,7 @@ class PruningRun:
         if is_run_dir(self.dir):
             saved = read_config(self.dir)
             if config is not None:
-                wanted = config.resolved()
+                wanted = config.resolved() if isinstance(config, RunConfig) else config
                 changed = saved.changed_model_file(wanted)
                 if changed:
                     raise RunError(
@@ -134,25 +136,22 @@ class PruningRun:
                         "use another --out, the same options to resume, or a larger --rounds (smaller "
                         "--target-density) to continue it"
                     )
-                if resolved_setting(wanted.rounds, "--rounds") > resolved_setting(
-                    saved.rounds, f"rounds in {self.dir / CONFIG_FILE}"
-                ):
+                if wanted.rounds > saved.rounds:
                     self.extended_from = saved.rounds
                 # Operational settings (device, workers, checkpoint interval) follow the new command;
                 # the thread count stays the run's own unless given, so a resumed run is bit-identical.
-                if wanted.threads is None and saved.threads is not None:
-                    wanted.threads = saved.threads
-                    self._threads_reason = "kept from the run's start, so resuming is bit-identical"
+                if not _threads_given(config):
+                    wanted = wanted.replace(threads=saved.threads, threads_reason=saved.threads_reason)
                 saved = wanted
             self.config = saved
         else:
             if config is None:
-                raise RunError(f"{self.dir} is not a lotteryir run directory (no {CONFIG_FILE})")
+                raise not_a_run(self.dir, f"{self.dir} is not a lotteryir run directory (no {CONFIG_FILE})")
             if self.dir.exists() and any(
                 p.name != LOCK_FILE and not self._config_leftover(p) for p in self.dir.iterdir()
             ):
-                raise RunError(f"{self.dir} exists and is not empty but holds no run; choose another --out")
-            self.config = config.resolved()
+                raise not_a_run(self.dir, f"{self.dir} exists and is not empty but holds no run; choose another --out")
+            self.config = config.resolved() if isinstance(config, RunConfig) else config
             self._fresh = True
 
     @staticmethod
@@ -211,16 +210,10 @@ class PruningRun:
                 progress=self._progress,
                 should_stop=self.should_stop,
                 on_rewind_point=lambda step: self._save_pruner_state(include_model=False) if ddp.is_main() else None,
-                threads_reason=self._threads_reason,
             )
             self._kind = "ticket"
-            state = self.layout.pruner_state()
-            if state is not None:
-                self._load_pruner_state(state)
+            self.rebuild = load_committed(self.built, self.layout)  # checks every finished round's files
         return self.built
-
-    def _load_pruner_state(self, state: Path) -> None:
-        load_pruner_state(self.pruner, state, self.dir)
 
     def _save_pruner_state(self, include_model: bool = True) -> None:
         save_pruner_state(self.pruner, self.layout, include_model=include_model)
@@ -238,8 +231,9 @@ class PruningRun:
         built = self._built()
         ctx.checkpoint_dir = self.layout.checkpoint(ctx.round, kind)
         if self.callbacks.on_train_start is not None and main:
-            self.callbacks.on_train_start(ctx.round, ctx.density, kind, built.trainer.plan()[1])
-        train = built.trainer(model, ctx)
+            steps = built.trainer.plan()[1] if self.config.trains(ctx.round) else 0
+            self.callbacks.on_train_start(ctx.round, ctx.density, kind, steps)
+        train = built.train(model, ctx)
         metrics = None
         if main:  # the replicas are identical: rank 0's evaluation is the single-process one
             if self.callbacks.on_evaluate is not None:
@@ -263,23 +257,24 @@ class PruningRun:
         """
         try:
             built = self._built()
-            per_training = built.trainer.plan()[1]
+            per_training = built.trainer.plan()[1] if self.config.length.count else 0
             world, per_rank = built.trainer.batch_split()
-            remaining_rounds = resolved_setting(self.config.rounds, "--rounds") - self.pruner.round
-            trainings = remaining_rounds * (1 + len(self.config.controls)) - (
-                len(self.config.controls) if self.pruner.round < 0 else 0
-            )
-            seconds = built.estimate_seconds(trainings) if estimate else None
+            c, done = self.config, self.pruner.round
+            # Round 0 has no controls; every other round scores the ticket and each control.
+            units = {r: 1 if r == 0 else 1 + len(c.controls) for r in range(done + 1, c.rounds + 1)}
+            evaluations = sum(units.values())
+            trainings = sum(n for r, n in units.items() if c.trains(r))
+            seconds = built.estimate_seconds(trainings, evaluations) if estimate else None
         except BaseException:
             self.close()
             raise
         return RunPlan(
             recipe=self.config.recipe,
             model=self.config.model,
-            size=self.config.size or "",
+            size=self.config.size,
             params=sum(p.numel() for p in built.model.parameters()),
             device=str(built.device),
-            rounds=resolved_setting(self.config.rounds, "--rounds"),
+            rounds=self.config.rounds,
             trainings=trainings,
             steps_per_training=per_training,
             expected_seconds=seconds,
@@ -289,11 +284,12 @@ class PruningRun:
             world_size=world,
             batch_size=self.config.batch_size,
             batch_per_rank=per_rank,
-            lr=resolved_setting(self.config.lr, "--lr"),
+            lr=self.config.lr,
             backend=torch.distributed.get_backend() if ddp.is_distributed() else None,
             threads=built.threads.threads if built.device.type == "cpu" else None,
             threads_reason=built.threads.reason,
             method=self.config.method,
+            rebuild=[str(x) for x in self.rebuild],
         )
 
     def run(self) -> list[dict[str, Any]]:
@@ -342,11 +338,11 @@ class PruningRun:
             self._discard()
 
     def _non_finite_advice(self, e: NonFiniteLossError) -> str:
-        lr = resolved_setting(self.config.lr, "--lr")
-        return non_finite_advice(self.dir, lr, self.pruner.round, e.loss, e.step, e.round, e.lr)
+        return non_finite_advice(self.dir, self.config.lr, self.pruner.round, e.what, e.step, e.round, e.lr)
 
     def _repair(self) -> None:
         """Bring what follows a round's commit (history, figure, checkpoint removal) in step with it."""
+        rebuild_round_files(self._built(), self.layout, self.rebuild)  # first: the history reads metrics.json
         done = self.pruner.round
         entries, changed = repair_history(self.layout, done)
         if entries and (changed or not self.layout.report.is_file()):
@@ -354,7 +350,7 @@ class PruningRun:
         for r in range(done + 1):
             for ckpt in self.layout.checkpoints(r):
                 shutil.rmtree(ckpt, ignore_errors=True)
-        if (self.layout.pruner / PRUNER_STATE_FILE).is_file():
+        if self.layout.pruner_state() == self.layout.pruner:
             shutil.rmtree(self.layout.pruner_old, ignore_errors=True)
 
     def _debug_dump_mask(self, r: int) -> None:
@@ -385,3 +381,10 @@ class PruningRun:
             shutil.rmtree(ckpt, ignore_errors=True)
         if self.callbacks.on_round_end is not None:
             self.callbacks.on_round_end(entry)
+
+
+def _threads_given(config: RunConfig | ResolvedRunConfig) -> bool:
+    """Whether the resuming command chose a thread count (else the run keeps its own)."""
+    if isinstance(config, ResolvedRunConfig):
+        return config.threads_reason == GIVEN_THREADS
+    return config.threads is not None

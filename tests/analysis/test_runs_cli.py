@@ -10,10 +10,12 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from lotteryir.analysis import PathResult, StabilityReport, smallest_stable, states_at_steps
+from lotteryir.analysis import PathResult, StabilityReport, compare, smallest_stable, states_at_steps
 from lotteryir.analysis.run_stability import save_report
 from lotteryir.cli import main
 from lotteryir.models import register_import_path
+from lotteryir.pruning import Mask
+from lotteryir.pruning.rewind import named_tensors
 from lotteryir.runs import RunLayout, build_run, read_config, read_history
 
 from ..reliability.errors import one_error_line
@@ -31,6 +33,15 @@ def own(tmp_path_factory) -> tuple[Path, str, Path]:
     argv = ["prune", "--model", model, "--rounds", "1", "--rewind", "step:1", *OWN_MODEL_ARGS, "--out", str(run)]
     assert main(argv) == 0
     return folder, model, run
+
+
+@pytest.fixture(scope="module")
+def other(own) -> Path:
+    """The same network and data as ``own``, another seed and rewinding to init: another mask, another start."""
+    folder, model, _ = own
+    run = folder / "other"
+    assert main(["prune", "--model", model, "--rounds", "1", "--seed", "4", *OWN_MODEL_ARGS, "--out", str(run)]) == 0
+    return run
 
 
 def _copy(run: Path, tmp_path: Path) -> Path:
@@ -55,7 +66,7 @@ def test_stability_stores_the_barriers_and_the_figure_for_a_users_network(own, t
         assert first["steps"] == second["steps"] and first["loss"] != second["loss"]  # same length, other data
     barriers = {e["k"]: e["mean_barrier"] for e in data["rewind_steps"]}
     assert data["stable_step"] == smallest_stable(barriers, 0.1)
-    assert data["input_psnr"] and "smallest stable rewind step" in printed or "no rewind step" in printed
+    assert data["input_psnr"] and ("smallest stable rewind step" in printed or "no rewind step" in printed)
     assert layout.stability_figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in layout.analysis.iterdir()) == ["stability.json", "stability.png"]
 
@@ -155,10 +166,8 @@ def test_compare_shows_how_much_of_a_ticket_its_rewind_weights_magnitudes_choose
     one_error_line(capsys, ["compare", str(run), str(run), "--model", model, "--transfer"], "rewind.safetensors")
 
 
-def test_compare_two_seeds_overlaps_partly_and_the_table_shows_the_random_baseline(own, tmp_path, capsys):
+def test_compare_two_seeds_overlaps_partly_and_the_table_shows_the_random_baseline(own, other, capsys):
     folder, model, run = own
-    other = tmp_path / "other"
-    assert main(["prune", "--model", model, "--rounds", "1", "--seed", "4", *OWN_MODEL_ARGS, "--out", str(other)]) == 0
     capsys.readouterr()
     assert main(["compare", str(run), str(other), "--model", model, "--json"]) == 0
     overlap = json.loads(capsys.readouterr().out)["overlap"]
@@ -168,6 +177,43 @@ def test_compare_two_seeds_overlaps_partly_and_the_table_shows_the_random_baseli
     assert "random" in text and "overall" in text and "A's ticket on B" in text and "B's input" in text
     one_error_line(capsys, ["compare", str(run), str(other), "--model", model, "--round", "0", "--transfer"], "dense")
     one_error_line(capsys, ["compare", str(run), str(folder), "--model", model], "not a lotteryir run")
+
+
+def test_the_transfer_trains_as_mask_from_as_rewind_point_as_b_trains(own, other, monkeypatch):
+    # A (seed 3, rewinds to step 1) and B (seed 4, rewinds to init) differ in mask and in start: the
+    # network handed to B's trainer must hold A's mask and A's rewind weights (zero where A prunes).
+    _, model, run_a = own
+    register_import_path(model)
+    seen: dict = {}
+    real_build = compare.build_run
+
+    def build(config):
+        built = real_build(config)
+        train = built.trainer
+
+        def recording(net, ctx):
+            seen["weights"] = {k: t.detach().clone() for k, t in named_tensors(net).items()}
+            seen["mask"] = {n[: -len("_mask")]: b.clone() for n, b in net.named_buffers() if n.endswith("weight_mask")}
+            seen["seed"], seen["round"] = ctx.seed, ctx.round
+            return train(net, ctx)
+
+        built.trainer = recording
+        return built
+
+    monkeypatch.setattr(compare, "build_run", build)
+    result = compare.transfer_ticket(run_a, other)
+    mask_a, mask_b = (load_file(str(RunLayout(r).mask(1))) for r in (run_a, other))
+    start_a, start_b = (load_file(str(RunLayout(r).pruner_state() / "rewind.safetensors")) for r in (run_a, other))
+    assert any(not torch.equal(mask_a[k], mask_b[k]) for k in mask_a)  # the two runs differ in both
+    assert any(not torch.equal(start_a[k], start_b[k]) for k in start_a)
+    assert seen["mask"].keys() == mask_a.keys() == {"a.weight", "b.weight"}
+    assert all(torch.equal(seen["mask"][k].bool(), mask_a[k].bool()) for k in mask_a)
+    assert seen["weights"].keys() == start_a.keys()
+    for k, w in seen["weights"].items():
+        expected = start_a[k] * mask_a[k] if k in mask_a else start_a[k]
+        assert torch.equal(w, expected), k
+    assert (seen["seed"], seen["round"], result.round) == (4, 1, 1)  # trained as B trains its round 1
+    assert result.density == Mask.load(RunLayout(run_a).mask(1)).density
 
 
 def test_stability_and_compare_on_a_tiny_mirl_run(tmp_path, capsys):

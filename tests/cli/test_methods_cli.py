@@ -63,18 +63,22 @@ def test_gmp_killed_mid_round_resumes_to_the_uninterrupted_result(tmp_path):
     command = [sys.executable, "-m", "lotteryir", "prune", *ARGS, *gmp, "--out", str(out)]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
     state = out / "rounds" / "r00" / "ckpt" / "train_state.json"
-    deadline = time.time() + 120
+    # Wait (on a slow machine as long as it takes, up to the deadline) for a checkpoint past the first update.
+    deadline, checkpointed = time.time() + 240, None
     try:
-        while time.time() < deadline:
-            if state.is_file() and json.loads(state.read_text()).get("step", 0) >= 3:
-                break
+        while checkpointed is None and proc.poll() is None and time.time() < deadline:
+            if state.is_file():
+                step = json.loads(state.read_text()).get("step", 0)  # written atomically: complete or absent
+                checkpointed = step if step >= 3 else None
             time.sleep(0.02)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+    assert checkpointed is not None, f"no checkpoint at step >= 3 (exit code {proc.returncode}): nothing to resume"
     assert not (out / "rounds" / "r00" / "metrics.json").exists(), "killed too late to test a mid-round resume"
     result = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=240)
     assert result.returncode == 0, result.stderr
+    assert read_history(out)[0]["train"]["resumed_from"] >= checkpointed  # resumed, not trained from step 0
     masks = [Mask.load(d / "rounds" / "r00" / "mask.safetensors") for d in (ref, out)]
     assert masks[0] == masks[1] and masks[0].density < 0.2 + 1e-4
     a, b = (load_file(str(d / "pruner" / "model.safetensors")) for d in (ref, out))

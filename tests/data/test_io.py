@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import io
+import struct
+import zlib
+from pathlib import Path
+
 import numpy as np
 import pytest
+import skimage.data
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from lotteryir.data import DataError, read_image, write_image
-from lotteryir.data.io import load_image
+from lotteryir.data.degrade import jpeg_compress
+from lotteryir.data.io import _to_rgb, decode_image, encode_image, load_image, quiet_codec_warnings
 
 
 def _rgb(h: int = 12, w: int = 16, seed: int = 0) -> np.ndarray:
@@ -110,3 +119,107 @@ def test_corrupt_image_names_the_file(tmp_path):
 def test_missing_image_names_the_file(tmp_path):
     with pytest.raises(DataError, match="nope.png"):
         read_image(tmp_path / "nope.png")
+
+
+# --- Pillow reads and writes what torchvision.io did (lotteryir <= 0.x decoded with it) ---------------------
+# The reader moved to Pillow so that importing lotteryir.data does not import torchvision's models and
+# torch._dynamo. Results made with the old reader must stay reproducible: same pixels, same JPEG bytes.
+
+
+def _torchvision_reader(data: bytes, name: str) -> torch.Tensor:
+    """The former decoder: torchvision.io with the modes lotteryir asked for, then the same conversions."""
+    from torchvision.io import ImageReadMode, decode_image
+
+    mode = ImageReadMode.UNCHANGED
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and data[25] == 3:  # palette PNG
+        mode = ImageReadMode.RGB_ALPHA if b"tRNS" in data else ImageReadMode.RGB
+    elif name.endswith(".jpg"):
+        mode = ImageReadMode.RGB
+    with quiet_codec_warnings():
+        image = decode_image(
+            torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode, apply_exif_orientation=True
+        )
+    return _to_rgb(image[0] if image.dim() == 4 else image, Path(name))
+
+
+_MODES = {
+    "jpg": ("L", "RGB", "CMYK"),
+    "png": ("1", "L", "LA", "RGB", "RGBA", "P", "P+trns", "I;16"),
+    "gif": ("P", "P+trns", "L"),
+    "webp": ("RGB", "RGBA"),
+}
+
+
+@st.composite
+def _encoded_images(draw: st.DrawFn) -> tuple[bytes, str]:
+    fmt = draw(st.sampled_from(sorted(_MODES)))
+    mode = draw(st.sampled_from(_MODES[fmt]))
+    h, w = draw(st.integers(1, 40)), draw(st.integers(1, 40))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    smooth = draw(st.booleans())  # photo-like (a gradient) or noise
+    base = np.linspace(0, 255, h * w * 4).reshape(h, w, 4) if smooth else rng.integers(0, 256, (h, w, 4))
+    rgba = Image.fromarray(base.astype(np.uint8), mode="RGBA")
+    kwargs: dict = {}
+    if mode == "I;16":
+        image = Image.fromarray(rng.integers(0, 65536, (h, w)).astype(np.uint16))
+    elif mode.startswith("P"):
+        image = rgba.convert("RGB").convert("P", palette=Image.ADAPTIVE, colors=draw(st.integers(2, 64)))
+        if mode == "P+trns":
+            kwargs["transparency"] = draw(st.integers(0, 1))
+    else:
+        image = rgba.convert(mode)
+    if fmt == "jpg":
+        kwargs.update(quality=draw(st.integers(1, 100)), subsampling=draw(st.sampled_from([0, 1, 2])))
+        kwargs["progressive"] = draw(st.booleans())
+    if fmt == "webp":
+        kwargs.update(lossless=draw(st.booleans()), quality=draw(st.integers(1, 100)))
+    if fmt in ("jpg", "png", "webp"):
+        exif = Image.Exif()
+        exif[0x0112] = draw(st.integers(1, 8))  # orientation
+        kwargs["exif"] = exif
+    buffer = io.BytesIO()
+    image.save(buffer, format={"jpg": "JPEG"}.get(fmt, fmt.upper()), **kwargs)
+    return buffer.getvalue(), f"image.{fmt}"
+
+
+@settings(max_examples=60, deadline=None)
+@given(_encoded_images())
+def test_pillow_reader_matches_torchvision(encoded):
+    data, name = encoded
+    assert torch.equal(decode_image(data, name), _torchvision_reader(data, name))
+
+
+@pytest.mark.parametrize("name", ["hubble_deep_field.jpg", "rocket.jpg", "camera.png", "horse.png", "logo.png"])
+def test_pillow_reader_matches_torchvision_on_bundled_photos(name):
+    path = Path(skimage.data.__file__).parent / name
+    assert torch.equal(load_image(path), _torchvision_reader(path.read_bytes(), name))
+
+
+def test_sixteen_bit_colour_png_keeps_its_sixteen_bits(tmp_path):
+    """Pillow reduces 16-bit RGB PNGs to 8 bits; those go through torchvision.io, read in full."""
+    values = np.random.default_rng(0).integers(0, 65536, (3, 5, 3)).astype(np.uint16)
+    rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in values)
+    header = struct.pack(">IIBBBBB", 5, 3, 16, 2, 0, 0, 0)  # width, height, 16 bits, RGB
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    (tmp_path / "rgb16.png").write_bytes(png)
+    image = load_image(tmp_path / "rgb16.png")
+    assert image.dtype == torch.float32
+    assert torch.equal(image, torch.from_numpy(values.astype(np.float32)).permute(2, 0, 1) / 65535)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 100), st.integers(0, 2**16), st.sampled_from([1, 3]))
+def test_jpeg_bytes_and_degradation_match_torchvision(quality, seed, channels):
+    from torchvision.io import decode_jpeg, encode_jpeg
+
+    pixels = torch.from_numpy(np.random.default_rng(seed).integers(0, 256, (channels, 19, 27), dtype=np.uint8))
+    with quiet_codec_warnings():
+        expected = encode_jpeg(pixels, quality=quality).numpy().tobytes()
+        decoded = decode_jpeg(torch.frombuffer(bytearray(expected), dtype=torch.uint8))
+    assert encode_image(pixels, ".jpg", quality) == expected
+    if channels == 3:
+        assert torch.equal(jpeg_compress(pixels.float() / 255, quality), decoded.float() / 255)

@@ -81,3 +81,24 @@ def test_trainer_applies_its_thread_count_before_the_first_step(monkeypatch):
     )
     trainer(model, RoundContext(round=0, density=1.0))
     assert seen == [2, 2] and trainer.threads.threads == 2
+
+
+@pytest.mark.parametrize("cores, expected", [(1, 1), (2, 1), (4, 2), (16, 8)])
+def test_a_runs_default_count_is_fixed_by_the_machine_whatever_the_load(monkeypatch, cores, expected):
+    """The same prune command finds the same ticket on a quiet and on a busy machine: its thread count
+    (which changes float results in their last bits) must not follow the load; --threads auto does."""
+    from lotteryir.runs import RunConfig
+
+    from ..tiny_run import TINY
+
+    settings = {k: v for k, v in TINY.items() if k != "threads"}
+    counts, auto = [], []
+    for busy in (0.0, 0.5, 1.0):
+        _fake_proc(monkeypatch, cores, cores, busy)
+        monkeypatch.setattr(threads_mod, "busy_cores_of_others", lambda interval=0.25, b=busy: b * cores)
+        counts.append(RunConfig(**settings).resolved().threads)
+        auto.append(RunConfig(**settings, threads="auto").resolved().threads)
+    assert counts == [expected] * 3
+    assert auto[0] == cores and (cores == 1 or auto[-1] < auto[0])  # by load: it differs
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert RunConfig(**settings).resolved().threads == 3  # an explicit environment still wins

@@ -161,6 +161,25 @@ def test_gmp_prunes_during_one_training_to_the_target():
         assert torch.all(bridge.trainable_tensor(param)[~p.mask[param.name]] == 0)
 
 
+def test_gmp_never_brings_a_pruned_weight_back():
+    # Between updates the optimizer's momentum moves pruned entries of weight_orig (their gradient is zero,
+    # their momentum is not). Here one grows larger than every survivor before the next update: each
+    # update prunes among the survivors only, so it stays pruned.
+    p = _pruner(GradualMagnitude(start=0, end=8, every=2), target=0.2)
+    ctx = p._context(0, 1.0)
+    p.method.during_round(p, ctx)
+    ctx.step(1), ctx.step(2)
+    first = p.mask.clone()
+    assert first.num_remaining == 232  # round((1 - 0.4625) * 432)
+    a = bridge.trainable_tensor(p.params[0])
+    gone = int(torch.nonzero(~first["a.weight"].flatten())[0])
+    with torch.no_grad():
+        a.view(-1)[gone] = 100.0
+    ctx.step(3), ctx.step(4)
+    assert p.mask.num_remaining == 130 and not bool(p.mask["a.weight"].flatten()[gone])
+    assert all(not bool((p.mask[n] & ~first[n]).any()) for n in first)
+
+
 def test_gmp_default_schedule_reads_the_round_length():
     p = _pruner("gmp", target=0.3, train=closure(20))
     facts = p.run()[0].metrics["method"]
@@ -292,6 +311,32 @@ def test_early_bird_resumes_its_checks():
     assert q.method.distances == p.method.distances and torch.equal(q.method._last, p.method._last)
 
 
+def _set_weights(p: IterativeMagnitudePruner, swapped: int) -> None:
+    """a's 216 weights 1..216, b's 217..432, then the first ``swapped`` of each trade places (large in a, tiny in b)."""
+    a, b = (bridge.trainable_tensor(q) for q in p.params)
+    with torch.no_grad():
+        a.copy_(torch.arange(1.0, 217.0).reshape(a.shape))
+        b.copy_(torch.arange(217.0, 433.0).reshape(b.shape))
+        a.view(-1)[:swapped] = 1000.0 + torch.arange(float(swapped))
+        b.view(-1)[:swapped] = 0.001 * (1.0 + torch.arange(float(swapped)))
+
+
+def test_early_bird_distance_and_patience_on_known_masks():
+    # The density-0.5 mask keeps the 216 largest weights: all of b, then `swapped` of a in place of b's.
+    # Swapping 0, 10, 40, 45, 50 entries, consecutive masks differ in 2 x 10, 2 x 30, 2 x 5, 2 x 5 of the
+    # 432 entries. With epsilon 0.1 and patience 2, the distance 60/432 = 0.139 resets the count, so
+    # the search stops at step 5, not 3.
+    p = _pruner(EarlyBird(every=1, epsilon=0.1, patience=2), target=0.5)
+    ctx = p._context(0, 1.0)
+    p.method.during_round(p, ctx)
+    for k, swapped in enumerate((0, 10, 40, 45, 50), start=1):
+        _set_weights(p, swapped)
+        assert not ctx.stop_requested, k
+        ctx.step(k)
+    assert p.method.distances == [[2, 20 / 432], [3, 60 / 432], [4, 10 / 432], [5, 10 / 432]]
+    assert p.method.stopped_at == 5 and ctx.stop_requested
+
+
 def _zero_last(model: TwoConv) -> TwoConv:
     with torch.no_grad():  # as --init identity does: the residual network starts as the identity
         model.b.weight.zero_()
@@ -345,3 +390,69 @@ def test_tensors_without_a_gradient_are_listed_as_unscored():
     p.method.before_round(p, 0)
     assert p.method.unscored == ["spare.weight"]
     assert p.mask.remaining()["spare.weight"] == 0  # pruned first: it computes nothing
+
+
+class Chain(nn.Module):
+    """Two bias-free linear layers, 2 -> 2 -> 1, with weights chosen so that SynFlow's |w| changes the ranking."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(2, 2, bias=False)
+        self.b = nn.Linear(2, 1, bias=False)
+        with torch.no_grad():
+            self.a.weight.copy_(torch.tensor([[4.0, -3.0], [1.0, 0.5]]))
+            self.b.weight.copy_(torch.tensor([[1.0, 2.5]]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(self.a(x))
+
+
+def test_synflow_scores_the_linearised_network():
+    # R = 1' |b| |a| 1, score |dR/dw * w|: a's row j scores |a_ji| |b_j| -> 4, 3 / 2.5, 1.25; b's entry j
+    # scores |b_j| (|a_j0| + |a_j1|) -> 7, 3.75. Keeping 3 of 6: b_0 (7), a_00 (4), b_1 (3.75).
+    # Signed weights would give b_0 |1 * (4 - 3)| = 1 and keep a_00, b_1 and a_01 (3) instead.
+    p = IterativeMagnitudePruner(Chain(), target_density=0.5, method=SynFlow(input_shape=(1, 2), iterations=1))
+    p.method.before_round(p, 0)
+    assert p.mask["a.weight"].tolist() == [[True, False], [False, False]]
+    assert p.mask["b.weight"].tolist() == [[True, True]]
+    assert p.model.a.weight.tolist() == [[4.0, 0.0], [0.0, 0.0]]  # the real network keeps its signs
+
+
+class Wide(nn.Module):
+    """Two 8 x 8 linear layers (128 prunable weights) that count, at every forward, the weights they use."""
+
+    seen: list[int] = []  # a class attribute: SynFlow scores a deep copy, whose forward records here too
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(8, 8, bias=False)
+        self.b = nn.Linear(8, 8, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.b(torch.relu(self.a(x)))
+        Wide.seen.append(int(torch.count_nonzero(self.a.weight)) + int(torch.count_nonzero(self.b.weight)))
+        return out
+
+
+def test_synflow_prunes_iteratively_on_the_exponential_schedule():
+    # 4 iterations to density 1/16: iteration i prunes to (1/16)^(i/4), so the forwards of iterations
+    # 1-4 see 128, 64, 32, 16 weights and the mask keeps 8. Pruning in one shot would score 128, 8, 8, 8.
+    torch.manual_seed(0)
+    Wide.seen = []
+    p = IterativeMagnitudePruner(Wide(), target_density=1 / 16, method=SynFlow(input_shape=(1, 8), iterations=4))
+    p.method.before_round(p, 0)
+    assert Wide.seen == [128, 64, 32, 16]
+    assert p.mask.num_remaining == 8
+
+
+def test_gmp_sparsity_at_named_steps_is_zhu_and_gupta_cubic():
+    # s_t = 0.8 (1 - (1 - t/8)^3) from t = 0 to 8: 0.4625, 0.7, 0.7875, 0.8 at steps 2, 4, 6, 8 (a
+    # linear ramp would give 0.2, 0.4, 0.6, 0.8). Of N = 432 weights the masks keep round((1 - s) N).
+    assert [cubic_sparsity(t, 0, 8, 0.8) for t in (0, 2, 4, 6, 8, 9)] == pytest.approx(
+        [0.0, 0.4625, 0.7, 0.7875, 0.8, 0.8]
+    )
+    assert cubic_sparsity(15, 10, 20, 0.5) == pytest.approx(0.4375)  # halfway: 1 - 1/8 of the final sparsity
+    p = _pruner(GradualMagnitude(start=0, end=8, every=2), target=0.2, train=closure(10))
+    updates = p.run()[0].metrics["method"]["updates"]
+    assert [u[0] for u in updates] == [2, 4, 6, 8]
+    assert [round(u[1] * N) for u in updates] == [232, 130, 92, 86]

@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from lotteryir.pruning import IterativeMagnitudePruner, Mask, attach_masks, select_prunable
+from lotteryir.pruning import IterativeMagnitudePruner, Mask, attach_masks, effective_weights, select_prunable
+from lotteryir.pruning.schedule import rounds_for_density
 
 from .nets import Awkward, fixed_batch, make_closure
 
@@ -48,8 +49,23 @@ def test_exact_density_after_k_rounds(scope):
 def test_target_density_sets_rounds():
     _, pruner = _pruner(rounds=None, target_density=0.5, rate=0.2)
     assert pruner.rounds == 4  # 0.8^3 = 0.512 > 0.5, 0.8^4 = 0.4096
+    # A density quoted rounded is reached: 0.8^10 = 0.1074 counts for 0.107 (within 0.5%), 0.8^9 = 0.134 not.
+    assert rounds_for_density(0.107, 0.2) == 10 and rounds_for_density(0.1, 0.2) == 11
     with pytest.raises(ValueError, match="already reached"):
         _pruner(rounds=None, target_density=1.0)
+
+
+def test_random_scope_prunes_regardless_of_magnitude():
+    # Half of the trained weights go: magnitude pruning would keep only weights larger than every pruned
+    # one; random pruning keeps some smaller ones, and exactly as many.
+    model, pruner = _pruner(scope="random", rate=0.5, rounds=1)
+    pruner.run_round()
+    ranked = effective_weights(pruner.params)
+    mask = pruner.prune()
+    w = torch.cat([ranked[n].abs().flatten() for n in mask])
+    keep = torch.cat([m.flatten() for m in mask.values()])
+    assert int(keep.sum()) == round(0.5 * keep.numel())
+    assert float(w[keep].min()) < float(w[~keep].max())
 
 
 def test_layer_rate_override_prunes_at_its_rate():
@@ -298,3 +314,16 @@ def test_plain_model_without_unused_params_and_manual_api():
     assert pruner.mask.num_remaining == round(0.5 * (200 + 20))
     pruner.prune()
     assert pruner.level == 2 and pruner.mask.num_remaining == round(220 * 0.25)
+
+
+def test_a_torch_compile_wrapper_is_refused_naming_the_in_place_alternative():
+    """Its parameters are named _orig_mod.*: a ticket of it would not load into the network itself."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Conv2d(2, 1, 3))
+    wrapped = torch.compile(net, backend="eager")
+    assert next(iter(wrapped.state_dict())).startswith("_orig_mod.")
+    with pytest.raises(TypeError, match=r"model\.compile\(\)"):
+        IterativeMagnitudePruner(wrapped, rounds=1)
+    outer = torch.nn.Sequential(torch.compile(net, backend="eager"))  # nested: refused too
+    with pytest.raises(TypeError, match="_orig_mod"):
+        IterativeMagnitudePruner(outer, rounds=1)
+    IterativeMagnitudePruner(net, rounds=1)  # the network itself is fine

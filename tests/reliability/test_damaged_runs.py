@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from lotteryir.runs import PruningRun, RunCallbacks, RunConfig, RunError, read_history
+from lotteryir.runs import PruningRun, RunCallbacks, RunConfig, read_history
 
 from ..tiny_run import TINY, TINY_ARGS
 from .errors import listing, one_error_line
@@ -68,10 +68,3 @@ def test_damaged_pruner_state_is_named_before_any_training(run_copy, capsys, nam
     before = {k: v for k, v in listing(run_copy).items() if k != "lock"}
     one_error_line(capsys, ["prune", *TINY_ARGS, "--out", str(run_copy)], str(damaged), "new --out")
     assert {k: v for k, v in listing(run_copy).items() if k != "lock"} == before
-
-
-def test_a_history_entry_without_its_round_record_is_refused(run_copy):
-    (run_copy / "rounds" / "r01" / "metrics.json").unlink()
-    (run_copy / "history.jsonl").write_text("")
-    with pytest.raises(RunError, match="r01/metrics.json is missing"):
-        PruningRun(run_copy, RunConfig(**TINY)).run()

@@ -10,6 +10,7 @@ import torch
 from lotteryir.cli import main
 from lotteryir.data import write_image
 from lotteryir.runs import RunConfig, read_config, read_history
+from lotteryir.runs.config import resolved_from_dict
 
 
 def _dataset(root, seed: int) -> None:
@@ -75,7 +76,8 @@ def test_recipe_options_are_stored_typed_and_absolute(tmp_path, monkeypatch):
     home = str(tmp_path.home())
     assert c.data == f"{home}/x"
     assert c.data_paths == {"derain_train": "/abs/rain", "dehaze_test": f"{home}/x/rel/haze", "skip_bad": True}
-    assert c.resolved() == c  # resolving again changes nothing (resumes compare resolved configurations)
+    # What config.json stores reads back equal (resumes compare resolved configurations).
+    assert resolved_from_dict(c.to_dict()) == c
     sample = RunConfig(rounds=1, data_paths={"max_images": "3"}).resolved()
     assert sample.data_paths == {"max_images": 3}
     with pytest.raises(ValueError, match="--data-path: skip_bad must be true or false"):

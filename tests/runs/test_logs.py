@@ -1,11 +1,15 @@
-"""``--log csv|tensorboard``: the curves under RUN/logs agree with history.jsonl, and a resumed run never
-logs a step twice."""
+"""``--log csv|tensorboard``: the curves under RUN/logs agree with history.jsonl, and a run resumed after
+a SIGKILL never logs a step twice."""
 
 from __future__ import annotations
 
 import builtins
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -15,15 +19,12 @@ from lotteryir.runs import PruningRun, RunConfig, RunError, read_history, with_c
 from lotteryir.runs.logs import parse_log, read_csv
 
 from ..reliability.errors import one_error_line
-from ..tiny_run import TINY, TINY_ARGS
+from ..tiny_run import TINY_ARGS
+from .logged_run import CONFIG, run
 
 event_file_loader = pytest.importorskip("tensorboard.backend.event_processing.event_file_loader")
 
-CONFIG = dict(TINY, controls=["random_reinit"], checkpoint_every=2)
-
-
-class Killed(RuntimeError):
-    """Stands for a SIGKILL: raised from the progress hook after the step was logged."""
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _events(run: Path) -> list[tuple[str, int, float]]:
@@ -37,21 +38,18 @@ def _events(run: Path) -> list[tuple[str, int, float]]:
     return out
 
 
-def _run(out: Path, kill_at: tuple[int, str, int] | None = None) -> None:
-    def on_step(p, kind):
-        if kill_at is not None and (p.round, kind, p.step) == kill_at:
-            raise Killed(f"killed at {kill_at}")
-
-    from lotteryir.runs import RunCallbacks
-
-    with PruningRun(out, RunConfig(**CONFIG), RunCallbacks(on_step=on_step), log="tensorboard") as run:
-        run.run()
+def _killed(out: Path, kill_at: tuple[int, str, int]) -> None:
+    """The run in a fresh process that SIGKILLs itself right after logging step ``kill_at``."""
+    command = [sys.executable, "-m", "tests.runs.logged_run", str(out), *map(str, kill_at)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == -signal.SIGKILL, f"not killed ({done.returncode}): {done.stderr[-2000:]}"
 
 
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("logs") / "straight"
-    _run(out)
+    run(out)
     return out
 
 
@@ -110,11 +108,11 @@ def test_csv_and_event_files_agree_with_the_history(straight):
 @pytest.mark.parametrize("kill_at", [(1, "ticket", 3), (2, "random_reinit", 3)], ids=["ticket", "control"])
 def test_a_resumed_run_logs_each_step_once_and_as_an_uninterrupted_one(tmp_path, straight, kill_at):
     out = tmp_path / "resumed"
-    with pytest.raises(Killed):
-        _run(out, kill_at=kill_at)  # step 3 is logged, the checkpoint holds step 2: step 3 trains again
+    _killed(out, kill_at)  # step 3 is logged, the checkpoint holds step 2: step 3 trains again
     rows = read_csv(out / "logs" / "steps.csv")
     assert (kill_at[0], kill_at[1], 3) in {(int(r["round"]), r["kind"], int(r["step"])) for r in rows}
-    _run(out)
+    assert json.loads((out / "logs" / "tensorboard" / "complete.json").read_text()) == list(range(kill_at[0]))
+    run(out)
     assert read_csv(out / "logs" / "steps.csv") == read_csv(straight / "logs" / "steps.csv")
     strip = lambda rows: [{k: v for k, v in r.items() if "seconds" not in k} for r in rows]  # noqa: E731
     assert strip(read_csv(out / "logs" / "rounds.csv")) == strip(read_csv(straight / "logs" / "rounds.csv"))
@@ -127,11 +125,11 @@ def test_a_resumed_run_logs_each_step_once_and_as_an_uninterrupted_one(tmp_path,
 
 def test_a_run_that_starts_logging_late_gets_its_earlier_rounds_in_the_round_files(tmp_path):
     out = tmp_path / "late"
-    with PruningRun(out, RunConfig(**dict(CONFIG, rounds=1, controls=[]))) as run:
-        run.run()
+    with PruningRun(out, RunConfig(**dict(CONFIG, rounds=1, controls=[]))) as pruning:
+        pruning.run()
     assert not (out / "logs").exists()
-    with PruningRun(out, RunConfig(**dict(CONFIG, rounds=2, controls=[])), log="csv") as run:
-        run.run()
+    with PruningRun(out, RunConfig(**dict(CONFIG, rounds=2, controls=[])), log="csv") as pruning:
+        pruning.run()
     assert [int(r["round"]) for r in read_csv(out / "logs" / "rounds.csv")] == [0, 1, 2]
     assert {int(r["round"]) for r in read_csv(out / "logs" / "layers.csv")} == {0, 1, 2}
     assert {int(r["round"]) for r in read_csv(out / "logs" / "steps.csv")} == {2}  # steps only from now on
