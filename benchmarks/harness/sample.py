@@ -19,14 +19,14 @@ import torch
 
 from lotteryir.engine import evaluate
 from lotteryir.pruning import Mask
-from lotteryir.runs import RunConfig, RunLayout, run_cost
+from lotteryir.runs import PruningRun, RunConfig, RunLayout, run_cost
 from lotteryir.runs.config import SAMPLE_INIT, SAMPLE_LOSS, SAMPLE_LR, SAMPLE_PATCH
 
 from .provenance import ROOT, relative
 
 LOTTERY_TICKETS = ROOT / "benchmarks" / "results" / "lottery_tickets.json"
 DENSE_TOLERANCE_DB = 0.01  # the same dense training twice on one CPU thread scores the same
-SMOKE_SIDE = 48  # --smoke scores test photographs cut to this long side: scoring is most of a smoke run
+SMOKE_SIDE = 48  # --smoke scores test photographs scaled to this long side: scoring is most of a smoke run
 DENOISE = ("denoise_15", "denoise_25", "denoise_50")
 
 
@@ -186,8 +186,6 @@ def reuse(
 
 def train_run(directory: str, config: RunConfig) -> dict[str, Any]:
     """A unit: the ``PruningRun`` in ``directory`` trained (or resumed) to its end; its history."""
-    from lotteryir.runs import PruningRun
-
     return {"history": PruningRun(directory, config).run()}
 
 
