@@ -1,6 +1,6 @@
 """Cost against quality: every pruning method at densities 0.262 and 0.107, paired against IMP over seeds.
 
-mirl/tiny on the sample recipe as `lotteryir prune` trains it (harness/training.py). Each variant
+mirl/tiny on the sample recipe as `lotteryir prune` trains it (harness/sample.py). Each variant
 (imp, oneshot, gmp, early-bird, snip, synflow, snip+shuffle, synflow+shuffle, lr-rewind) is a
 ``PruningRun`` with ``RunConfig(method=...)`` under --work; the densities are IMP's after 6 and 10
 rounds. All variants of a seed share its initialization and data order: differences against IMP are
