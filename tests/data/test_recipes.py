@@ -129,8 +129,11 @@ def test_wrong_or_missing_root(tmp_path):
         get_recipe("mirl", tmp_path / "nope")
     problems = get_recipe("mirl", tmp_path).check()  # an empty root: every folder is named
     assert any("train/denoise/WED" in p for p in problems) and any("test/dehaze/SOTS" in p for p in problems)
+    # Without a root the default folders cannot be found: check() names each with the remedy.
+    unrooted = get_recipe("mirl").check()
+    assert any(p.startswith("denoise_train:") and "needs a data root (--data ROOT)" in p for p in unrooted)
     with pytest.raises(DataError, match="needs a data root"):
-        get_recipe("mirl")
+        get_recipe("mirl", denoise_test="relative/BSD68")  # a folder given relative, with nothing to lie under
     with pytest.raises(DataError, match="unknown data recipe"):
         get_recipe("imagenet")
     with pytest.raises(DataError, match="unknown option"):
