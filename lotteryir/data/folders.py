@@ -170,9 +170,18 @@ class FolderRecipe(Recipe):
     def check(self, tasks: list[str] | None = None, *, train: bool = True) -> list[str]:
         problems: list[str] = []
         wanted = {key for key in self._keys(tasks) if train or key.endswith("_test")}
-        for key, defaults in self._unrooted.items():
-            if key in wanted:
-                problems.append(f"{key}: the default {', '.join(defaults)} needs a data root (--data ROOT)")
+        unrooted = {key: defaults for key, defaults in self._unrooted.items() if key in wanted}
+        if unrooted and not self._train and not self._test:  # nothing given at all: one problem, not one per part
+            return [
+                f"the {self.name} recipe's folders lie under a data root: give --data ROOT (layout: `lotteryir "
+                "recipes`), or name each with --data-path KEY=FOLDER"
+            ]
+        for key, defaults in unrooted.items():
+            leave_out = f", or {key}= to leave it out" if key.endswith("_test") else ""
+            problems.append(
+                f"{key}: its default ({', '.join(defaults)}) needs a data root: give --data ROOT or "
+                f"--data-path {key}=FOLDER{leave_out}"
+            )
         folders = [p for ps in self._folders(tasks, train).values() for p in ps]
         for folder in dict.fromkeys(folders):  # denoise sets may repeat; keep order
             problems += _check_folder(folder, self.layout)
@@ -181,9 +190,8 @@ class FolderRecipe(Recipe):
     def remedy(self, tasks: list[str] | None = None, *, train: bool = True) -> str:
         """For each option whose folders are missing: the --data-path that uses only those present, or leaves it out."""
         advice: list[str] = []
-        named = self._folders(tasks, train)
-        wanted = {key for key in self._keys(tasks) if train or key.endswith("_test")}
-        for key in [k for k in named if any(not p.exists() for p in named[k])] + sorted(wanted & set(self._unrooted)):
+        named = self._folders(tasks, train)  # (a default without a root names its remedy in check())
+        for key in [k for k in named if any(not p.exists() for p in named[k])]:
             present = [p for p in named.get(key, []) if p.exists()]
             family, _, kind = key.rpartition("_")
             if present:
