@@ -1,4 +1,4 @@
-"""Standard test sets as folders: several in one evaluate, no training folder, and missing defaults named with a remedy."""
+"""Standard test sets as folders: several in one evaluate, no training folder, missing defaults named with a remedy."""
 
 from __future__ import annotations
 
