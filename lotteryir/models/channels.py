@@ -44,6 +44,8 @@ def input_channels(model: nn.Module, *, size: int = 32) -> int:
     def stop(module: nn.Module, _inputs: object) -> None:
         raise _Reached(module.in_channels)  # type: ignore[arg-type]  # a Conv2d's
 
+    multiple = getattr(model, "multiple", 1)
+    size = max(size, multiple if isinstance(multiple, int) else 1)  # a side the network's padding accepts
     hooks = [m.register_forward_pre_hook(stop) for m in convs]
     parameter = next(model.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
