@@ -15,6 +15,7 @@ from .options import (
     DataPaths,
     DataRoot,
     Device,
+    Noise,
     Overlap,
     Overwrite,
     OwnModel,
@@ -71,7 +72,9 @@ def load_source(
         "Examples:\n\n"
         "  lotteryir evaluate runs/mirl-tiny-sample --round 3\n\n"
         "  lotteryir evaluate ticket.safetensors --json\n\n"
-        "  lotteryir evaluate mirl_pruned.ckpt --recipe mirl --data /data/mirl --save-images restored/"
+        "  lotteryir evaluate mirl_pruned.ckpt --recipe mirl --data /data/mirl --save-images restored/\n\n"
+        "  lotteryir evaluate dncnn.safetensors --model nets.py:dncnn --recipe denoise --tasks denoise_25 "
+        "--noise float --data-path denoise_test=/data/BSD68 --data-path denoise_test=/data/Set12   # no training folder"
     )
 )
 def evaluate(
@@ -86,8 +89,18 @@ def evaluate(
     save_images: Annotated[Path | None, typer.Option("--save-images", help="Write restored images here.")] = None,
     tile: Annotated[int | None, typer.Option(help="Restore in tiles of this size (large images).")] = None,
     y_channel: Annotated[
-        bool, typer.Option("--y-channel", help="Score on the Y channel (BT.601), as Restormer's deraining.")
+        bool,
+        typer.Option(
+            "--y-channel", help="Score RGB images on their BT.601 Y channel (studio swing), as Restormer's deraining."
+        ),
     ] = False,
+    crop_border: Annotated[
+        int,
+        typer.Option(
+            "--crop-border", help="Cut this many pixels from each side before PSNR/SSIM (KAIR's border; default 0)."
+        ),
+    ] = 0,
+    noise: Noise = None,
     device: Device = None,
     as_json: AsJson = False,
     threads: Threads = "auto",
@@ -99,31 +112,47 @@ def evaluate(
     """Per-task PSNR/SSIM of a run's round, a ticket, or a published checkpoint, beside the degraded input's.
 
     The test data is the run's own (recipe, data, tasks) unless --recipe names another; else the sample recipe.
+    Only the test folders are read (no training folder is needed). Images have the network's input channels:
+    a 1-channel network reads grayscale (a colour file becomes its BT.601 luma). Every result records its
+    protocol (noise, channels, crop, Y channel).
     """
+    from ..data.options import CHANNELS
     from ..engine import evaluate as run_eval
     from ..engine import pick_device
+    from ..models.channels import image_channels
     from ..runs import check_output_dir, mean_scores
     from ..runs.config import open_recipe
 
+    if crop_border < 0:
+        raise typer.BadParameter(f"--crop-border must be 0 or more pixels, got {crop_border}")
     loaded, config = load_source(source, round, allow_nonfinite, model, allow_unchecked)
+    channels = image_channels(loaded.model, CHANNELS, f"{loaded.name}/{loaded.size}")
     own = config is not None and not recipe  # the run's own test data unless another recipe is named
     name = recipe or (config.recipe if config else "sample")
     root = str(data) if data else (config.data if own else None)
-    paths = parse_paths(data_path) if data_path else (config.data_paths if own else {})
-    rec = open_recipe(name, root, paths)
+    paths = parse_paths(data_path, noise) if data_path else (dict(config.data_paths) if own else {})
+    if noise is not None and not data_path:  # --noise scores a run's own test sets under another protocol
+        paths = parse_paths([], noise) | {k: v for k, v in paths.items() if k != "noise"}
+    selected = parse_tasks(tasks) or (config.tasks if own and config.tasks else None)
+    rec = open_recipe(name, root, paths, channels=channels, tasks=selected, train=False)
     if save_images is not None:  # after the source and the data: options are checked before outputs
         check_output_dir(save_images, overwrite, "--save-images")
-    selected = parse_tasks(tasks) or (config.tasks if own and config.tasks else None)
     dev = pick_device(device)
     if dev.type == "cpu":
         use_threads(threads)
     sets = rec.test_sets(tasks=selected)
+    if not sets:
+        raise ValueError(
+            f"recipe {name!r} has no test set for {', '.join(selected or rec.tasks)}: give one with "
+            "--data-path <family>_test=FOLDER (see `lotteryir recipes --help`)"
+        )
     with EvaluateDrawer({label: len(s) for label, s in sets.items()}) as drawer:  # type: ignore[arg-type]
         result = run_eval(
             loaded.model.to(dev),
             sets,
             tile=tile,
             y_channel=y_channel,
+            crop_border=crop_border,
             save_dir=save_images,
             device=dev,
             progress=drawer.image,
@@ -144,6 +173,7 @@ def evaluate(
         "mean_input_ssim": input_ssim,
         "mean_gain": psnr - input_psnr,
         "worse_than_input": worse_than_input(summary),
+        "protocol": result.protocol(),
     }
     if as_json:
         print(json_text(payload))
@@ -182,15 +212,19 @@ def restore(
 ) -> None:
     """Restore your own images (any size; tiled when large) to <output>/<name>.png.
 
-    Nothing is written over an input, an earlier output of the same call, or (without --overwrite)
+    A 1-channel network reads and writes grayscale (a colour file becomes its BT.601 luma), a 3-channel
+    one RGB. Nothing is written over an input, an earlier output of the same call, or (without --overwrite)
     an existing file. A bad image is reported and skipped; the exit code is 1 if any failed.
     """
     from ..data import read_image, write_image
+    from ..data.options import CHANNELS
     from ..engine import pick_device, restore_image
+    from ..models.channels import image_channels
     from ..runs import restore_targets
 
     # The source and its options first (a missing --model is named before any output is looked at).
     loaded, _ = load_source(source, round, allow_nonfinite, model, allow_unchecked)
+    channels = image_channels(loaded.model, CHANNELS, f"{loaded.name}/{loaded.size}")
     pairs = restore_targets(images, output, overwrite)
     dev = pick_device(device if device or not sparse else "cpu")
     if dev.type == "cpu":
@@ -201,7 +235,7 @@ def restore(
     failed = 0
     for path, target in pairs:
         try:
-            img = read_image(path)
+            img = read_image(path, channels)
             use_tile = tile if tile is not None else (512 if img.shape[1] * img.shape[2] > 1024 * 1024 else None)
             restored = restore_image(net, img, tile=use_tile, overlap=overlap, device=dev).clamp(0, 1)
             write_image(restored.cpu(), target)

@@ -7,10 +7,14 @@ from typing import Annotated
 
 import typer
 
+from ..data.options import options_help
 from .app import app
 from .commands import load_source
 from .options import MODEL_HELP, AllowNonfinite, AllowUnchecked, Overlap, Overwrite, OwnModel, Round
 from .render import out
+
+# Typer re-wraps an epilog's lines; "\b" keeps the option list one line per option.
+_RECIPES_EPILOG = "\b\n" + options_help() + "\n\nExample: --data-path denoise_test=/data/BSD68 --data-path noise=float"
 
 
 @app.command(
@@ -72,23 +76,27 @@ def _export_onnx(
     allow_unchecked: bool = False,
     allow_nonfinite: bool = False,
 ) -> None:
+    from ..data.options import CHANNELS
     from ..deploy import compare_onnx, to_onnx
+    from ..models.channels import image_channels
     from ..runs import check_output
 
     if dtype != "fp32":
         raise typer.BadParameter("--dtype applies to tickets; ONNX files store float32")
     loaded, _ = load_source(source, round, allow_nonfinite, model=model, allow_unchecked=allow_unchecked)
+    channels = image_channels(loaded.model, CHANNELS, f"{loaded.name}/{loaded.size}")
     check_output(output, overwrite)  # after the source: options are checked before outputs
     meta = {"lotteryir_model": f"{loaded.name}/{loaded.size}", "density": f"{loaded.mask.density:.6f}"}
-    done = to_onnx(loaded.model, output, metadata=meta, overwrite=overwrite)
+    done = to_onnx(loaded.model, output, channels=channels, metadata=meta, overwrite=overwrite)
     out.print(
         f"wrote {output} ({done.bytes / 1e6:.2f} MB; stored densely {done.dense_bytes / 1e6:.2f} MB; "
         f"{done.sparse_tensors} sparse initializers; {loaded.name}/{loaded.size}, density "
-        f"{loaded.mask.density:.4f}; opset {done.opset}, any height and width >= {done.metadata['multiple']})",
+        f"{loaded.mask.density:.4f}; opset {done.opset}, {channels}-channel images of any height and width >= "
+        f"{done.metadata['multiple']})",
         highlight=False,
         soft_wrap=True,
     )
-    diffs = compare_onnx(loaded.model, output, sizes=((64, 64), (40, 56)))
+    diffs = compare_onnx(loaded.model, output, sizes=((64, 64), (40, 56)), channels=channels)
     worst = max(diffs.values())
     if worst > 1e-4:
         raise RuntimeError(f"{output}: onnxruntime differs from torch by {worst:.2e} (> 1e-4); please report this")
@@ -123,10 +131,13 @@ def web(
     allow_unchecked: AllowUnchecked = False,
 ) -> None:
     """A static web page that restores images in the visitor's browser (onnxruntime-web, WebAssembly)."""
+    from ..data.options import CHANNELS
     from ..deploy import DEFAULT_RUNTIME, build_site, serve_site
+    from ..models.channels import image_channels
     from ..runs import check_output_dir
 
     loaded, _ = load_source(source, round, model=model, allow_unchecked=allow_unchecked)
+    image_channels(loaded.model, CHANNELS, f"{loaded.name}/{loaded.size}")  # 1 (gray) or 3 (RGB), else refused
     check_output_dir(output, overwrite)  # after the source: options are checked before outputs
     site = build_site(
         loaded.model,
@@ -166,9 +177,9 @@ def models() -> None:
     out.print(models_table(available()))
 
 
-@app.command()
+@app.command(epilog=_RECIPES_EPILOG)
 def recipes() -> None:
-    """Available data recipes: tasks and expected folder layouts."""
+    """Available data recipes: tasks, expected folder layouts, and every option --data-path KEY=VALUE takes."""
     from ..data import available_recipes
 
     for info in available_recipes():

@@ -10,6 +10,9 @@ from typing import Annotated, Any
 
 import typer
 
+from ..data.errors import DataError
+from ..data.options import DEFAULT_NOISE, NOISE_PROTOCOLS, check_noise
+
 MODEL_HELP = (
     "Network: a name from `lotteryir models`, or your own as package.module:factory or "
     "path/to/file.py:factory (called with no arguments)."
@@ -34,7 +37,21 @@ RecipeName = Annotated[str | None, typer.Option("--recipe", help="Data recipe: s
 DataRoot = Annotated[Path | None, typer.Option("--data", help="Data root of the recipe (not needed for sample).")]
 DataPaths = Annotated[
     list[str],
-    typer.Option("--data-path", help="Override one recipe path, KEY=PATH (e.g. derain_train=/x). Repeatable."),
+    typer.Option(
+        "--data-path",
+        help="A recipe option, KEY=VALUE (e.g. derain_train=/x; every key: `lotteryir recipes --help`). Repeatable: "
+        "a folder key given twice names two folders (denoise_test=/data/BSD68 --data-path denoise_test=/data/Set12 "
+        "scores both sets); KEY= (empty) leaves that folder out.",
+    ),
+]
+Noise = Annotated[
+    str | None,
+    typer.Option(
+        "--noise",
+        help="How Gaussian noise is synthesized for the denoising tasks (the recipe option noise=): "
+        + "; ".join(f"{name}: {text}" for name, text in NOISE_PROTOCOLS.items())
+        + f". Default {DEFAULT_NOISE}, or what the run recorded.",
+    ),
 ]
 Tasks = Annotated[str | None, typer.Option("--tasks", help="Comma-separated tasks (default: all of the recipe's).")]
 Round = Annotated[int | None, typer.Option("--round", help="Round of a run directory (default: the last finished).")]
@@ -81,14 +98,32 @@ def use_threads(value: str) -> None:
     apply_threads(machine_threads() if count is None else resolve_threads(count))
 
 
-def parse_paths(items: list[str]) -> dict[str, Any]:
-    """--data-path KEY=PATH items as a dict (digits become integers, e.g. max_images=2 for the sample recipe)."""
+def parse_paths(items: list[str], noise: str | None = None) -> dict[str, Any]:
+    """--data-path KEY=VALUE items as a dict (digits become integers, e.g. max_images=2 for the sample recipe).
+
+    A key given twice holds a list of its values (several folders: the recipe checks that the key takes them);
+    KEY= holds "" (a folder left out). ``noise`` is --noise, the same as --data-path noise=...
+    """
     paths: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key or not value:
-            raise typer.BadParameter(f"--data-path takes KEY=PATH, got {item!r}")
-        paths[key] = int(value) if value.isdigit() else value
+        if not sep or not key:
+            raise typer.BadParameter(f"--data-path takes KEY=VALUE, got {item!r}")
+        typed = int(value) if value.isdigit() else value
+        if key not in paths:
+            paths[key] = typed
+        elif isinstance(paths[key], list):
+            paths[key].append(typed)
+        else:
+            paths[key] = [paths[key], typed]
+    if noise is not None:
+        try:
+            protocol = check_noise(noise)
+        except DataError as e:
+            raise typer.BadParameter(f"--noise: {e}") from None
+        if "noise" in paths and str(paths["noise"]).strip().lower() != protocol:
+            raise typer.BadParameter(f"--noise {noise} and --data-path noise={paths['noise']} disagree; give one")
+        paths["noise"] = protocol
     return paths
 
 

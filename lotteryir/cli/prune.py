@@ -32,6 +32,7 @@ from .options import (
     DataRoot,
     Device,
     Model,
+    Noise,
     RecipeName,
     RunThreads,
     Tasks,
@@ -74,6 +75,7 @@ def prune(
     data: DataRoot = None,
     data_path: DataPaths = [],  # noqa: B006 - typer copies it; never mutated
     tasks: Tasks = None,
+    noise: Noise = None,
     rounds: Annotated[int | None, _opt("Pruning rounds after the dense round 0.")] = None,
     target_density: Annotated[float | None, _opt("Prune until at most this fraction of weights remains.")] = None,
     rate: Annotated[float, _opt("Fraction of the remaining weights pruned per round, in (0, 1).")] = _D.rate,
@@ -192,7 +194,7 @@ def prune(
     from ..runs import PruningRun, RunCallbacks, RunConfig
     from .analysis import AUTO_REWIND, resolve_rewind
 
-    paths = parse_paths(data_path)
+    paths = parse_paths(data_path, noise)
     model = register_import_path(model)  # typed here: the one kind of name lotteryir may import
     config = RunConfig(
         model=model,

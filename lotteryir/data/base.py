@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,9 +10,11 @@ from torch.utils.data import Dataset
 
 from .datasets import PatchDataset
 from .errors import DataError
+from .io import check_channels
 from .mixing import MixedDataset
+from .options import DEFAULT_NOISE
 from .source import ImageSource
-from .tasks import IDENTITY, check_tasks
+from .tasks import IDENTITY, check_tasks, task_family
 
 
 @dataclass(frozen=True)
@@ -25,13 +28,29 @@ class RecipeInfo:
 
 
 class Recipe:
-    """Training and test datasets for a set of tasks."""
+    """Training and test datasets for a set of tasks.
+
+    ``channels`` is how its images are read (3: RGB, 1: grayscale, for a 1-channel network) and ``noise``
+    how Gaussian noise is synthesized (a name of ``options.NOISE_PROTOCOLS``), for training and testing alike.
+    """
 
     name: str = ""
     description: str = ""
     tasks: list[str]
     default_repeats: dict[str, int] = {}
     identity_repeat: int = 0  # repeat factor of identity pairs (input = clean image) in the default mix
+    channels: int = 3
+    noise: str = DEFAULT_NOISE
+
+    def reading(self, channels: int) -> Recipe:
+        """This recipe reading its images with ``channels`` channels (1: grayscale, 3: RGB); a copy."""
+        other = copy.copy(self)
+        other.channels = check_channels(channels)
+        return other
+
+    def degrade_options(self, task: str) -> dict[str, Any]:
+        """What a task's synthetic degradation is given: the noise protocol for the denoising tasks."""
+        return {"quantize": self.noise == "uint8"} if task_family(task) == "denoise" else {}
 
     def train_dataset(
         self,
@@ -51,7 +70,10 @@ class Recipe:
         """
         selected = check_tasks(tasks if tasks is not None else self.tasks, self.tasks)
         sources: dict[Any, ImageSource] = {}  # the three sigmas share one decoded source
-        parts = {t: PatchDataset(self._train_source(t, sources), t, patch_size, seed) for t in selected}
+        parts = {
+            t: PatchDataset(self._train_source(t, sources), t, patch_size, seed, self.degrade_options(t))
+            for t in selected
+        }
         n_identity = self.identity_repeat if identity is None else int(identity)
         if n_identity < 0:
             raise DataError(f"identity repeat must be >= 0, got {n_identity}")
@@ -69,9 +91,16 @@ class Recipe:
         """Whole-image test sets with fixed degradations, keyed '<task>/<dataset>'."""
         raise NotImplementedError
 
-    def check(self) -> list[str]:
-        """Problems with the data, precisely; an empty list means ready."""
+    def check(self, tasks: list[str] | None = None, *, train: bool = True) -> list[str]:
+        """Problems with the data of ``tasks`` (default: all), precisely; an empty list means ready.
+
+        ``train=False`` checks the test data only (what evaluation reads).
+        """
         return []
+
+    def remedy(self, tasks: list[str] | None = None, *, train: bool = True) -> str:
+        """How to leave out or replace the folders :meth:`check` finds missing ('' when none is)."""
+        return ""
 
     def describe(self) -> str:
         """The expected folder layout."""

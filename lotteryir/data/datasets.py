@@ -1,6 +1,7 @@
 """Datasets: random training patches and whole test images, each item tagged with its task.
 
-Every item is ``{"input": 3xHxW float, "target": 3xHxW float, "task": str, "name": str}``.
+Every item is ``{"input": CxHxW float, "target": CxHxW float, "task": str, "name": str}`` (C: the
+source's channels, 3 for RGB or 1 for grayscale).
 Randomness comes from a generator derived from (seed, epoch, index), so an item is the same
 in any worker, in any order, after a resume.
 """
@@ -21,7 +22,7 @@ from .degrade import synthesize
 from .errors import DataError
 from .io import to_float
 from .source import ImageSource
-from .tasks import task_family
+from .tasks import noise_sigma, task_family
 
 Item = dict[str, Any]
 
@@ -138,6 +139,17 @@ class ImageDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.source) * self.degradations
+
+    @property
+    def protocol(self) -> dict[str, Any]:
+        """How this set's inputs are made, as every results row records it (paired, or synthesized how)."""
+        if self.source.paired:
+            return {"degradation": "paired"}
+        made: dict[str, Any] = {"degradation": "synthetic", "seed": self.seed, "degradations": self.degradations}
+        if task_family(self.task) == "denoise":
+            made["noise"] = "uint8" if self.degrade_options.get("quantize", True) else "float"
+            made["sigma"] = noise_sigma(self.task)
+        return made
 
     def __getitem__(self, index: int) -> Item:
         if not 0 <= index < len(self):

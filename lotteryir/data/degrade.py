@@ -1,4 +1,4 @@
-"""Degradations as pure, seeded functions of a 3xHxW float image in [0, 1].
+"""Degradations as pure, seeded functions of a CxHxW float image in [0, 1] (RGB, or grayscale with C = 1).
 
 Every function takes a ``torch.Generator`` (or None for torch's global one) and parameter
 ranges; a scalar range ``(a, a)`` or a plain number fixes a parameter. Same generator state,
@@ -33,12 +33,16 @@ def uniform(value: Range, generator: torch.Generator | None) -> float:
 def add_gaussian_noise(
     clean: torch.Tensor, sigma: float, generator: torch.Generator | None = None, *, quantize: bool = True
 ) -> torch.Tensor:
-    """Add white Gaussian noise of standard deviation ``sigma`` on the 0-255 scale.
+    """Add white Gaussian noise of standard deviation ``sigma`` on the 0-255 scale, one draw per value.
 
-    ``quantize=True`` is the PromptIR / MIR-L recipe: the noise is added to the uint8 image,
-    the sum is clipped to [0, 255] and converted to uint8 by truncation (numpy's astype), so the
-    noisy input is a real 8-bit image (mean shift of about -0.5/255, and clipping shrinks the
-    measured sigma near black and white). ``quantize=False`` returns clean + noise unclipped.
+    One draw per pixel and channel: a grayscale (1xHxW) image gets one per pixel, so its noise has the
+    full ``sigma`` (averaging the channels of noisy RGB would shrink it by sqrt(3)).
+
+    ``quantize=True`` is the ``uint8`` protocol of PromptIR / MIR-L: the noise is added to the image
+    rounded to 8 bits, the sum is clipped to [0, 255] and converted to uint8 by truncation (numpy's
+    astype), so the noisy input is a real 8-bit image (mean shift of about -0.5/255, and clipping shrinks
+    the measured sigma near black and white). ``quantize=False`` is the ``float`` protocol (DnCNN, FFDNet):
+    clean + noise, unclipped and unquantised. Both use the same draw for the same generator state.
     """
     noise = torch.randn(clean.shape, generator=generator, dtype=torch.float32)
     if not quantize:
@@ -129,9 +133,9 @@ def add_haze(
 
 
 def jpeg_compress(clean: torch.Tensor, quality: int) -> torch.Tensor:
-    """Encode to JPEG at ``quality`` (1..100) with 4:2:0 chroma, decode back to float."""
+    """Encode to JPEG at ``quality`` (1..100) with 4:2:0 chroma (grayscale: one plane), decode back to float."""
     encoded = encode_image(to_uint8(clean).contiguous(), ".jpg", quality=int(quality))
-    return decode_image(encoded, f"JPEG at quality {quality}").float().div_(255.0)
+    return decode_image(encoded, f"JPEG at quality {quality}", channels=clean.shape[0]).float().div_(255.0)
 
 
 def add_web_degradation(

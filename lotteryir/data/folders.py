@@ -1,9 +1,11 @@
 """Recipes over folders on disk: MIR-L's all-in-one tree and the single-task recipes.
 
 Folders sit under ``root`` by MIR-L's names; each ``<family>_train`` / ``<family>_test`` keyword
-overrides one (a path, a list of paths, for tests a dict name -> path, or None to leave it out).
+overrides them (a path, a list of paths, for tests a dict name -> path, or None to leave them out).
+Each test folder is a test set labelled by its folder name (``denoise_test=[".../BSD68", ".../Set12"]``).
 A folder holding input/target (or rainy/gt, hazy/clear, ...) is paired; a folder of plain images
-is clean and gets the task's synthetic degradation.
+is clean and gets the task's synthetic degradation. Without a root the default folders are not used:
+only the folders given count.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ from torch.utils.data import Dataset
 from .base import Recipe
 from .datasets import ImageDataset
 from .errors import DataError
+from .io import check_channels
 from .layouts import find_pair_folders, list_images, pair_images
 from .mixing import MIRL_REPEATS
+from .options import DEFAULT_NOISE, FAMILIES, check_noise
 from .source import ImageSource
 from .tasks import DENOISE_TASKS, check_tasks, task_family
 
 PathLike = str | Path
-FAMILIES = ("denoise", "derain", "dehaze", "web")
 
 
 @dataclass(frozen=True)
@@ -51,18 +54,23 @@ class FolderRecipe(Recipe):
         cache: bool | None = None,
         skip_bad: bool = False,
         size_mismatch: str = "error",
+        channels: int = 3,
+        noise: str = DEFAULT_NOISE,
         **paths: Any,
     ) -> None:
         self.name, self.description, self._spec = spec.name, spec.description, spec
         self.root = Path(root).expanduser() if root is not None else None
         self.layout, self.cache, self.skip_bad, self.size_mismatch = layout, cache, skip_bad, size_mismatch
+        self.channels, self.noise = check_channels(channels), check_noise(noise)
+        self._unrooted: dict[str, list[str]] = {}  # option -> default folders, unusable without a root
         if self.root is not None and not self.root.is_dir():
             raise DataError(
                 f"data root {self.root} {'is not a folder' if self.root.exists() else 'not found'}; "
                 f"the {self.name} recipe expects:\n{self.describe()}"
             )
         self._train, self._test = self._resolve(paths)
-        families = [f for f in FAMILIES if f in self._train or f in self._test]
+        unrooted = {key.rpartition("_")[0] for key in self._unrooted}
+        families = [f for f in FAMILIES if f in self._train or f in self._test or f in unrooted]
         self.tasks = expand_families(families)
         self.default_repeats = {t: r for t, r in spec.repeats.items() if t in self.tasks}
         # Missing folders are not an error here: check() lists every one of them precisely.
@@ -78,17 +86,23 @@ class FolderRecipe(Recipe):
         train: dict[str, list[Path]] = {}
         test: dict[str, dict[str, Path]] = {}
         for family in FAMILIES:
-            given = paths.get(f"{family}_train", self._spec.train.get(family))
+            key = f"{family}_train"
+            given = paths[key] if key in paths else self._default(key, self._spec.train.get(family))
             if given:
                 train[family] = [self._path(p) for p in ([given] if isinstance(given, (str, Path)) else given)]
-            given = paths.get(f"{family}_test", self._spec.test.get(family))
+            key = f"{family}_test"
+            given = paths[key] if key in paths else self._default(key, self._spec.test.get(family))
             if given:
-                if isinstance(given, (str, Path)):
-                    given = {Path(given).name: given}
-                elif not isinstance(given, dict):
-                    given = {Path(p).name: p for p in given}
-                test[family] = {label: self._path(p) for label, p in given.items()}
+                labelled = given if isinstance(given, dict) else _labelled(key, given)
+                test[family] = {label: self._path(p) for label, p in labelled.items()}
         return train, test
+
+    def _default(self, key: str, folders: Any) -> Any:
+        """A default folder option, or None when there is no root to find it under (check() says so)."""
+        if folders and self.root is None:
+            self._unrooted[key] = list(folders.values() if isinstance(folders, dict) else folders)
+            return None
+        return folders
 
     def _path(self, path: PathLike) -> Path:
         path = Path(path).expanduser()
@@ -101,13 +115,28 @@ class FolderRecipe(Recipe):
             )
         return self.root / path
 
-    def _all_folders(self) -> list[Path]:
-        return [p for ps in self._train.values() for p in ps] + [p for d in self._test.values() for p in d.values()]
+    def _folders(self, tasks: list[str] | None, train: bool) -> dict[str, list[Path]]:
+        """The folders each option names for ``tasks`` (test folders only with ``train=False``)."""
+        families = {task_family(t) for t in check_tasks(tasks if tasks is not None else self.tasks, self.tasks)}
+        out: dict[str, list[Path]] = {}
+        for family in FAMILIES:
+            if family not in families:
+                continue
+            if train and family in self._train:
+                out[f"{family}_train"] = self._train[family]
+            if family in self._test:
+                out[f"{family}_test"] = list(self._test[family].values())
+        return out
 
     def _source(self, folders: list[Path], cache: dict[Any, ImageSource]) -> ImageSource:
         key = tuple(folders)
         if key not in cache:
-            options = {"cache": self.cache, "skip_bad": self.skip_bad, "size_mismatch": self.size_mismatch}
+            options = {
+                "cache": self.cache,
+                "skip_bad": self.skip_bad,
+                "size_mismatch": self.size_mismatch,
+                "channels": self.channels,
+            }
             pairs = [pf for pf in map(find_pair_folders, folders) if pf is not None]
             if pairs and len(pairs) != len(folders):
                 raise DataError(f"mixing paired and clean folders in one set: {', '.join(map(str, folders))}")
@@ -122,7 +151,10 @@ class FolderRecipe(Recipe):
     def _train_source(self, task: str, cache: dict[Any, ImageSource]) -> ImageSource:
         family = task_family(task)
         if family not in self._train:
-            raise DataError(f"the {self.name} recipe has no training folder for {task}")
+            raise DataError(
+                f"the {self.name} recipe has no training folder for {task}: give --data ROOT or "
+                f"--data-path {family}_train=FOLDER, or leave {family} out of --tasks"
+            )
         return self._source(self._train[family], cache)
 
     def test_sets(self, tasks: list[str] | None = None) -> dict[str, Dataset]:
@@ -131,18 +163,67 @@ class FolderRecipe(Recipe):
         sets: dict[str, Dataset] = {}
         for task in selected:
             for label, folder in self._test.get(task_family(task), {}).items():
-                sets[f"{task}/{label}"] = ImageDataset(self._source([folder], cache), task)
+                source = self._source([folder], cache)
+                sets[f"{task}/{label}"] = ImageDataset(source, task, degrade_options=self.degrade_options(task))
         return sets
 
-    def check(self) -> list[str]:
+    def check(self, tasks: list[str] | None = None, *, train: bool = True) -> list[str]:
         problems: list[str] = []
-        for folder in dict.fromkeys(self._all_folders()):  # denoise sets may repeat; keep order
+        wanted = {key for key in self._keys(tasks) if train or key.endswith("_test")}
+        unrooted = {key: defaults for key, defaults in self._unrooted.items() if key in wanted}
+        if unrooted and not self._train and not self._test:  # nothing given at all: one problem, not one per part
+            return [
+                f"the {self.name} recipe's folders lie under a data root: give --data ROOT (layout: `lotteryir "
+                "recipes`), or name each with --data-path KEY=FOLDER"
+            ]
+        for key, defaults in unrooted.items():
+            leave_out = f", or {key}= to leave it out" if key.endswith("_test") else ""
+            problems.append(
+                f"{key}: its default ({', '.join(defaults)}) needs a data root: give --data ROOT or "
+                f"--data-path {key}=FOLDER{leave_out}"
+            )
+        folders = [p for ps in self._folders(tasks, train).values() for p in ps]
+        for folder in dict.fromkeys(folders):  # denoise sets may repeat; keep order
             problems += _check_folder(folder, self.layout)
         return problems
+
+    def remedy(self, tasks: list[str] | None = None, *, train: bool = True) -> str:
+        """For each option whose folders are missing: the --data-path that uses only those present, or leaves it out."""
+        advice: list[str] = []
+        named = self._folders(tasks, train)  # (a default without a root names its remedy in check())
+        for key in [k for k in named if any(not p.exists() for p in named[k])]:
+            present = [p for p in named.get(key, []) if p.exists()]
+            family, _, kind = key.rpartition("_")
+            if present:
+                given = " ".join(f"--data-path {key}={p}" for p in present)
+                advice.append(f"{given} uses only the {kind} folders you have")
+            elif kind == "test":
+                advice.append(f"--data-path {key}=FOLDER names your own (repeatable); {key}= leaves them out")
+            else:
+                advice.append(f"--data-path {key}=FOLDER names your own, or leave {family} out of --tasks")
+        return "; ".join(advice)
+
+    def _keys(self, tasks: list[str] | None) -> set[str]:
+        families = {task_family(t) for t in check_tasks(tasks if tasks is not None else self.tasks, self.tasks)}
+        return {f"{f}_{kind}" for f in families for kind in ("train", "test")}
 
     def describe(self) -> str:
         root = str(self.root) if getattr(self, "root", None) is not None else "<root>"
         return self._spec.layout_text.replace("<root>", root)
+
+
+def _labelled(key: str, folders: Any) -> dict[str, PathLike]:
+    """Test folders labelled by their names; two folders of one name would be one set, so they are refused."""
+    labelled: dict[str, PathLike] = {}
+    for folder in [folders] if isinstance(folders, (str, Path)) else folders:
+        label = Path(folder).name
+        if label in labelled:
+            raise DataError(
+                f"{key}: {labelled[label]} and {folder} are both named {label!r}; each test folder is a set "
+                "labelled by its name: rename one (or give a dict label -> folder from Python)"
+            )
+        labelled[label] = folder
+    return labelled
 
 
 def expand_families(families: tuple[str, ...] | list[str]) -> list[str]:

@@ -1,4 +1,4 @@
-"""Image I/O: every image becomes 3xHxW float RGB in [0, 1]; restored images go back to PNG/JPEG.
+"""Image I/O: every image becomes CxHxW float in [0, 1], RGB (C=3) or grayscale (C=1); results go back to PNG/JPEG.
 
 Decoding and encoding use Pillow (a torchvision dependency; EXIF orientation applied). Pillow loads
 in milliseconds, where ``torchvision.io`` imports torchvision's models and ``torch._dynamo`` (seconds
@@ -7,10 +7,12 @@ the same libjpeg-turbo settings as torchvision.io (same bytes, same pixels; chec
 results made with the torchvision reader stay reproducible. One exception: 16-bit colour PNGs, which
 Pillow reduces to 8 bits, go through ``torchvision.io``, imported only when such a file is read.
 
-Conversions: grayscale is repeated to 3 channels; 16-bit images are scaled by 1/65535;
-palette PNGs are expanded through their palette; alpha is composited over white, because the
-colour under transparent pixels is undefined (often black or leftovers) and viewers show such
-images over a light background.
+Conversions: grayscale is repeated to 3 channels for an RGB reader; a colour image read as grayscale
+(``channels=1``, for a 1-channel network) becomes its ITU-R BT.601 luma, Y = 0.299 R + 0.587 G + 0.114 B,
+computed as Pillow's ``convert("L")`` computes it (see :func:`to_grayscale`); a grayscale file is read as it
+is. 16-bit images are scaled by 1/65535; palette PNGs are expanded through their palette; alpha is
+composited over white, because the colour under transparent pixels is undefined (often black or
+leftovers) and viewers show such images over a light background.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import torch
 from PIL import Image, ImageOps
 
 from .errors import DataError
+from .options import CHANNELS
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -50,10 +53,11 @@ def is_image_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def load_image(path: str | Path) -> torch.Tensor:
-    """Decode an image file into a compact 3xHxW tensor: uint8, or float32 in [0, 1] for 16-bit sources.
+def load_image(path: str | Path, channels: int = 3) -> torch.Tensor:
+    """Decode an image file into a compact CxHxW tensor: uint8, or float32 in [0, 1] for 16-bit sources.
 
-    Datasets keep this compact form in memory (a quarter of float32) and convert per patch.
+    ``channels`` is 3 (RGB) or 1 (grayscale: a colour file becomes its luma). Datasets keep this compact
+    form in memory (a quarter of float32) and convert per patch.
     """
     path = Path(path)
     try:
@@ -62,15 +66,16 @@ def load_image(path: str | Path) -> torch.Tensor:
         raise DataError(f"cannot read image {path}: {exc.strerror or exc}") from exc
     if not data:
         raise DataError(f"cannot read image {path}: the file is empty (0 bytes)")
-    return decode_image(data, path)
+    return decode_image(data, path, channels)
 
 
-def decode_image(data: bytes, path: str | Path = "<bytes>") -> torch.Tensor:
-    """Decode an encoded image (file contents) into the compact 3xHxW form of :func:`load_image`.
+def decode_image(data: bytes, path: str | Path = "<bytes>", channels: int = 3) -> torch.Tensor:
+    """Decode an encoded image (file contents) into the compact CxHxW form of :func:`load_image`.
 
     ``path`` only names the image in errors.
     """
     path = Path(path)
+    check_channels(channels)
     try:
         raw = _decode_png16_colour(data) if _is_png16_colour(data) else _decode_with_pil(data, path)
     except DataError:
@@ -78,12 +83,45 @@ def decode_image(data: bytes, path: str | Path = "<bytes>") -> torch.Tensor:
     except Exception as exc:  # decoders raise OSError/ValueError/RuntimeError, some with C++ traces
         first_line = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise DataError(f"cannot decode image {path}: {first_line[:200]}") from exc
-    return _to_rgb(raw, path)
+    return _to_channels(raw, path, channels)
 
 
-def read_image(path: str | Path) -> torch.Tensor:
-    """Read an image as a 3xHxW float32 RGB tensor in [0, 1]."""
-    return to_float(load_image(path))
+def read_image(path: str | Path, channels: int = 3) -> torch.Tensor:
+    """Read an image as a CxHxW float32 tensor in [0, 1]: RGB (``channels=3``) or grayscale (``channels=1``)."""
+    return to_float(load_image(path, channels))
+
+
+def check_channels(channels: int) -> int:
+    """``channels`` if images are read with that many channels (1 or 3), else DataError."""
+    if channels not in CHANNELS:
+        raise DataError(f"images are read with 1 (grayscale) or 3 (RGB) channels, not {channels}")
+    return channels
+
+
+def to_grayscale(image: torch.Tensor) -> torch.Tensor:
+    """The ITU-R BT.601 luma of a 3xHxW image, 1xHxW: Y = 0.299 R + 0.587 G + 0.114 B.
+
+    A uint8 image gives uint8 as Pillow's ``convert("L")`` does: weights 19595/65536, 38470/65536 and
+    7471/65536 (0.299, 0.587, 0.114 to 16 bits, summing to one), rounded to the nearest level, so a gray
+    pixel (R = G = B) keeps its value. A float image gives the same weighted sum unrounded.
+    """
+    if image.dim() != 3 or image.shape[0] != 3:
+        raise DataError(f"to_grayscale needs a 3xHxW image, got shape {tuple(image.shape)}")
+    if image.dtype == torch.uint8:
+        r, g, b = image.to(torch.int32).unbind(0)
+        return ((r * 19595 + g * 38470 + b * 7471 + 32768) >> 16).to(torch.uint8).unsqueeze(0)
+    r, g, b = image.float().unbind(0)
+    return ((r * 19595 + g * 38470 + b * 7471) / 65536.0).unsqueeze(0)
+
+
+def to_channels(image: torch.Tensor, channels: int) -> torch.Tensor:
+    """A compact 1- or 3-channel image with ``channels`` channels: gray repeated to RGB, or RGB to its luma."""
+    check_channels(channels)
+    if image.shape[0] == channels:
+        return image
+    if channels == 3:
+        return image.expand(3, -1, -1).contiguous()
+    return to_grayscale(image)
 
 
 def to_float(image: torch.Tensor) -> torch.Tensor:
@@ -101,7 +139,7 @@ def to_uint8(image: torch.Tensor) -> torch.Tensor:
 
 
 def write_image(image: torch.Tensor, path: str | Path, quality: int = 95) -> Path:
-    """Write a 3xHxW (or 1xHxW, or HxW) image in [0, 1] to PNG or JPEG, chosen by extension.
+    """Write a 3xHxW (or 1xHxW, or HxW: an 8-bit grayscale file) image in [0, 1] to PNG or JPEG, by extension.
 
     The file is written to a temporary name and moved into place, so a crash never leaves a
     half-written image under the final name.
@@ -201,7 +239,7 @@ def _channels_first(array: np.ndarray) -> torch.Tensor:
     return tensor.to(torch.uint16) if array.dtype == np.uint16 else tensor
 
 
-def _to_rgb(raw: torch.Tensor, path: Path) -> torch.Tensor:
+def _to_channels(raw: torch.Tensor, path: Path, wanted: int) -> torch.Tensor:
     if raw.dtype == torch.uint16:
         image = raw.to(torch.int32).float().div_(65535.0)
     elif raw.dtype == torch.uint8:
@@ -212,11 +250,9 @@ def _to_rgb(raw: torch.Tensor, path: Path) -> torch.Tensor:
     if channels in (2, 4):
         image = _composite_on_white(image[:-1], image[-1:])
         channels -= 1
-    if channels == 1:
-        image = image.expand(3, -1, -1)
-    elif channels != 3:
+    if channels not in (1, 3):
         raise DataError(f"cannot decode image {path}: {channels} channels (expected 1 to 4)")
-    return image.contiguous()
+    return to_channels(image, wanted).contiguous()
 
 
 def _composite_on_white(color: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:

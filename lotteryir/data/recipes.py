@@ -1,4 +1,4 @@
-"""Named data recipes: ``get_recipe(name, root, **paths)`` and ``available_recipes()``.
+"""Named data recipes: ``get_recipe(name, root, channels=3, **options)`` and ``available_recipes()``.
 
 'sample' is built in (skimage.data, offline); 'mirl' is the paper's all-in-one tree; 'denoise',
 'derain', 'dehaze' and 'web' are single-task recipes over folders (see folders.py).
@@ -13,15 +13,16 @@ from typing import Any
 
 from .base import Recipe, RecipeInfo
 from .errors import DataError
-from .folders import FAMILIES, FOLDER_RECIPES, FolderRecipe, expand_families
+from .folders import FOLDER_RECIPES, FolderRecipe, expand_families
 from .layouts import LAYOUTS
+from .options import FAMILIES, FOLDER_KEYS, SAMPLE_OPTIONS, check_noise
 from .sample import MIN_TEST_SIDE, SPLITS, SampleRecipe
 from .tasks import ALL_TASKS
 
 PathLike = str | Path
 
 
-def _sample(root: PathLike | None, **options: Any) -> SampleRecipe:
+def _sample(root: PathLike | None, channels: int, **options: Any) -> SampleRecipe:
     if root is not None:
         raise DataError(f"the sample recipe is built in and takes no data root (got {root})")
     unknown = sorted(set(options) - set(_SAMPLE_OPTIONS))
@@ -29,10 +30,10 @@ def _sample(root: PathLike | None, **options: Any) -> SampleRecipe:
         raise DataError(
             f"unknown option(s) for the sample recipe: {', '.join(unknown)} (accepted: {', '.join(_SAMPLE_OPTIONS)})"
         )
-    return SampleRecipe(**options)
+    return SampleRecipe(**options, channels=channels)
 
 
-_SAMPLE_OPTIONS = ("max_images", "repeat", "split", "identity", "degradations", "test_max_side")
+_SAMPLE_OPTIONS = tuple(SAMPLE_OPTIONS)
 _FOLDER_CHOICES = {"layout": ("auto", *LAYOUTS), "size_mismatch": ("error", "crop")}
 _FOLDER_FLAGS = ("cache", "skip_bad")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -43,7 +44,9 @@ def normalize_options(name: str, root: PathLike | None, options: Mapping[str, An
 
     Values may be strings (as typed on a command line). A relative folder lies under ``root`` when
     one is given, as the recipe reads it, else under the current directory; either way the result
-    means the same data from any working directory. Raises DataError naming the option at fault.
+    means the same data from any working directory. A folder option may hold several folders (a list;
+    several test folders are several test sets) or none (None or "": the recipe leaves that part out).
+    Raises DataError naming the option at fault.
     """
     out: dict[str, Any] = {}
     if name == "sample":
@@ -52,7 +55,11 @@ def normalize_options(name: str, root: PathLike | None, options: Mapping[str, An
                 raise DataError(
                     f"unknown option {key!r} for the sample recipe (accepted: {', '.join(_SAMPLE_OPTIONS)})"
                 )
-            if key == "split":
+            if isinstance(value, (list, tuple)):
+                raise DataError(f"{key} is given {len(value)} times; give it once")
+            if key == "noise":
+                out[key] = check_noise(value)
+            elif key == "split":
                 if str(value) not in SPLITS:
                     raise DataError(f"split={value!r} is not one of {', '.join(SPLITS)}")
                 out[key] = str(value)
@@ -62,10 +69,14 @@ def normalize_options(name: str, root: PathLike | None, options: Mapping[str, An
         return out
     if name not in FOLDER_RECIPES:
         raise DataError(f"unknown data recipe {name!r}; available: sample, {', '.join(FOLDER_RECIPES)}")
-    folders = [f"{f}_{kind}" for f in FAMILIES for kind in ("train", "test")]
+    folders = list(FOLDER_KEYS)
     for key, value in options.items():
         if key in folders:
-            out[key] = _absolute_folders(key, value, root)
+            out[key] = None if value is None or value == "" else _absolute_folders(key, value, root)
+        elif isinstance(value, (list, tuple)):
+            raise DataError(f"{key} is given {len(value)} times; give it once")
+        elif key == "noise":
+            out[key] = check_noise(value)
         elif key in _FOLDER_CHOICES:
             if str(value) not in _FOLDER_CHOICES[key]:
                 raise DataError(f"{key}={value!r} is not one of {', '.join(_FOLDER_CHOICES[key])}")
@@ -73,7 +84,7 @@ def normalize_options(name: str, root: PathLike | None, options: Mapping[str, An
         elif key in _FOLDER_FLAGS:
             out[key] = _flag(key, value)
         else:
-            accepted = ", ".join([*folders, *_FOLDER_CHOICES, *_FOLDER_FLAGS])
+            accepted = ", ".join([*folders, *_FOLDER_CHOICES, *_FOLDER_FLAGS, "noise"])
             raise DataError(f"unknown option {key!r} for the {name} recipe (accepted: {accepted})")
     return out
 
@@ -120,17 +131,25 @@ def recipe_tasks(name: str, options: Mapping[str, Any]) -> list[str]:
     if name not in FOLDER_RECIPES:
         raise DataError(f"unknown data recipe {name!r}; available: sample, {', '.join(FOLDER_RECIPES)}")
     spec = FOLDER_RECIPES[name]
-    given = {key.rpartition("_")[0] for key, value in options.items() if value and key.endswith(("_train", "_test"))}
-    return expand_families([f for f in FAMILIES if f in spec.train or f in spec.test or f in given])
+
+    def present(family: str, kind: str) -> bool:  # as FolderRecipe resolves it: given (None leaves out), or default
+        key = f"{family}_{kind}"
+        return bool(options[key]) if key in options else bool(getattr(spec, kind).get(family))
+
+    return expand_families([f for f in FAMILIES if present(f, "train") or present(f, "test")])
 
 
-def get_recipe(name: str, root: PathLike | None = None, **paths: Any) -> Recipe:
-    """A recipe by name: 'sample', 'mirl', 'denoise', 'derain', 'dehaze' or 'web'."""
+def get_recipe(name: str, root: PathLike | None = None, *, channels: int = 3, **paths: Any) -> Recipe:
+    """A recipe by name: 'sample', 'mirl', 'denoise', 'derain', 'dehaze' or 'web'.
+
+    ``channels`` is how its images are read: 3 (RGB) or 1 (grayscale, for a 1-channel network);
+    ``paths`` are its options (see ``options.SAMPLE_OPTIONS`` and ``options.FOLDER_OPTIONS``).
+    """
     if name == "sample":
-        return _sample(root, **paths)
+        return _sample(root, channels, **paths)
     if name not in FOLDER_RECIPES:
         raise DataError(f"unknown data recipe {name!r}; available: sample, {', '.join(FOLDER_RECIPES)}")
-    return FolderRecipe(FOLDER_RECIPES[name], root, **paths)
+    return FolderRecipe(FOLDER_RECIPES[name], root, channels=channels, **paths)
 
 
 def available_recipes() -> list[RecipeInfo]:

@@ -19,6 +19,8 @@ from torch.utils.data import Dataset
 from .base import Recipe
 from .datasets import ImageDataset
 from .errors import DataError
+from .io import check_channels
+from .options import DEFAULT_NOISE, check_noise
 from .source import ImageSource
 from .tasks import ALL_TASKS, check_tasks
 
@@ -102,6 +104,9 @@ class SampleRecipe(Recipe):
         identity: int = SAMPLE_IDENTITY,
         degradations: int = 1,
         test_max_side: int = TEST_MAX_SIDE,
+        *,
+        channels: int = 3,
+        noise: str = DEFAULT_NOISE,
     ) -> None:
         if max_images is not None and max_images < 1:
             raise DataError(f"max_images must be at least 1, got {max_images}")
@@ -110,6 +115,7 @@ class SampleRecipe(Recipe):
         if split not in SPLITS:
             raise DataError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         self.split = split
+        self.channels, self.noise = check_channels(channels), check_noise(noise)  # grayscale: the photos' luma
         self.degradations = degradations  # seeded degradations per test photograph
         # Smaller test images make a quick check (the test suite's runs) cheap: scoring is most of it.
         self.test_max_side = test_max_side
@@ -126,7 +132,7 @@ class SampleRecipe(Recipe):
     def _train_source(self, task: str, cache: dict[Any, ImageSource]) -> ImageSource:
         if "train" not in cache:
             cache["train"] = ImageSource.from_tensors(
-                [(n, load_sample_image(n, TRAIN_MAX_SIDE)) for n in self.train_names]
+                [(n, load_sample_image(n, TRAIN_MAX_SIDE)) for n in self.train_names], self.channels
             )
         return cache["train"]
 
@@ -135,9 +141,16 @@ class SampleRecipe(Recipe):
 
     def test_sets(self, tasks: list[str] | None = None) -> dict[str, Dataset]:
         selected = check_tasks(tasks if tasks is not None else self.tasks, self.tasks)
-        source = ImageSource.from_tensors([(n, load_sample_image(n, self.test_max_side)) for n in self.test_names])
+        source = ImageSource.from_tensors(
+            [(n, load_sample_image(n, self.test_max_side)) for n in self.test_names], self.channels
+        )
         dataset = "sample" if self.split == "test" else "sample-val"
-        return {f"{t}/{dataset}": ImageDataset(source, t, degradations=self.degradations) for t in selected}
+        return {
+            f"{t}/{dataset}": ImageDataset(
+                source, t, degrade_options=self.degrade_options(t), degradations=self.degradations
+            )
+            for t in selected
+        }
 
     def describe(self) -> str:
         return (

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from .errors import DataError
-from .io import load_image
+from .io import check_channels, load_image, to_channels
 from .layouts import Pair
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ class ImageSource:
     counts them in ``skipped``; otherwise they raise DataError naming the file.
     ``size_mismatch="crop"`` centre-crops a pair to its common size instead of failing: some RESIDE
     downloads (ITS, SOTS indoor) ship 640x480 clear images, with a 10-pixel white border, for
-    620x460 hazy ones.
+    620x460 hazy ones. ``channels`` is how images are read: 3 (RGB) or 1 (grayscale, see io.to_grayscale).
     """
 
     def __init__(
@@ -38,7 +38,9 @@ class ImageSource:
         skip_bad: bool = False,
         cache_limit_mb: float = DEFAULT_CACHE_LIMIT_MB,
         size_mismatch: str = "error",
+        channels: int = 3,
     ) -> None:
+        self.channels = check_channels(channels)
         if size_mismatch not in ("error", "crop"):
             raise DataError(f"size_mismatch must be 'error' or 'crop', got {size_mismatch!r}")
         self.size_mismatch = size_mismatch
@@ -65,9 +67,11 @@ class ImageSource:
         return cls([(p.name, p.input, p.target) for p in pairs], **kwargs)
 
     @classmethod
-    def from_tensors(cls, named: Sequence[tuple[str, torch.Tensor]]) -> ImageSource:
-        """A source of clean in-memory images (3xHxW uint8 or float in [0, 1])."""
+    def from_tensors(cls, named: Sequence[tuple[str, torch.Tensor]], channels: int = 3) -> ImageSource:
+        """A source of clean in-memory images (1- or 3-channel, uint8 or float in [0, 1]), read with ``channels``."""
         source = cls.__new__(cls)
+        source.channels = check_channels(channels)
+        named = [(name, to_channels(image, channels)) for name, image in named]
         source._items = [(name, None, Path(f"<memory>/{name}")) for name, _ in named]
         source.paired, source.skip_bad, source.skipped, source.size_mismatch = False, False, [], "error"
         source._memory = {path: image for (_, _, path), (_, image) in zip(source._items, named)}
@@ -112,7 +116,7 @@ class ImageSource:
     def _image(self, path: Path) -> torch.Tensor:
         if self._memory is not None:
             return self._memory[path]
-        return load_image(path)
+        return load_image(path, self.channels)
 
     def largest_short_side(self, at_least: int | None = None) -> int:
         """The largest short side (min of height, width) among the targets, in pixels.
@@ -142,7 +146,7 @@ class ImageSource:
             try:
                 for path in (item[1], item[2]):
                     if path is not None and path not in self._memory:
-                        self._memory[path] = load_image(path)
+                        self._memory[path] = load_image(path, self.channels)
                 self._load(item)
             except DataError as exc:
                 if not self.skip_bad:

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..models.channels import input_channels
 from ..pruning import atomic_write
 from .plain import plain_copy
 
@@ -91,13 +92,15 @@ def to_onnx(
     metadata_props. The model is copied: masks attached with torch.nn.utils.prune are
     made permanent in the copy, the original is untouched. Without ``overwrite`` an
     existing ``path`` is never replaced, even one created meanwhile (FileExistsError).
+    ``channels`` (C) defaults to the network's input channels (models.channels.input_channels);
+    it is written to the metadata as ``channels``.
     """
     onnx = _require("onnx")
     if indices not in ("compact", "int64"):
         raise ValueError(f"indices must be 'compact' or 'int64', got {indices!r}")
     net = plain_copy(model)
     multiple = int(getattr(model, "multiple", 1))
-    channels = channels or _in_channels(net)
+    channels = channels or input_channels(net)
     side = max(multiple, 8) * 4
     example = torch.rand(1, channels, side, side)
     buf = io.BytesIO()
@@ -122,6 +125,7 @@ def to_onnx(
     stats = sparsify_initializers(proto, indices) if sparse else _count(proto)
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
     meta.setdefault("multiple", str(multiple))
+    meta.setdefault("channels", str(channels))
     for key, value in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
@@ -133,13 +137,6 @@ def to_onnx(
 
     atomic_write(path, write, overwrite=overwrite)
     return OnnxExport(path, len(data), dense_bytes, stats[0], stats[1], stats[2], opset, meta)
-
-
-def _in_channels(net: nn.Module) -> int:
-    for m in net.modules():
-        if isinstance(m, nn.Conv2d):
-            return m.in_channels
-    raise ValueError("cannot tell the model's input channels (no Conv2d); pass channels=")
 
 
 def _index_dtype(largest: int, indices: Indices) -> np.dtype:
@@ -209,7 +206,7 @@ def compare_onnx(
 ) -> dict[str, float]:
     """Max |onnxruntime - torch| of ``model`` and its export at ``path``, per image size ("HxW")."""
     net = plain_copy(model)
-    channels = channels or _in_channels(net)
+    channels = channels or input_channels(net)
     session = onnx_session(path)
     gen = torch.Generator().manual_seed(seed)
     diffs: dict[str, float] = {}

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from torch import nn
 
+from ..models.channels import input_channels
 from ..pruning import atomic_write_text
 from .onnx_export import OnnxExport, to_onnx
 
@@ -59,7 +60,8 @@ def build_site(
     so the site needs nothing from outside; otherwise the page loads ``runtime_url``.
     Images larger than ``tile`` are restored in tiles overlapping by ``overlap`` pixels.
     Without ``overwrite`` no existing file of the site is replaced, even one written meanwhile
-    by another process (FileExistsError naming it).
+    by another process (FileExistsError naming it). A 1-channel network gets the picked image as its
+    BT.601 luma (as lotteryir reads it) and shows its output as gray; ``config.json`` says ``channels``.
     """
     multiple = int(getattr(model, "multiple", 1))
     if tile < max(multiple, 8) or not 0 <= overlap < tile:
@@ -68,10 +70,12 @@ def build_site(
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"{out} exists and is not a directory")
     sources = _runtime_sources(Path(runtime_dir)) if runtime_dir is not None else []
+    channels = input_channels(model)
     out.mkdir(parents=True, exist_ok=True)
     export = to_onnx(
         model,
         out / MODEL_FILE,
+        channels=channels,
         metadata={"lotteryir_model": name, "density": f"{density:.6f}"},
         overwrite=overwrite,
     )
@@ -93,6 +97,7 @@ def build_site(
         "model_bytes": export.bytes,
         "dense_bytes": export.dense_bytes,
         "multiple": multiple,
+        "channels": channels,
         "tile": tile,
         "overlap": overlap,
     }

@@ -46,6 +46,8 @@ class SetScore:
     images: list[ImageScore] = field(default_factory=list)
     input_psnr: float | None = None  # the degraded inputs' own scores, same images, same metric
     input_ssim: float | None = None
+    # How the set's inputs were made, from its dataset's ``protocol`` (e.g. synthetic noise: uint8 or float).
+    protocol: dict[str, Any] = field(default_factory=dict)
 
     @property
     def gain(self) -> float | None:
@@ -60,12 +62,26 @@ class EvalResult:
     sets: dict[str, SetScore]
     y_channel: bool = False
     tile: int | None = None
+    crop_border: int = 0
+    channels: int | None = None  # of the images scored (1: grayscale, 3: RGB)
+
+    def protocol(self) -> dict[str, Any]:
+        """How the scores were made, as every results row records it: the metric's choices and each set's inputs."""
+        return {
+            "channels": self.channels,
+            "y_channel": self.y_channel,
+            "crop_border": self.crop_border,
+            "clip": "[0, 1]",  # restored (and degraded) images are clipped before scoring, as PromptIR does
+            "sets": {label: dict(s.protocol) for label, s in self.sets.items()},
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable data."""
         return {
             "y_channel": self.y_channel,
             "tile": self.tile,
+            "crop_border": self.crop_border,
+            "channels": self.channels,
             "sets": {label: asdict(s) for label, s in self.sets.items()},
         }
 
@@ -76,7 +92,13 @@ class EvalResult:
         for label, s in data["sets"].items():
             images = [ImageScore(**i) for i in s["images"]]
             sets[label] = SetScore(**{**s, "images": images})
-        return cls(sets=sets, y_channel=data.get("y_channel", False), tile=data.get("tile"))
+        return cls(
+            sets=sets,
+            y_channel=data.get("y_channel", False),
+            tile=data.get("tile"),
+            crop_border=data.get("crop_border", 0),
+            channels=data.get("channels"),
+        )
 
     def summary(self) -> dict[str, dict[str, float]]:
         """Label -> {"psnr", "ssim", "input_psnr", "input_ssim"} means, the table a report shows."""
@@ -93,6 +115,7 @@ def evaluate(
     test_sets: Mapping[str, Dataset] | Any,
     *,
     y_channel: bool = False,
+    crop_border: int = 0,
     tile: int | None = None,
     overlap: int = 32,
     save_dir: str | Path | None = None,
@@ -104,7 +127,8 @@ def evaluate(
     Each item is restored whole (padded, or tiled with ``tile``), clipped to
     [0, 1] as the PromptIR evaluation does, and scored with :func:`psnr` and
     :func:`ssim`; its degraded input, clipped the same way, is scored beside it
-    (``input_psnr``/``input_ssim``), so every result carries its reference. Items are loaded under a
+    (``input_psnr``/``input_ssim``), so every result carries its reference. ``crop_border`` pixels are cut
+    from each side before scoring; ``y_channel`` scores BT.601 luma (RGB images only). Items are loaded under a
     torch RNG seeded from (label, index), so even a dataset that draws its degradation from the global RNG
     gives the same inputs on every call; the caller's RNG state is untouched.
     With ``save_dir``, restored images go to ``save_dir/<label>/<name>.png``.
@@ -116,21 +140,28 @@ def evaluate(
     device = pick_device(device)
     model.to(device)
     results: dict[str, SetScore] = {}
+    channels: int | None = None
     for label, dataset in sets_in.items():
         task, _, name = label.partition("/")
         scores: list[ImageScore] = []
         count = len(dataset)  # type: ignore[arg-type]
         for index in range(count):
             item = _load(dataset, label, index)
+            channels = int(item["input"].shape[-3])
+            if y_channel and channels != 3:
+                raise ValueError(
+                    f"{label}: y_channel scores the luma of RGB images, but these have {channels} channel(s); "
+                    "a grayscale image is scored as it is (leave y_channel out)"
+                )
             restored = restore_image(model, item["input"], tile=tile, overlap=overlap).clamp_(0.0, 1.0)
             target = item["target"].to(restored.device)
             degraded = item["input"].to(device=restored.device, dtype=restored.dtype).clamp(0.0, 1.0)
             score = ImageScore(
                 name=str(item.get("name", index)),
-                psnr=float(psnr(restored, target, y_channel=y_channel)[0]),
-                ssim=float(ssim(restored, target, y_channel=y_channel)[0]),
-                input_psnr=float(psnr(degraded, target, y_channel=y_channel)[0]),
-                input_ssim=float(ssim(degraded, target, y_channel=y_channel)[0]),
+                psnr=float(psnr(restored, target, y_channel=y_channel, crop_border=crop_border)[0]),
+                ssim=float(ssim(restored, target, y_channel=y_channel, crop_border=crop_border)[0]),
+                input_psnr=float(psnr(degraded, target, y_channel=y_channel, crop_border=crop_border)[0]),
+                input_ssim=float(ssim(degraded, target, y_channel=y_channel, crop_border=crop_border)[0]),
             )
             scores.append(score)
             if save_dir is not None:
@@ -147,9 +178,10 @@ def evaluate(
             images=scores,
             input_psnr=_mean([s.input_psnr for s in scores if s.input_psnr is not None]),
             input_ssim=_mean([s.input_ssim for s in scores if s.input_ssim is not None]),
+            protocol=dict(getattr(dataset, "protocol", {}) or {}),
         )
         log.info("%s: PSNR %.2f dB, SSIM %.4f over %d images", label, results[label].psnr, results[label].ssim, count)
-    return EvalResult(sets=results, y_channel=y_channel, tile=tile)
+    return EvalResult(sets=results, y_channel=y_channel, tile=tile, crop_border=crop_border, channels=channels)
 
 
 def _load(dataset: Dataset, label: str, index: int) -> Mapping[str, Any]:

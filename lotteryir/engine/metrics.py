@@ -30,14 +30,20 @@ def rgb_to_y(image: torch.Tensor) -> torch.Tensor:
 
 
 def psnr(
-    restored: torch.Tensor, clean: torch.Tensor, *, data_range: float = 1.0, y_channel: bool = False
+    restored: torch.Tensor,
+    clean: torch.Tensor,
+    *,
+    data_range: float = 1.0,
+    y_channel: bool = False,
+    crop_border: int = 0,
 ) -> torch.Tensor:
     """Peak signal-to-noise ratio in dB per image (shape N), as ``skimage.metrics.peak_signal_noise_ratio``.
 
     Computed in float64 over all channels and pixels of each image; identical
-    images give ``inf``.
+    images give ``inf``. ``crop_border`` pixels are cut from each side first (KAIR's
+    ``border``, BasicSR's ``crop_border``).
     """
-    x, y = _prepare(restored, clean, y_channel)
+    x, y = _prepare(restored, clean, y_channel, crop_border)
     mse = (x - y).pow(2).flatten(1).mean(dim=1)
     return 10.0 * torch.log10(data_range**2 / mse)
 
@@ -48,6 +54,7 @@ def ssim(
     *,
     data_range: float = 1.0,
     y_channel: bool = False,
+    crop_border: int = 0,
     gaussian_weights: bool = False,
     sigma: float = 1.5,
     win_size: int | None = None,
@@ -63,9 +70,9 @@ def ssim(
     sigma 1.5, truncate 3.5); add ``use_sample_covariance=False`` for Wang et
     al. (2004). Like skimage, the map is averaged only where the window lies
     fully inside the image, so border handling never enters the value; the
-    per-channel means are then averaged.
+    per-channel means are then averaged. ``crop_border`` as in :func:`psnr`.
     """
-    x, y = _prepare(restored, clean, y_channel)
+    x, y = _prepare(restored, clean, y_channel, crop_border)
     if win_size is None:
         # skimage: the Gaussian filter is truncated at 3.5 sigma, radius rounded as ndimage does.
         win_size = 2 * int(3.5 * sigma + 0.5) + 1 if gaussian_weights else 7
@@ -109,11 +116,19 @@ def _as_batch(t: torch.Tensor, name: str) -> torch.Tensor:
     return t
 
 
-def _prepare(restored: torch.Tensor, clean: torch.Tensor, y_channel: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _prepare(
+    restored: torch.Tensor, clean: torch.Tensor, y_channel: bool, crop_border: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     restored = _as_batch(restored, "restored")
     clean = _as_batch(clean, "clean")
     if restored.shape != clean.shape:
         raise ValueError(f"restored and clean differ in shape: {tuple(restored.shape)} vs {tuple(clean.shape)}")
+    if crop_border:
+        h, w = restored.shape[-2:]
+        if crop_border < 0 or 2 * crop_border >= min(h, w):
+            raise ValueError(f"crop_border must be >= 0 and leave pixels of a {h}x{w} image; got {crop_border}")
+        restored = restored[..., crop_border : h - crop_border, crop_border : w - crop_border]
+        clean = clean[..., crop_border : h - crop_border, crop_border : w - crop_border]
     # float64 throughout: skimage accumulates in float64, and agreement to 1e-12 needs it.
     x = restored.detach().to(torch.float64)
     y = clean.detach().to(device=x.device, dtype=torch.float64)

@@ -16,11 +16,13 @@ import torch
 from torch.utils.data import Dataset
 
 from ..checkpoints import load_weights_file
+from ..data.options import CHANNELS
 from ..engine import RestorationTrainer, TrainConfig, TrainProgress, evaluate
 from ..engine import distributed as ddp
 from ..engine.batchnorm import gradient_probe, recalibrate_batchnorm, training_batches
 from ..engine.threads import ThreadChoice, apply_threads
 from ..models import CheckpointError, apply_init, build_model
+from ..models.channels import image_channels
 from ..models.init import identity_layer_rates
 from ..pruning import IterativeMagnitudePruner, Rewind, RoundContext
 from .config import open_recipe
@@ -77,7 +79,8 @@ class BuiltRun:
             c = self.config
             pairs = training_batches(self.train_set, c.bn_recalibrate, c.batch_size, c.seed + 4099, self.device)
             recalibrate_batchnorm(model, (inputs for inputs, _ in pairs))
-        summary = evaluate(model, self.test_sets, device=self.device, tile=self.config.eval_tile).summary()
+        result = evaluate(model, self.test_sets, device=self.device, tile=self.config.eval_tile)
+        summary = result.summary()
         psnr, ssim = mean_scores(summary)
         input_psnr, input_ssim = mean_scores(summary, of="input")
         return {
@@ -86,6 +89,7 @@ class BuiltRun:
             "mean_ssim": ssim,
             "mean_input_psnr": input_psnr,
             "mean_input_ssim": input_ssim,
+            "protocol": result.protocol(),  # how the inputs were made and scored (noise protocol, crop, Y)
         }
 
     def train_and_evaluate(self, model: torch.nn.Module, ctx: RoundContext) -> dict[str, Any]:
@@ -147,14 +151,14 @@ def build_run(
     """Build the data, network, trainer and pruner of a resolved ``config`` (``RunConfig(...).resolved()``).
 
     ``closure`` is what the pruner calls each round (default :meth:`BuiltRun.train_and_evaluate`).
-    Problems a user can fix (missing data, a patch larger than every image, a network whose
-    channels do not fit the recipe's images) raise before any training, naming the option.
+    The recipe's folders are checked first; then the network is built (and given its --from weights),
+    and its input channels decide how the recipe reads images (1: grayscale, 3: RGB). Problems a user
+    can fix (missing data, a patch larger than every image, a network taking another channel count)
+    raise before any training, naming the option.
     """
     c = config
-    recipe = open_recipe(c.recipe, c.data, c.data_paths)
     tasks = list(c.tasks)
-    train_set = recipe.train_dataset(patch_size=c.patch_size, seed=c.seed, tasks=tasks)
-    test_sets = recipe.test_sets(tasks=tasks)
+    recipe = open_recipe(c.recipe, c.data, c.data_paths, tasks=tasks)  # its folders first: no network is built yet
     device = ddp.init_from_env(c.device)
     threads = ThreadChoice(c.threads, c.threads_reason)
     if device.type == "cpu":
@@ -166,6 +170,11 @@ def build_run(
             load_weights_file(model, c.from_weights)
         except CheckpointError as e:
             raise RunError(f"--from {c.from_weights}: {e}") from e
+    # The network's input channels decide how images are read (1: grayscale, 3: RGB), before any is.
+    channels = image_channels(model, CHANNELS, f"--model {c.model}")
+    recipe = recipe.reading(channels)
+    train_set = recipe.train_dataset(patch_size=c.patch_size, seed=c.seed, tasks=tasks)
+    test_sets = recipe.test_sets(tasks=tasks)
     model = model.to(device)
     check_patch_size(train_set, c.patch_size)  # first: the channel probe runs on a patch of this size
     check_channels(model, test_sets, c, device)
@@ -196,7 +205,7 @@ def build_run(
         c.method_options,
         c.shuffle_within_layers,
         train_set=train_set,
-        channels=int(next(iter(test_sets.values()))[0]["input"].shape[0]),
+        channels=channels,
         patch_size=c.patch_size,
         batch_size=c.batch_size,
         loss=c.loss,
@@ -227,7 +236,8 @@ def check_channels(
 ) -> None:
     """One forward pass on a patch of the recipe's images: a network that cannot take them is named here.
 
-    Without it the first sign would be a raw torch message from deep inside the training.
+    Without it the first sign would be a raw torch message from deep inside the training. (The channel
+    count itself was read from the network before the recipe was opened, see ``image_channels``.)
     """
     channels = int(next(iter(test_sets.values()))[0]["input"].shape[0])
     size = config.patch_size
@@ -247,7 +257,7 @@ def check_channels(
         if first and isinstance(first[0], torch.nn.Conv2d) and first[0].in_channels != channels:
             raise RunError(
                 f"{name} takes {first[0].in_channels}-channel images but recipe {config.recipe!r} gives "
-                f"{channels}-channel (RGB) images; give the network {channels} input channels"
+                f"{channels}-channel images (its in_channels attribute says {channels}); make them agree"
             ) from e
         raise RunError(f"{name} fails on a {channels}x{size}x{size} patch of recipe {config.recipe!r}: {e}") from e
     finally:

@@ -15,8 +15,9 @@ from typing import Any
 
 import torch
 
-from ..data import DataError, Recipe, available_recipes, get_recipe
-from ..data.recipes import normalize_options, recipe_tasks
+from ..data import DataError, available_recipes
+from ..data.options import DEFAULT_NOISE
+from ..data.recipes import recipe_tasks
 from ..data.tasks import check_tasks
 from ..engine.losses import LOSSES
 from ..engine.threads import auto_threads, machine_threads
@@ -44,6 +45,7 @@ from .defaults import (  # noqa: F401
     SHIPPED_MODELS,
 )
 from .methods import check_method, method_settings
+from .recipes import open_recipe, recipe_options  # noqa: F401 - re-exported: callers import them from here
 from .resolved import GIVEN_THREADS, ResolvedRunConfig, RoundLength
 
 PAPER_PRESET: dict[str, Any] = {
@@ -193,6 +195,9 @@ def _resolve(c: RunConfig, saved: bool) -> ResolvedRunConfig:
     if c.recipe not in recipes:
         raise ValueError(f"--recipe: unknown data recipe {c.recipe!r}; available: {', '.join(recipes)}")
     data_paths = recipe_options(c.recipe, data, c.data_paths)
+    tasks = _tasks(c.recipe, data_paths, c.tasks)
+    if any(t.startswith("denoise_") for t in tasks):  # the noise protocol is recorded, the default included
+        data_paths.setdefault("noise", DEFAULT_NOISE)
     rewind = _rewind(c, start)
     if c.scope not in ("global", "layerwise", "random"):
         raise ValueError(f"--scope must be global, layerwise or random, got {c.scope!r}")
@@ -221,7 +226,7 @@ def _resolve(c: RunConfig, saved: bool) -> ResolvedRunConfig:
         recipe=c.recipe,
         data=data,
         data_paths=data_paths,
-        tasks=_tasks(c.recipe, data_paths, c.tasks),
+        tasks=tasks,
         rounds=rounds,
         target_density=c.target_density,
         rate=c.rate,
@@ -377,24 +382,3 @@ def _threads(threads: int | str | None, saved: bool) -> tuple[int, str]:
     if type(threads) is not int or threads < 1:
         raise ValueError(f"--threads must be 'auto' or a positive integer, got {threads!r}")
     return threads, "kept from the run's start, so resuming is bit-identical" if saved else GIVEN_THREADS
-
-
-def recipe_options(recipe: str, data: str | None, paths: Mapping[str, Any]) -> dict[str, Any]:
-    """A recipe's --data-path options checked and typed (folders made absolute); errors name --data-path."""
-    try:
-        return normalize_options(recipe, data, paths)
-    except DataError as e:
-        raise ValueError(f"--data-path: {e}") from e
-
-
-def open_recipe(recipe: str, data: str | None, paths: Mapping[str, Any]) -> Recipe:
-    """The recipe a run trains on or a command evaluates on, its options checked and its folders found.
-
-    Raises DataError naming the first missing folders, before any image is read.
-    """
-    opened = get_recipe(recipe, root=data, **recipe_options(recipe, data, paths))
-    problems = opened.check()
-    if problems:
-        more = f"; ... ({len(problems) - 3} more)" if len(problems) > 3 else ""
-        raise DataError(f"recipe {recipe!r} cannot run on {data}: " + "; ".join(problems[:3]) + more)
-    return opened

@@ -147,6 +147,8 @@ def history_entry(record: RoundRecord) -> dict[str, Any]:
         },
         # What the method did in the round (early-bird's stop step, gmp's schedule); absent for imp.
         **({"method": m["method"]} if "method" in m else {}),
+        # How the scores were made (noise protocol, channels, crop, Y channel); absent in older runs.
+        **({"protocol": m["protocol"]} if "protocol" in m else {}),
     }
     entry["cost"] = round_cost(entry)
     return entry

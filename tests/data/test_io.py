@@ -17,7 +17,7 @@ from PIL import Image
 
 from lotteryir.data import DataError, read_image, write_image
 from lotteryir.data.degrade import jpeg_compress
-from lotteryir.data.io import _to_rgb, decode_image, encode_image, load_image, quiet_codec_warnings
+from lotteryir.data.io import _to_channels, decode_image, encode_image, load_image, quiet_codec_warnings
 
 
 def _rgb(h: int = 12, w: int = 16, seed: int = 0) -> np.ndarray:
@@ -139,7 +139,7 @@ def _torchvision_reader(data: bytes, name: str) -> torch.Tensor:
         image = decode_image(
             torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode, apply_exif_orientation=True
         )
-    return _to_rgb(image[0] if image.dim() == 4 else image, Path(name))
+    return _to_channels(image[0] if image.dim() == 4 else image, Path(name), 3)
 
 
 _MODES = {

@@ -129,8 +129,16 @@ def test_wrong_or_missing_root(tmp_path):
         get_recipe("mirl", tmp_path / "nope")
     problems = get_recipe("mirl", tmp_path).check()  # an empty root: every folder is named
     assert any("train/denoise/WED" in p for p in problems) and any("test/dehaze/SOTS" in p for p in problems)
+    # Without a root the default folders cannot be found: check() names each with the remedy.
+    assert get_recipe("mirl").check() == [
+        "the mirl recipe's folders lie under a data root: give --data ROOT (layout: `lotteryir recipes`), "
+        "or name each with --data-path KEY=FOLDER"
+    ]
+    some = get_recipe("mirl", denoise_test=str(tmp_path)).check(["denoise_25"])
+    assert any(p.startswith("denoise_train: its default (train/denoise/WED") and "--data ROOT" in p for p in some)
+    assert get_recipe("mirl", denoise_test=str(tmp_path)).check(["denoise_25"], train=False)[0].startswith("no images")
     with pytest.raises(DataError, match="needs a data root"):
-        get_recipe("mirl")
+        get_recipe("mirl", denoise_test="relative/BSD68")  # a folder given relative, with nothing to lie under
     with pytest.raises(DataError, match="unknown data recipe"):
         get_recipe("imagenet")
     with pytest.raises(DataError, match="unknown option"):

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from lotteryir import save_ticket
 from lotteryir.cli import main
@@ -128,3 +129,58 @@ def test_page_restores_like_lotteryir_restore(browser_ready, tmp_path, capsys):
         assert np.abs(got - expected).max() <= 1, case  # within 1/255 of lotteryir restore
         assert np.abs(got - noisy).max() > 5  # and it did restore something
         assert Path(job["screenshot"]).stat().st_size > 10_000
+
+
+class _GrayNet(torch.nn.Module):
+    """A 1-channel restorer (a residual 3x3 conv pair), as a grayscale denoiser is built."""
+
+    multiple = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = torch.nn.Conv2d(1, 6, 3, padding=1)
+        self.b = torch.nn.Conv2d(6, 1, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.b(torch.relu(self.a(x)))
+
+
+def test_page_restores_a_colour_photo_as_gray_for_a_one_channel_network(browser_ready, tmp_path, capsys):
+    """The page reads the photo's BT.601 luma, as `lotteryir restore` does, and shows the result as gray."""
+    from skimage import data
+
+    from lotteryir.deploy import build_site
+    from lotteryir.engine import restore_image
+
+    torch.manual_seed(0)
+    net = _GrayNet().eval()
+    photo = data.astronaut()[100:140, 180:236].copy()  # colour: the page must convert it
+    image = tmp_path / "photo.png"
+    Image.fromarray(photo).save(image)
+    build_site(net, tmp_path / "site", name="gray/net", density=1.0, runtime_dir=RUNTIME)
+    server, url = _serve(tmp_path / "site")
+    job = {"url": url, "image": str(image), "out": str(tmp_path / "page.json"), "screenshot": str(tmp_path / "s.png")}
+    (tmp_path / "jobs.json").write_text(json.dumps([job]))
+    capsys.readouterr()
+    try:
+        run = subprocess.run(
+            ["node", str(WEB / "browser_check.mjs"), str(tmp_path / "jobs.json")],
+            cwd=WEB,
+            env={**os.environ, "LOTTERYIR_CHROMIUM": browser_ready},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert run.returncode == 0, run.stderr[-3000:]
+    page = json.loads((tmp_path / "page.json").read_text())
+    assert page["state"] == "done", (page["status"], page["messages"])
+    assert "grayscale" in page["model"]
+    got = np.array(page["rgba"], dtype=np.uint8).reshape(page["height"], page["width"], 4)[..., :3].astype(int)
+    assert (got[..., 0] == got[..., 1]).all() and (got[..., 1] == got[..., 2]).all()  # shown as gray
+    with torch.no_grad():
+        expected = restore_image(net, read_image(image, channels=1)).clamp(0, 1)
+    expected = (expected[0] * 255).round().numpy().astype(int)
+    assert np.abs(got[..., 0] - expected).max() <= 1  # within 1/255 of lotteryir's grayscale reading

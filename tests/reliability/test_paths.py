@@ -59,7 +59,11 @@ def test_relative_data_means_the_same_data_from_anywhere(tmp_path, monkeypatch, 
     assert f"recipe denoise at {root}" in first
     config = read_config(here / "run")
     assert config.data == str(root)
-    assert config.data_paths == {"denoise_train": str(root / "train"), "denoise_test": str(root / "test")}
+    assert config.data_paths == {
+        "denoise_train": str(root / "train"),
+        "denoise_test": str(root / "test"),
+        "noise": "uint8",  # the noise protocol is recorded, the default included
+    }
     monkeypatch.chdir(elsewhere)
     assert main(["evaluate", str(here / "run"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["sets"] == read_history(here / "run")[0]["eval"]
@@ -75,10 +79,15 @@ def test_recipe_options_are_stored_typed_and_absolute(tmp_path, monkeypatch):
     ).resolved()
     home = str(tmp_path.home())
     assert c.data == f"{home}/x"
-    assert c.data_paths == {"derain_train": "/abs/rain", "dehaze_test": f"{home}/x/rel/haze", "skip_bad": True}
+    assert c.data_paths == {
+        "derain_train": "/abs/rain",
+        "dehaze_test": f"{home}/x/rel/haze",
+        "skip_bad": True,
+        "noise": "uint8",  # mirl's denoising tasks take part
+    }
     # What config.json stores reads back equal (resumes compare resolved configurations).
     assert resolved_from_dict(c.to_dict()) == c
     sample = RunConfig(rounds=1, data_paths={"max_images": "3"}).resolved()
-    assert sample.data_paths == {"max_images": 3}
+    assert sample.data_paths == {"max_images": 3, "noise": "uint8"}
     with pytest.raises(ValueError, match="--data-path: skip_bad must be true or false"):
         RunConfig(recipe="mirl", data="/d", rounds=1, data_paths={"skip_bad": "maybe"}).resolved()

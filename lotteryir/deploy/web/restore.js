@@ -2,11 +2,14 @@
 // config.json (written by `lotteryir web`) names the model, the runtime's URL and the tiling.
 // Large images go through the network in overlapping tiles blended with raised-cosine ramps,
 // the same scheme as `lotteryir restore --tile T --overlap O`, so memory depends on the tile only.
+// A 1-channel (grayscale) network gets the image's BT.601 luma, as lotteryir reads it, and its
+// output is shown and saved as gray (R = G = B).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 let config = null;
 let session = null;
+let channels = 3;
 
 function setStatus(text, kind = "info") {
   $("status").textContent = text;
@@ -29,7 +32,9 @@ async function start() {
   const response = await fetch("config.json");
   if (!response.ok) throw new Error(`config.json: HTTP ${response.status}`);
   config = await response.json();
-  $("model").textContent = `${config.name} (${config.params.toLocaleString()} weights, density ` +
+  channels = config.channels || 3;
+  $("model").textContent = `${config.name} (${channels === 1 ? "grayscale, " : ""}` +
+    `${config.params.toLocaleString()} weights, density ` +
     `${config.density.toFixed(3)}): ${config.model} is ${megabytes(config.model_bytes)}, ` +
     `${megabytes(config.dense_bytes)} stored densely.`;
   const base = new URL(config.runtime.endsWith("/") ? config.runtime : config.runtime + "/", location.href).href;
@@ -92,16 +97,23 @@ function axisWeights(starts, length, size) {
   return ramps.map((r, i) => r.map((v, k) => v / total[starts[i] + k]));
 }
 
+// ITU-R BT.601 luma rounded to 8 bits, with Pillow's integer weights (lotteryir's grayscale reader).
+const luma = (r, g, b) => (r * 19595 + g * 38470 + b * 7471 + 32768) >>> 16;
+
 async function runTile(image, x0, y0, tw, th) {
   const { width, data } = image;
-  const input = new Float32Array(3 * th * tw);
+  const input = new Float32Array(channels * th * tw);
   for (let y = 0; y < th; y++) {
     for (let x = 0; x < tw; x++) {
       const src = 4 * ((y0 + y) * width + x0 + x);
-      for (let c = 0; c < 3; c++) input[c * th * tw + y * tw + x] = data[src + c] / 255;
+      if (channels === 1) {
+        input[y * tw + x] = luma(data[src], data[src + 1], data[src + 2]) / 255;
+      } else {
+        for (let c = 0; c < 3; c++) input[c * th * tw + y * tw + x] = data[src + c] / 255;
+      }
     }
   }
-  const feeds = { image: new ort.Tensor("float32", input, [1, 3, th, tw]) };
+  const feeds = { image: new ort.Tensor("float32", input, [1, channels, th, tw]) };
   const result = await session.run(feeds);
   return result.restored.data;
 }
@@ -114,14 +126,14 @@ async function restore(image) {
   const th = Math.min(tile, height), tw = Math.min(tile, width);
   const ys = tileStarts(height, th, config.overlap), xs = tileStarts(width, tw, config.overlap);
   const rowWeights = axisWeights(ys, th, height), colWeights = axisWeights(xs, tw, width);
-  const out = new Float32Array(3 * width * height);
+  const out = new Float32Array(channels * width * height);
   const tiles = ys.length * xs.length;
   let done = 0;
   for (let i = 0; i < ys.length; i++) {
     for (let j = 0; j < xs.length; j++) {
       setStatus(tiles > 1 ? `Restoring tile ${done + 1} of ${tiles}…` : "Restoring…");
       const patch = await runTile(image, xs[j], ys[i], tw, th);
-      for (let c = 0; c < 3; c++) {
+      for (let c = 0; c < channels; c++) {
         for (let y = 0; y < th; y++) {
           const wy = rowWeights[i][y];
           for (let x = 0; x < tw; x++) {
@@ -143,7 +155,8 @@ function show(out, width, height) {
   const pixels = ctx.createImageData(width, height);
   for (let p = 0; p < width * height; p++) {
     for (let c = 0; c < 3; c++) {
-      pixels.data[4 * p + c] = Math.round(Math.min(1, Math.max(0, out[c * width * height + p])) * 255);
+      const plane = channels === 1 ? 0 : c;  // gray: the one plane in R, G and B
+      pixels.data[4 * p + c] = Math.round(Math.min(1, Math.max(0, out[plane * width * height + p])) * 255);
     }
     pixels.data[4 * p + 3] = 255;
   }
