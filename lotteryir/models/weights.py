@@ -26,6 +26,8 @@ from torch import nn
 from .registry import build_model, model_names, signature, sizes
 
 LIGHTNING_PREFIX = "net."
+WRAPPER_PREFIX = "module."  # (Distributed)DataParallel's
+COUNTER = "num_batches_tracked"  # BatchNorm's step counter, absent from files saved before PyTorch 0.4.1
 _SHOWN = 5  # offending keys named in an error message
 
 
@@ -94,6 +96,20 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], s
         ) from e
     state_dict, fmt = _unwrap(obj, path)
     return _fold_pruning_reparam(state_dict), fmt
+
+
+def _unwrapped(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+    """``state_dict`` without the "module." of (Distributed)DataParallel when that is what keeps it from the model.
+
+    Only then: a network may well have a child named ``module``.
+    """
+    expected = model.state_dict()
+    if not state_dict or all(k in expected for k in state_dict):
+        return state_dict
+    if not all(k.startswith(WRAPPER_PREFIX) for k in state_dict):
+        return state_dict
+    stripped = {k[len(WRAPPER_PREFIX) :]: v for k, v in state_dict.items()}
+    return stripped if all(k in expected for k in stripped) else state_dict
 
 
 def _unpickler_reason(e: Exception) -> str:
@@ -193,8 +209,12 @@ def load_weights(
     registered model/size the weights probably belong to. `model_name`/`size` and
     `source` (usually the file) only make the message precise.
     """
+    state_dict = _unwrapped(model, state_dict)
     check_weights(model, state_dict, model_name=model_name, size=size, source=source)
-    model.load_state_dict(state_dict, strict=True)
+    # BatchNorm counters a file predates keep the model's own value (they only matter with momentum None).
+    own = model.state_dict()
+    filled = {**{k: own[k] for k in own if k.endswith(COUNTER) and k not in state_dict}, **state_dict}
+    model.load_state_dict(filled, strict=True)
 
 
 def check_weights(
@@ -210,7 +230,8 @@ def check_weights(
     Only shapes are read, so meta tensors work: a file can be checked before its data is loaded.
     """
     expected = model.state_dict()
-    missing = [k for k in expected if k not in state_dict]
+    state_dict = _unwrapped(model, state_dict)
+    missing = [k for k in expected if k not in state_dict and not k.endswith(COUNTER)]
     unexpected = [k for k in state_dict if k not in expected]
     wrong = [
         f"{k} (file {tuple(state_dict[k].shape)}, model {tuple(expected[k].shape)})"
