@@ -94,7 +94,7 @@ class PretrainedTickets(Benchmark):
         p.add_argument("--test", action="append", default=[], help="NAME=FOLDER of clean test images, repeatable")
         p.add_argument("--published", default=PUBLISHED, help=f"NAME=dB of the published figures ({PUBLISHED})")
         p.add_argument("--sigma", type=int, default=25, choices=(15, 25, 50))
-        p.add_argument("--steps", type=int, default=300, help="optimizer steps per fine-tuning (default 300)")
+        p.add_argument("--steps", type=int, default=500, help="optimizer steps per fine-tuning (default 500)")
         p.add_argument("--batch", type=int, default=8)
         p.add_argument("--patch", type=int, default=40)
         p.add_argument("--lr", type=float, default=1e-4)
