@@ -6,7 +6,8 @@ is in the repository: the benchmark takes the paths of the weights, the training
 the test folders, and records their SHA-256 and where they came from (docs/pretrained.md says where to
 get them). Every unit is a `lotteryir prune --from WEIGHTS` run (a `PruningRun` with ``from_weights``):
 
-- dense: the given weights on every test set, beside the published figure and the noisy input;
+- dense: the given weights on every test set, beside the published figure and the noisy input; and
+  under the uint8 noise protocol (PromptIR's: clipped and truncated to 8 bits), to show what it moves;
 - validation: magnitude pruning without retraining (`--steps 0 --bn-recalibrate`), global against
   layerwise scope, scored on images held out of the training folder; the scope every later unit
   uses is chosen there, never on a test image;
@@ -143,7 +144,8 @@ class PretrainedTickets(Benchmark):
 
     def settings(self, a: argparse.Namespace, route: str, d: str, tests: dict[str, str], scope: str = "global") -> Any:
         """The `lotteryir prune --from` configuration of one unit."""
-        data = {"denoise_train": [str(self.split["train"])], "denoise_test": tests, "noise": "float"}
+        noise = "uint8" if route == "dense-uint8" else "float"
+        data = {"denoise_train": [str(self.split["train"])], "denoise_test": tests, "noise": noise}
         c: dict[str, Any] = {"model": a.model, "recipe": "denoise", "data_paths": data, "tasks": [f"denoise_{a.sigma}"]}
         c.update(batch_size=a.batch, patch_size=a.patch, lr=a.lr, loss=a.loss, seed=a.seed0, scope=scope)
         c.update(from_weights=str(a.weights), device=a.device, threads=a.threads, steps=a.steps, rounds=0)
@@ -162,8 +164,9 @@ class PretrainedTickets(Benchmark):
         done, out = report["results"], []
         sizes = {label: r["pixels"] for label, r in self.material["test"].items()}
         evals = sum(sizes.values()) / next(iter(sizes.values()))  # every set, in units of the first
-        if "dense" not in done:
-            out.append(Unit(("dense",), "dense", evals=evals, call=self.call(a, ("dense",), "dense", "1", a.tests)))
+        for dense in ("dense", "dense-uint8"):  # the published protocol, and PromptIR's (clipped, 8-bit) beside it
+            if dense not in done:
+                out.append(Unit((dense,), "dense", evals=evals, call=self.call(a, (dense,), dense, "1", a.tests)))
         validation = {"validation": str(self.split["val"])}
         for scope in SCOPES:
             for d in DENSITIES:

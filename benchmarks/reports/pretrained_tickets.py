@@ -82,6 +82,12 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
         out["input"] = {_short(k): v for k, v in r0["input_psnr"].items()}
         out["dense"] = dense
         out["dense_minus_published"] = {k: dense[k] - published[k] for k in dense if k in published}
+    if "dense-uint8" in res:
+        r0 = res["dense-uint8"]["rounds"][0]
+        out["dense_uint8"] = {_short(k): v for k, v in r0["psnr"].items()}
+        out["input_uint8"] = {_short(k): v for k, v in r0["input_psnr"].items()}
+        if "dense" in out:
+            out["float_minus_uint8"] = {k: out["dense"][k] - v for k, v in out["dense_uint8"].items()}
     if has(res, ("validation",)) and all(has(res, ("validation", s)) for s in ("global", "layerwise")):
         val = res["validation"]
         out["scope"] = {s: {d: _last(val[s][d]) for d in val[s]} for s in val}
@@ -89,7 +95,7 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
             out["scope"]["chosen"] = chosen_scope(report)
     tickets: dict[str, Any] = {}
     for route, cells in res.items():
-        if route in ("dense", "validation", "final"):
+        if route in ("dense", "dense-uint8", "validation", "final"):
             continue
         for d, cell in cells.items():
             last = cell["rounds"][-1]
@@ -131,6 +137,11 @@ def markdown(report: dict[str, Any], a: argparse.Namespace) -> str:
     if "dense" in s:
         rows.append(["dense, through lotteryir", *(f"{s['dense'][k]:.2f}" for k in sets)])
         rows.append(["dense - published", *(f"{s['dense_minus_published'].get(k, float('nan')):+.2f}" for k in sets)])
+    if "dense_uint8" in s:
+        rows.append(["noisy input, uint8 protocol", *(f"{s['input_uint8'][k]:.2f}" for k in sets)])
+        rows.append(["dense, uint8 protocol (PromptIR's)", *(f"{s['dense_uint8'][k]:.2f}" for k in sets)])
+        if "float_minus_uint8" in s:
+            rows.append(["float - uint8 protocol", *(f"{s['float_minus_uint8'][k]:+.2f}" for k in sets)])
     lines += table(["network", *sets], rows)
     if "scope" in s and "chosen" in s["scope"]:
         scope = s["scope"]

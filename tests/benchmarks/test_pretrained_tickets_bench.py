@@ -38,6 +38,10 @@ def test_every_route_and_the_dense_figure_come_from_the_given_weights(smoke: Pat
     assert s["dense"]["S1"] == pytest.approx(direct["denoise_25/S1"]["psnr"], abs=1e-9)
     assert s["input"]["S1"] == pytest.approx(direct["denoise_25/S1"]["input_psnr"], abs=1e-9)
     assert s["dense_minus_published"]["S1"] == pytest.approx(s["dense"]["S1"] - 20.0)
+    # The same weights under PromptIR's protocol (clipped, 8-bit noisy inputs): other inputs, other scores.
+    uint8 = json.loads((ROOT / res["dense-uint8"]["source"] / "config.json").read_text())
+    assert uint8["data_paths"]["noise"] == "uint8" and s["input_uint8"]["S1"] != s["input"]["S1"]
+    assert s["float_minus_uint8"]["S1"] == pytest.approx(s["dense"]["S1"] - s["dense_uint8"]["S1"])
     # What each route cost: nothing for magnitude pruning, one or two fine-tunings of 2 steps otherwise.
     t = s["tickets"]
     assert t["magnitude"]["0.5"]["steps"] == t["magnitude+bn"]["0.2"]["steps"] == 0
