@@ -24,7 +24,6 @@ import argparse
 import importlib
 import json
 import os
-import platform
 import re
 import shutil
 import signal
@@ -36,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import harness
+
+from lotteryir._files import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "mutations.json"
@@ -469,47 +470,6 @@ def check(copy: Path, m: Mutation, fork: bool) -> dict:
     return result
 
 
-def git(*args: str) -> str:
-    try:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def load() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
-def provenance(argv: list[str], fork: bool) -> dict:
-    """How the results were made; no absolute paths (the command is given relative to the checkout)."""
-    import torch  # noqa: PLC0415 - imported late: after OMP_NUM_THREADS is set
-
-    return {
-        "command": " ".join(["python", "benchmarks/mutations.py", *argv]),
-        "commit": git("rev-parse", "HEAD"),
-        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-        "machine": {"platform": platform.platform(), "cpu": cpu_model(), "cores": os.cpu_count()},
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "threads": 1,  # OMP_NUM_THREADS=1 in every pytest process
-        "processes": "forked from one that imported the third-party modules" if fork else "a new interpreter each",
-        "load_start": load(),
-    }
-
-
 def table(results: list[dict]) -> str:
     rows = [("mutation", "area", "status", "killed by", "s")]
     for r in results:
@@ -545,7 +505,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["OMP_NUM_THREADS"] = "1"  # before torch is imported here: one thread, nothing to break a fork
     fork = hasattr(os, "fork") and not args.spawn
     started = time.perf_counter()
-    facts = provenance(argv, fork)
     with tempfile.TemporaryDirectory(prefix="lotteryir-mutations-") as tmp:
         copy = Path(tmp)
         copy_tree(copy)
@@ -570,8 +529,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nscore: {killed}/{len(results)} killed, {wall:.0f} s")
     if not args.only:
         payload = {
-            **facts,
-            "load_end": load(),
+            "command": " ".join(["python", "benchmarks/mutations.py", *argv]),
+            "processes": "forked from one that imported the third-party modules" if fork else "a new interpreter each",
             "wall_seconds": round(wall, 1),
             "baseline_seconds": round(seconds, 1),
             "score": f"{killed}/{len(results)}",
@@ -581,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
             "provenance": harness.provenance(sitting, threads=1),
         }
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(payload, indent=1) + "\n")
+        atomic_write_text(args.out, json.dumps(payload, indent=1) + "\n")
         print(f"wrote {args.out.resolve().relative_to(ROOT) if args.out.resolve().is_relative_to(ROOT) else args.out}")
     return 0 if killed == len(results) else 1
 
