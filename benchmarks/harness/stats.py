@@ -11,18 +11,13 @@ import math
 import statistics
 from typing import Any
 
+from lotteryir.data.tasks import SHORT_NAMES
+
 # Two-sided 95% Student t quantiles by degrees of freedom.
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 T975.update({10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042})
-# The sample recipe's test sets as table columns.
-SHORT = {
-    "denoise_15": "σ15",
-    "denoise_25": "σ25",
-    "denoise_50": "σ50",
-    "derain": "rain",
-    "dehaze": "haze",
-    "web": "web",
-}
+# The sample recipe's test sets as table columns (the CLI's headings).
+SHORT = SHORT_NAMES
 
 
 def t975(df: int) -> float:

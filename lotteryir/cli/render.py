@@ -17,18 +17,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from ..data.tasks import SHORT_NAMES
+
 # Piped output (logs, CI, README snippets) gets room for the round table instead of 80 columns.
 out = Console() if sys.stdout.isatty() else Console(width=160)
 err = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=160)
 
-_SHORT = {
-    "denoise_15": "σ15",
-    "denoise_25": "σ25",
-    "denoise_50": "σ50",
-    "derain": "rain",
-    "dehaze": "haze",
-    "web": "web",
-}
+_SHORT = SHORT_NAMES
 
 
 def duration(seconds: float | None) -> str:
