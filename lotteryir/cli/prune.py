@@ -17,6 +17,7 @@ from ..runs.defaults import (
     DEFAULT_PATCH,
     DEFAULT_SIZE,
     FIELD_DEFAULTS,
+    NO_RETRAINING_BN_BATCHES,
     PAPER_LR,
     SAMPLE_INIT,
     SAMPLE_LOSS,
@@ -177,12 +178,12 @@ def prune(
         ),
     ] = None,
     bn_recalibrate: Annotated[
-        int,
+        int | None,
         _opt(
             "Before every evaluation, recompute BatchNorm running statistics on this many training batches "
-            "(0: off). Helps pruned networks that are not retrained (--steps 0)."
+            f"(0: off; default off, {NO_RETRAINING_BN_BATCHES} when nothing retrains: --steps 0)."
         ),
-    ] = 0,
+    ] = None,
 ) -> None:
     """Run (or resume) an iterative-magnitude-pruning search and save every round.
 

@@ -35,6 +35,7 @@ from .defaults import (  # noqa: F401
     DEFAULT_PATCH,
     DEFAULT_SIZE,
     FIELD_DEFAULTS,
+    NO_RETRAINING_BN_BATCHES,
     PAPER_LR,
     SAMPLE_INIT,
     SAMPLE_LOSS,
@@ -118,7 +119,7 @@ class RunConfig:
     from_weights_sha256: str | None = None  # recorded when the run starts: a resume with other weights is refused
     dense_round: str | None = None  # "train" or "evaluate" (None: evaluate with from_weights, else train)
     # Before every evaluation, recompute BatchNorm running statistics on this many training batches (0: off).
-    bn_recalibrate: int = 0
+    bn_recalibrate: int | None = None  # None: NO_RETRAINING_BN_BATCHES when no round trains (--steps 0), else 0
 
     def resolved(self, *, saved: bool = False) -> ResolvedRunConfig:
         """Every setting decided (sample or paper defaults, round counts, threads, method options) and checked.
@@ -175,8 +176,11 @@ def _resolve(c: RunConfig, saved: bool) -> ResolvedRunConfig:
     rounds = _rounds(c)
     length = _round_length(c)
     start = _start(c, saved, length)
-    if c.bn_recalibrate < 0:
-        raise ValueError(f"--bn-recalibrate must be 0 (off) or a number of batches, got {c.bn_recalibrate}")
+    bn_batches = c.bn_recalibrate
+    if bn_batches is None:  # on where it matters most: pruned networks that are never retrained
+        bn_batches = NO_RETRAINING_BN_BATCHES if length.count == 0 else 0
+    if bn_batches < 0:
+        raise ValueError(f"--bn-recalibrate must be 0 (off) or a number of batches, got {bn_batches}")
     for option, value, least in (
         ("--checkpoint-every", c.checkpoint_every, 1),
         ("--num-workers", c.num_workers, 0),
@@ -256,7 +260,7 @@ def _resolve(c: RunConfig, saved: bool) -> ResolvedRunConfig:
         from_weights=start.path,
         from_weights_sha256=start.sha256,
         dense_round=start.dense_round,
-        bn_recalibrate=c.bn_recalibrate,
+        bn_recalibrate=bn_batches,
     )
 
 

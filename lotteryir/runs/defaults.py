@@ -26,6 +26,9 @@ DEFAULT_SIZE = "full"  # the size on real data
 DEFAULT_PATCH = 64
 DEFAULT_LOSS = "l1"  # the paper's
 DEFAULT_INIT = "default"  # as the network's builder draws it
+# BatchNorm recalibration when nothing retrains (--steps 0): benchmarks/pretrained_tickets.py measured DnCNN
+# pruned to 0.5 without retraining at 24.81 dB on Set12, 29.10 dB with its statistics recomputed on 10 batches.
+NO_RETRAINING_BN_BATCHES = 10
 
 
 @dataclass(frozen=True)

@@ -148,6 +148,14 @@ def test_choices_that_cannot_go_with_from_are_named(weights, settings, message):
         RunConfig(**{**SMALL, **settings}, from_weights=str(weights)).resolved()
 
 
+def test_batchnorm_is_recalibrated_by_default_only_where_nothing_retrains(weights):
+    def batches(**settings):
+        return RunConfig(**{**SMALL, **settings}, from_weights=str(weights)).resolved().bn_recalibrate
+
+    assert batches(steps=0) == 10 and batches(steps=4) == 0
+    assert batches(steps=0, bn_recalibrate=0) == 0 and batches(steps=4, bn_recalibrate=3) == 3
+
+
 def test_rewind_from_and_steps_0_need_from():
     with pytest.raises(ValueError, match="give --from WEIGHTS"):
         RunConfig(**SMALL, rewind="from").resolved()
