@@ -98,7 +98,7 @@ class PretrainedTickets(Benchmark):
         p.add_argument("--steps", type=int, default=500, help="optimizer steps per fine-tuning (default 500)")
         p.add_argument("--batch", type=int, default=8)
         p.add_argument("--patch", type=int, default=40)
-        p.add_argument("--lr", type=float, default=1e-4)
+        p.add_argument("--lrs", default="1e-4,3e-5,1e-5", help="learning rates to choose from on the held-out images")
         p.add_argument("--loss", default="mse")
         p.add_argument("--recalibrate", type=int, default=10, help="BatchNorm batches of magnitude+bn (10)")
         p.add_argument("--validation", type=int, default=32, help="training images held out to choose the scope")
@@ -114,6 +114,10 @@ class PretrainedTickets(Benchmark):
             p.error(f"--final: {bad} are not ROUTE/DENSITY of this run")
         if a.smoke:
             view.smoke_material(a)  # a tiny DnCNN and made-up gray images under --work
+        try:
+            a.lrs = [float(x) for x in a.lrs.split(",") if x.strip()]
+        except ValueError:
+            p.error(f"--lrs takes comma-separated learning rates, got {a.lrs!r}")
         if a.weights is None or a.train is None or not a.test:
             p.error("give --weights, --train and --test NAME=FOLDER (or --smoke)")
         a.tests = dict(_pair(p, "--test", t) for t in a.test)
@@ -134,7 +138,7 @@ class PretrainedTickets(Benchmark):
         return build_run(self.settings(a, "dense", "1", first).resolved())
 
     def config(self, a: argparse.Namespace, probe: Any) -> dict[str, Any]:
-        keys = ("sigma", "steps", "batch", "patch", "lr", "loss", "recalibrate", "published", "validation")
+        keys = ("sigma", "steps", "batch", "patch", "lrs", "loss", "recalibrate", "published", "validation")
         path, _, factory = a.model.rpartition(":")
         return {
             "model": f"{relative(Path(path))}:{factory}",
@@ -142,12 +146,14 @@ class PretrainedTickets(Benchmark):
             "material": self.material,
         }
 
-    def settings(self, a: argparse.Namespace, route: str, d: str, tests: dict[str, str], scope: str = "global") -> Any:
-        """The `lotteryir prune --from` configuration of one unit."""
+    def settings(
+        self, a: argparse.Namespace, route: str, d: str, tests: dict[str, str], scope: str = "global", lr: float = 0
+    ) -> Any:
+        """The `lotteryir prune --from` configuration of one unit (``lr`` 0: the first candidate; nothing trains)."""
         noise = "uint8" if route == "dense-uint8" else "float"
         data = {"denoise_train": [str(self.split["train"])], "denoise_test": tests, "noise": noise}
         c: dict[str, Any] = {"model": a.model, "recipe": "denoise", "data_paths": data, "tasks": [f"denoise_{a.sigma}"]}
-        c.update(batch_size=a.batch, patch_size=a.patch, lr=a.lr, loss=a.loss, seed=a.seed0, scope=scope)
+        c.update(batch_size=a.batch, patch_size=a.patch, lr=lr or a.lrs[0], loss=a.loss, seed=a.seed0, scope=scope)
         c.update(from_weights=str(a.weights), device=a.device, threads=a.threads, steps=a.steps, rounds=0)
         density = float(d)
         if route.startswith("magnitude"):
@@ -174,27 +180,34 @@ class PretrainedTickets(Benchmark):
                 if not view.has(done, key):
                     out.append(Unit(key, "validation", evals=2, call=self.call(a, key, "magnitude+bn", d, validation,
                                                                                scope)))  # fmt: skip
-        chooses = tuple(("validation", s, d) for s in SCOPES for d in DENSITIES)
+        scoped = tuple(("validation", s, d) for s in SCOPES for d in DENSITIES)
+        for lr in a.lrs:  # fine-tuning at 0.5 in the chosen scope, scored on the held-out images
+            key = ("validation-lr", f"{lr:g}")
+            if not view.has(done, key):
+                out.append(Unit(key, "validation", steps=a.steps, evals=2, after=scoped,
+                                start=self.later(a, report, "oneshot-ft", "0.5", key, validation, lr)))  # fmt: skip
+        chooses = scoped + tuple(("validation-lr", f"{lr:g}") for lr in a.lrs)
         for route in a.routes:
             for d in DENSITIES:
                 key, n = (route, d), TRAININGS[route]
                 if not view.has(done, key):
                     out.append(Unit(key, route, steps=n * a.steps, evals=1 + max(n, 1), after=chooses,
-                                    start=self.later(a, report, route, d)))  # fmt: skip
+                                    start=self.later(a, report, route, d, key)))  # fmt: skip
                 if (route, d) in a.final and not view.has(done, ("final", route, d)):
                     out.append(Unit(("final", route, d), "final", evals=evals, after=(key,),
                                     start=self.final(a, report, route, d)))  # fmt: skip
         return out
 
     def call(self, a: argparse.Namespace, key: tuple[str, ...], route: str, d: str, tests: dict[str, str],
-             scope: str = "global") -> tuple[Any, ...]:  # fmt: skip
-        config = dataclasses.asdict(self.settings(a, route, d, tests, scope))
+             scope: str = "global", lr: float = 0) -> tuple[Any, ...]:  # fmt: skip
+        config = dataclasses.asdict(self.settings(a, route, d, tests, scope, lr))
         return (run_unit, str(a.work / "/".join(key)), config, a.model)
 
-    def later(self, a: argparse.Namespace, report: dict[str, Any], route: str, d: str) -> Any:
-        """A ticket's call once the validation units chose the scope."""
-        first = dict([next(iter(a.tests.items()))])
-        return lambda: self.call(a, (route, d), route, d, first, view.chosen_scope(report))
+    def later(self, a: argparse.Namespace, report: dict[str, Any], route: str, d: str, key: tuple[str, ...],
+              tests: dict[str, str] | None = None, lr: float = 0) -> Any:  # fmt: skip
+        """A unit's call once the held-out images chose the scope (and, for the tickets, the learning rate)."""
+        tests = tests or dict([next(iter(a.tests.items()))])
+        return lambda: self.call(a, key, route, d, tests, view.chosen_scope(report), lr or view.chosen_lr(report))
 
     def final(self, a: argparse.Namespace, report: dict[str, Any], route: str, d: str) -> Any:
         """A finished ticket scored on every test set."""
@@ -206,10 +219,11 @@ class PretrainedTickets(Benchmark):
         return start
 
     def describe(self, a: argparse.Namespace, probe: Any) -> str:
+        lrs = ", ".join(f"{x:g}" for x in a.lrs)
         return (
             f"pretrained tickets: {a.model.rpartition(':')[2]} from {relative(a.weights)}, sigma {a.sigma}, "
             f"float noise, test sets {', '.join(a.tests)}; fine-tuning {a.steps} steps, batch {a.batch}, "
-            f"patch {a.patch}, lr {a.lr:g}, {a.loss}; routes {', '.join(a.routes)} at {', '.join(DENSITIES)}"
+            f"patch {a.patch}, lr chosen from {lrs}, {a.loss}; routes {', '.join(a.routes)} at {', '.join(DENSITIES)}"
         )
 
     def say(self, unit: Unit, result: dict[str, Any]) -> str:

@@ -64,6 +64,12 @@ def chosen_scope(report: dict[str, Any]) -> str:
     return max(sorted(means), key=lambda s: means[s])
 
 
+def chosen_lr(report: dict[str, Any]) -> float:
+    """The learning rate whose fine-tuned ticket scores highest on the held-out training images."""
+    val = report["results"]["validation-lr"]
+    return float(max(sorted(val), key=lambda lr: _last(val[lr])))
+
+
 def _last(cell: dict[str, Any]) -> float:
     return statistics.fmean(cell["rounds"][-1]["psnr"].values())
 
@@ -93,9 +99,13 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
         out["scope"] = {s: {d: _last(val[s][d]) for d in val[s]} for s in val}
         if all(len(v) == 2 for v in out["scope"].values()):
             out["scope"]["chosen"] = chosen_scope(report)
+    if "validation-lr" in res:
+        out["lr"] = {lr: _last(cell) for lr, cell in res["validation-lr"].items()}
+        if len(out["lr"]) == len(c["lrs"]):
+            out["lr"]["chosen"] = chosen_lr(report)
     tickets: dict[str, Any] = {}
     for route, cells in res.items():
-        if route in ("dense", "dense-uint8", "validation", "final"):
+        if route in ("dense", "dense-uint8", "validation", "validation-lr", "final"):
             continue
         for d, cell in cells.items():
             last = cell["rounds"][-1]
@@ -128,8 +138,8 @@ def markdown(report: dict[str, Any], a: argparse.Namespace) -> str:
         f"Weights: {m['weights']['source']}. Test sets: "
         + ", ".join(f"{k} ({v['images']} images, {v['path']})" for k, v in m["test"].items())
         + f". Training: {m['train']['images']} images of {m['train']['path']}, {c['validation']} held out to "
-        f"choose the scope. Fine-tuning: {c['steps']} steps a training, batch {c['batch']}, patch {c['patch']}, "
-        f"lr {c['lr']:g}, {c['loss']} loss. PSNR in dB.",
+        f"choose the scope and the learning rate. Fine-tuning: {c['steps']} steps a training, batch {c['batch']}, "
+        f"patch {c['patch']}, {c['loss']} loss. PSNR in dB.",
         "",
     ]
     rows = [["noisy input", *(f"{s['input'][k]:.2f}" for k in sets)]] if "input" in s else []
@@ -148,6 +158,10 @@ def markdown(report: dict[str, Any], a: argparse.Namespace) -> str:
         said = "; ".join(f"{k}: " + ", ".join(f"{v:.2f} at {d}" for d, v in scope[k].items()) for k in SCOPE_ORDER)
         lines += ["", f"Scope, chosen on the held-out training images (no retraining, BatchNorm recalibrated): {said} "
                       f"-> **{scope['chosen']}**."]  # fmt: skip
+    if "lr" in s and "chosen" in s["lr"]:
+        said = ", ".join(f"{v:.2f} at lr {k}" for k, v in s["lr"].items() if k != "chosen")
+        lines += ["", f"Learning rate, chosen on the held-out training images (oneshot at 0.5, fine-tuned): {said} "
+                      f"-> **{s['lr']['chosen']:g}**."]  # fmt: skip
     screen = sets[0] if sets else ""
     rows = []
     for route, cells in s.get("tickets", {}).items():
@@ -210,4 +224,4 @@ def smoke_material(a: argparse.Namespace) -> None:
     save_file(build_model(register_import_path(a.model)).state_dict(), str(root / "tiny.safetensors"))
     a.weights, a.train = root / "tiny.safetensors", root / "train"
     a.test, a.published, a.source = [f"S1={root / 'S1'}", f"S2={root / 'S2'}"], "S1=20.0,S2=20.0", "made up (smoke)"
-    a.steps, a.batch, a.patch, a.recalibrate, a.validation = 2, 2, 16, 1, 2
+    a.steps, a.batch, a.patch, a.recalibrate, a.validation, a.lrs = 2, 2, 16, 1, 2, "1e-3,1e-5"

@@ -52,11 +52,14 @@ def test_every_route_and_the_dense_figure_come_from_the_given_weights(smoke: Pat
     # Without retraining and without BatchNorm statistics the network is the given one with weights removed:
     # its rounds never trained, so round 1 scores what the masked weights score.
     assert [r["steps"] for r in res["magnitude"]["0.5"]["rounds"]] == [0, 0]
-    # The scope was chosen on the held-out training images, and every ticket used it.
+    # The scope and the learning rate were chosen on the held-out training images; every ticket used them.
     chosen = s["scope"]["chosen"]
     assert chosen == max(("global", "layerwise"), key=lambda k: sum(s["scope"][k].values()))
+    lr = s["lr"]["chosen"]
+    assert lr == float(max(("0.001", "1e-05"), key=lambda k: s["lr"][k]))
     cfg = json.loads((ROOT / res["oneshot-ft"]["0.5"]["source"] / "config.json").read_text())
     assert cfg["scope"] == chosen and cfg["from_weights_sha256"] == c["material"]["weights"]["sha256"]
+    assert cfg["lr"] == lr and set(s["lr"]) == {"0.001", "1e-05", "chosen"}
     assert cfg["data_paths"]["noise"] == "float" and cfg["rewind"] == "none"
     imp = json.loads((ROOT / res["imp-from"]["0.2"]["source"] / "config.json").read_text())
     assert imp["rewind"] == "from" and imp["rounds"] == 2
@@ -75,5 +78,5 @@ def test_a_rerun_trains_nothing_and_a_changed_setting_is_refused(smoke: Path, ca
     assert main(bench.PretrainedTickets(), ["--smoke", "--out", str(smoke)]) == 0
     assert "0 unit(s) to run" in capsys.readouterr().out
     assert json.loads(smoke.read_text())["results"] == before
-    assert main(bench.PretrainedTickets(), ["--smoke", "--out", str(smoke), "--lr", "0.5"]) == 2
+    assert main(bench.PretrainedTickets(), ["--smoke", "--out", str(smoke), "--loss", "l1"]) == 2
     assert "another configuration" in capsys.readouterr().err
