@@ -328,12 +328,13 @@ def _start(c: RunConfig, saved: bool, length: RoundLength) -> _Start:
         if not os.path.isfile(path):
             raise ValueError(f"--from: no such file: {path}; give the weights file the network should start from")
         sha256 = file_sha256(Path(path))
-    dense_round = c.dense_round or ("train" if METHODS[c.method].prunes_round0 else "evaluate")
+    searches = not METHODS[c.method].dense_round0  # it prunes or searches while round 0 trains
+    dense_round = c.dense_round or ("train" if searches else "evaluate")
     if dense_round not in ("train", "evaluate"):
         raise ValueError(f"--dense-round must be train or evaluate, got {dense_round!r}")
-    if METHODS[c.method].prunes_round0 and (dense_round == "evaluate" or length.count == 0):
+    if searches and (dense_round == "evaluate" or length.count == 0):
         raise ValueError(
-            f"--method {c.method} prunes while round 0 trains: give it --steps/--epochs and no --dense-round"
+            f"--method {c.method} prunes or searches while round 0 trains: give it training steps and no --dense-round"
         )
     return _Start(path, sha256, dense_round)
 

@@ -140,7 +140,7 @@ def test_steps_0_prunes_and_evaluates_without_training(tmp_path, weights):
         ({"rewind": "init"}, "--rewind from returns to them"),
         ({"rewind": "step:2"}, "--dense-round train"),
         ({"init": "identity"}, "leave --init out"),
-        ({"method": "gmp", "rounds": None, "target_density": 0.5, "dense_round": "evaluate"}, "prunes while round 0"),
+        ({"method": "gmp", "rounds": None, "target_density": 0.5, "dense_round": "evaluate"}, "searches while round 0"),
     ],
 )
 def test_choices_that_cannot_go_with_from_are_named(weights, settings, message):
@@ -182,3 +182,27 @@ def test_a_file_that_does_not_fit_the_network_is_named(tmp_path):
     path = _write(wrong, tmp_path / "wrong.safetensors", "safetensors")
     with pytest.raises(RunError, match="--from .*wrong.safetensors"):
         build_run(RunConfig(**SMALL, from_weights=str(path)).resolved())
+
+
+@pytest.mark.parametrize(
+    ("method", "settings"),
+    [
+        ("imp", {"rounds": 1}),
+        ("lr-rewind", {"rounds": 1}),
+        ("oneshot", {"rounds": None, "target_density": 0.5}),
+        ("gmp", {"rounds": None, "target_density": 0.5, "method_options": {"every": 1}}),
+        ("early-bird", {"rounds": None, "target_density": 0.5, "method_options": {"every": 1}}),
+        ("snip", {"rounds": None, "target_density": 0.5}),
+        ("synflow", {"rounds": None, "target_density": 0.5, "method_options": {"iterations": 2}}),
+    ],
+)
+def test_every_method_starts_from_the_given_weights(tmp_path, weights, method, settings):
+    """Round 0 evaluates them where it is the dense training, trains them where the method prunes in it."""
+    config = RunConfig(**{**SMALL, "steps": 2, **settings}, method=method, from_weights=str(weights))
+    resolved = config.resolved()
+    history = PruningRun(tmp_path / "run", config).run()
+    round0_trains = method in ("gmp", "early-bird", "snip", "synflow")
+    assert resolved.dense_round == ("train" if round0_trains else "evaluate")
+    assert history[0]["train"]["steps"] == (2 if round0_trains else 0)
+    assert history[-1]["density"] == pytest.approx(0.8 if method in ("imp", "lr-rewind") else 0.5, abs=0.01)
+    assert resolved.rewind == ("none" if method == "lr-rewind" else "from")

@@ -45,6 +45,7 @@ LossFn = Callable[[nn.Module], torch.Tensor]
 class _AtInit(Method):
     fixed_rounds = 0
     prunes_round0 = True
+    dense_round0 = False
     extendable = False
     shuffle: bool = False
 

@@ -60,6 +60,9 @@ class Method:
     fixed_rounds: ClassVar[int | None] = None
     # Masks change before or during round 0: no tensors are dropped as unused, and no controls run.
     prunes_round0: ClassVar[bool] = False
+    # Round 0 is the plain dense training (imp, lr-rewind, oneshot), so a run that starts from trained
+    # weights may skip it; False where the method searches or prunes while round 0 trains.
+    dense_round0: ClassVar[bool] = True
     # Whether extend() may add rounds to a finished run.
     extendable: ClassVar[bool] = True
 

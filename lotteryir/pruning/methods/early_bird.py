@@ -55,6 +55,7 @@ class EarlyBird(Method):
     options = ("every", "epsilon", "patience")
     fixed_rounds = 1
     extendable = False
+    dense_round0 = False  # its search runs while round 0 trains
 
     every: int = 10
     epsilon: float = 0.1

@@ -46,6 +46,7 @@ class GradualMagnitude(Method):
     options = ("start", "end", "every")
     fixed_rounds = 0
     prunes_round0 = True
+    dense_round0 = False
     extendable = False
 
     start: int = 0
