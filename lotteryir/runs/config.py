@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from ..data import DataError, Recipe, available_recipes, get_recipe
 from ..data.recipes import normalize_options
+from ..engine.losses import LOSSES
 from ..models.external import canonical_name, file_sha256, model_file
 from ..models.init import INITS
 from ..models.registry import default_size
@@ -207,8 +208,8 @@ class RunConfig:
             raise ValueError(f"--lr must be a finite positive number, got {c.lr}")
         if c.threads is not None and (type(c.threads) is not int or c.threads < 1):
             raise ValueError(f"--threads must be 'auto' or a positive integer, got {c.threads!r}")
-        if c.loss not in ("l1", "psnr"):
-            raise ValueError(f"--loss must be l1 or psnr, got {c.loss!r}")
+        if c.loss not in LOSSES:
+            raise ValueError(f"--loss must be one of {', '.join(LOSSES)}, got {c.loss!r}")
         if c.init is None:
             c.init = SAMPLE_INIT if sample and c.model in SHIPPED_MODELS else DEFAULT_INIT
         if c.init not in INITS:
