@@ -44,10 +44,12 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -96,13 +98,15 @@ class Candidate:
     identity_all: int = 16  # identity pairs per photograph and epoch in the all-task run (beside 8 per task)
     identity_single: int = 16  # ... in a single-task run
     repeats: tuple[tuple[str, int], ...] = ()  # all-task run: task -> repeat factor where not 8
+    size: str = "tiny"  # mirl's size
     why: str = ""
 
     def label(self) -> str:
         mix = "".join(f" {SHORT[t]}x{r}" for t, r in self.repeats)
+        size = "" if self.size == "tiny" else f" {self.size}"
         return (
             f"{self.loss} lr {self.lr:g} {self.steps} st p{self.patch} b{self.batch} "
-            f"id {self.identity_all}/{self.identity_single}{mix}"
+            f"id {self.identity_all}/{self.identity_single}{mix}{size}"
         )
 
     def identity(self, tasks: tuple[str, ...]) -> int:
@@ -127,6 +131,9 @@ PROBES: list[tuple[Candidate, tuple[str, ...]]] = [
     (_P, ("derain",)),
     (replace(_P, name="p-mse", loss="mse"), ("derain",)),
     (_P, ("dehaze",)),
+    # After the grid: web alone gains little at 600 steps; how much do twice the steps buy?
+    (replace(_P, name="p-l1-1200", steps=1200, why="twice the steps"), ("web",)),
+    (replace(_P, name="p-l1-small", size="small", why="mirl/small (dim 12): ~2.5x the cost of a step"), ("web",)),
 ]
 
 # The grid: every candidate at its full budget, one all-task run and six single-task runs each.
@@ -165,6 +172,8 @@ def shipped() -> dict[str, Any]:
 def key(c: Candidate, tasks: tuple[str, ...], split: str, seed: int) -> str:
     """A training's identity: every setting that changes its result (the name is only a label)."""
     fields = {k: v for k, v in asdict(c).items() if k not in ("name", "why")}
+    if fields["size"] == "tiny":  # the key of every training before sizes were compared
+        fields.pop("size")
     fields["identity"] = c.identity(tasks)
     fields.pop("identity_all"), fields.pop("identity_single")
     if len(tasks) == 1:
@@ -178,7 +187,7 @@ def train_one(c: Candidate, tasks: tuple[str, ...], split: str, seed: int) -> di
     identity = c.identity(tasks)
     config = RunConfig(
         model="mirl",
-        size="tiny",
+        size=c.size,
         recipe="sample",
         data_paths={"split": split, "identity": identity},
         tasks=list(tasks) if len(tasks) < len(TASKS) else None,
@@ -208,6 +217,7 @@ def train_one(c: Candidate, tasks: tuple[str, ...], split: str, seed: int) -> di
     ctx = RoundContext(round=0, density=1.0, seed=seed, checkpoint_dir=work)
     train = built.trainer(built.model, ctx)
     trained = time.perf_counter()
+    (WORK / "models").mkdir(parents=True, exist_ok=True)
     save_file(built.model.state_dict(), str(WORK / "models" / f"{key(c, tasks, split, seed)}.safetensors"))
     sets = get_recipe("sample", split=split, degradations=DEGRADATIONS).test_sets(tasks=list(tasks))
     result = evaluate(built.model, sets, device="cpu")
@@ -284,15 +294,22 @@ def runs_of(c: Candidate) -> list[tuple[str, ...]]:
     return [TASKS, *((t,) for t in TASKS)]
 
 
-def gains(data: dict[str, Any], c: Candidate, split: str, seed: int = 0) -> dict[str, Any] | None:
-    """The candidate's twelve gains on a split (None if a training is missing)."""
+def gains(
+    data: dict[str, Any], c: Candidate, split: str, seed: int = 0, partial: bool = False
+) -> dict[str, Any] | None:
+    """The candidate's twelve gains on a split: None if a training is missing, unless ``partial``
+    (then missing gains are None and ``complete`` says whether all seven trainings are there)."""
     trainings = data["trainings"]
-    out: dict[str, Any] = {"all": {}, "single": {}, "unchanged": []}
+    out: dict[str, Any] = {"all": {}, "single": {}, "unchanged": [], "complete": True}
     for tasks in runs_of(c):
         record = trainings.get(key(c, tasks, split, seed))
-        if record is None:
-            return None
         target = out["all"] if len(tasks) > 1 else out["single"]
+        if record is None:
+            if not partial:
+                return None
+            out["complete"] = False
+            target.update({t: None for t in tasks} | {f"{t}@first": None for t in tasks})
+            continue
         for task, s in record["sets"].items():
             target[task] = s["gain"]
             target[task + "@first"] = s["gain_first_seed"]
@@ -362,37 +379,38 @@ def table(data: dict[str, Any]) -> list[str]:
         for r in sorted(probes, key=lambda r: (r["tasks"], r["candidate"])):
             for task, s in r["sets"].items():
                 flag = "  did not learn" if s["unchanged"] else ""
-                lines.append(f"  {SHORT[task]:>4s} {r['candidate']:14s} {r['label']:46s} {s['gain']:+6.2f}{flag}")
+                lines.append(f"  {SHORT[task]:>4s} {r['candidate']:16s} {r['label']:50s} {s['gain']:+6.2f}{flag}")
         lines.append("")
     for split in ("validation", "test"):
         today = gains(data, TODAY, split)
-        rows = [(c, g) for c in GRID if (g := gains(data, c, split)) is not None]
+        rows = [(c, g) for c in GRID if (g := gains(data, c, split, partial=True)) and (g["all"][TASKS[0]] is not None)]
         if not rows:
             continue
-        head = " ".join(f"{SHORT[t]:>5s}" for t in TASKS)
+        head = " ".join(f"{SHORT[t]:>6s}" for t in TASKS)
         lines += [
             f"{split} split, seed 0, gain over the input in dB ({DEGRADATIONS} degradations per photo); "
-            "all = the all-task run, alone = each task trained by itself",
-            f"  {'candidate':14s} {'setting':46s} {'run':5s} {head} {'worst':>6s}  rule",
+            "all = the all-task run, alone = each task trained by itself (. = not trained)",
+            f"  {'candidate':16s} {'setting':50s} {'run':5s} {head} {'worst':>6s}  rule",
         ]
+
+        def cell(v: float | None) -> str:
+            return f"{v:+6.2f}" if v is not None else f"{'.':>6s}"
+
         for c, g in rows:
-            ok, fails = verdict(g, today)
-            for where, name in (("all", "all"), ("single", "alone")):
-                cells = " ".join(f"{g[where][t]:+5.2f}" for t in TASKS)
-                tail = (
-                    (f"{worst(g):+6.2f}  " + ("passes" if ok else "fails: " + ", ".join(fails)))
-                    if where == "all"
-                    else ""
-                )
-                first = where == "all"
-                lines.append(
-                    f"  {c.name if first else '':14s} {c.label() if first else '':46s} {name:5s} {cells} {tail}"
-                )
+            if g["complete"]:
+                ok, fails = verdict(g, today)
+                tail = f"{worst(g):+6.2f}  " + ("passes" if ok else "fails: " + ", ".join(fails))
+            else:
+                tail = f"{'':6s}  not judged: its all-task run already fails"
+            lines.append(
+                f"  {c.name:16s} {c.label():50s} {'all':5s} {' '.join(cell(g['all'][t]) for t in TASKS)} {tail}"
+            )
+            lines.append(f"  {'':16s} {'':50s} {'alone':5s} {' '.join(cell(g['single'][t]) for t in TASKS)}")
             if split == "test":
-                cells = " ".join(f"{g['all'][t + '@first']:+5.2f}" for t in TASKS)
-                lines.append(f"  {'':14s} {'(first seed: the main command sets)':46s} {'all':5s} {cells}")
+                cells = " ".join(cell(g["all"][t + "@first"]) for t in TASKS)
+                lines.append(f"  {'':16s} {'(first seed only: the main command sets)':50s} {'all':5s} {cells}")
             if g["unchanged"]:
-                lines.append(f"  {'':14s} did not learn: {', '.join(g['unchanged'])}")
+                lines.append(f"  {'':16s} did not learn: {', '.join(g['unchanged'])}")
         lines.append("")
     return lines
 
@@ -449,10 +467,63 @@ def plan(stage: str, only: list[str] | None, data: dict[str, Any]) -> list[tuple
     return list(reversed(unique.values()))
 
 
+def time_main_command() -> dict[str, Any]:
+    """`lotteryir prune --model mirl --rounds 3` as a user runs it (a fresh process, the shipped defaults).
+
+    Records the duration it announces on its first line beside the wall time it took, the load around
+    it, and the dense round's gain per set (the main command's 5-image test sets).
+    """
+    command = ["prune", "--model", "mirl", "--rounds", "3"]
+    env = {k: v for k, v in os.environ.items() if k != "LOTTERYIR_DEBUG"}
+    load_start = os.getloadavg()
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "lotteryir", *command], cwd=folder, env=env, text=True, capture_output=True
+        )
+        wall = time.perf_counter() - start
+        if done.returncode != 0:
+            raise SystemExit(f"the main command failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        first = next(line for line in done.stdout.splitlines() if line.startswith("lotteryir prune:"))
+        run = next(p for p in (Path(folder) / "runs").iterdir() if p.is_dir())
+        report = subprocess.run(
+            [sys.executable, "-m", "lotteryir", "report", str(run), "--json"],
+            cwd=folder,
+            env=env,
+            text=True,
+            capture_output=True,
+            check=True,
+        )
+        first = first.replace(folder + os.sep, "")
+    rounds = json.loads(report.stdout)["rounds"]
+    match = re.search(r"expected duration ~([0-9.]+) (s|min|h)", first)
+    estimate = float(match.group(1)) * {"s": 1, "min": 60, "h": 3600}[match.group(2)] if match else None
+    return {
+        "command": "lotteryir " + " ".join(command),
+        "first_line": first,
+        "estimate_seconds": estimate,
+        "wall_seconds": wall,
+        "estimate_error": None if estimate is None else estimate / wall - 1,
+        "load_average_start": load_start,
+        "load_average_end": os.getloadavg(),
+        "cores": os.cpu_count(),
+        "dense_round_gain": {
+            label.split("/")[0]: v["psnr"] - v["input_psnr"] for label, v in rounds[0]["eval"].items()
+        },
+        "gain_per_round": [
+            {label.split("/")[0]: v["psnr"] - v["input_psnr"] for label, v in r["eval"].items()} for r in rounds
+        ],
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stage", choices=("probe", "grid", "confirm"), help="which trainings to run")
+    parser.add_argument(
+        "--stage",
+        choices=("probe", "grid", "confirm", "main"),
+        help="which trainings to run; main: time `lotteryir prune --model mirl --rounds 3` on the shipped defaults",
+    )
     parser.add_argument("--only", nargs="*", help="candidate names to run (default: all of the stage)")
     parser.add_argument("--table", action="store_true", help="print the tables from the results file and exit")
     parser.add_argument("--out", type=Path, default=OUT)
@@ -463,6 +534,10 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(table(data)))
         return
     started, load_start = time.perf_counter(), os.getloadavg()[0]
+    if args.stage == "main":
+        data["main_command"] = time_main_command()
+        m = data["main_command"]
+        print(f"{m['first_line']}\nmeasured {m['wall_seconds'] / 60:.1f} min (estimate {m['estimate_error']:+.0%})")
     for c, tasks, split in plan(args.stage, args.only, data):
         k = key(c, tasks, split, 0)
         if k in data["trainings"]:
