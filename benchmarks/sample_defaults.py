@@ -467,6 +467,29 @@ def plan(stage: str, only: list[str] | None, data: dict[str, Any]) -> list[tuple
     return list(reversed(unique.values()))
 
 
+def image_gains(record: dict[str, Any], model_file: Path) -> dict[str, dict[str, float]]:
+    """Per-image gains of a finished training, from its saved network: where a set's mean comes from."""
+    from safetensors.torch import load_file
+
+    from lotteryir.models import build_model
+
+    saved, weights = load_file(str(model_file)), {}
+    for name, value in saved.items():  # the pruner's masks are attached (all ones in a dense round)
+        if name.endswith("_orig"):
+            weights[name[: -len("_orig")]] = value * saved[name[: -len("_orig")] + "_mask"]
+        elif not name.endswith("_mask"):
+            weights[name] = value
+    size = "small" if record["label"].endswith(" small") else "tiny"
+    model = build_model("mirl", size)
+    model.load_state_dict(weights)
+    sets = get_recipe("sample", split=record["split"], degradations=DEGRADATIONS).test_sets(tasks=record["tasks"])
+    result = evaluate(model, sets, device="cpu")
+    return {
+        label.split("/")[0]: {i.name: i.psnr - i.input_psnr for i in s.images}  # type: ignore[operator]
+        for label, s in result.sets.items()
+    }
+
+
 def time_main_command() -> dict[str, Any]:
     """`lotteryir prune --model mirl --rounds 3` as a user runs it (a fresh process, the shipped defaults).
 
@@ -521,8 +544,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--stage",
-        choices=("probe", "grid", "confirm", "main"),
-        help="which trainings to run; main: time `lotteryir prune --model mirl --rounds 3` on the shipped defaults",
+        choices=("probe", "grid", "confirm", "main", "images"),
+        help="which trainings to run; main: time `lotteryir prune --model mirl --rounds 3` on the shipped "
+        "defaults; images: per-image gains of the trainings whose network was saved",
     )
     parser.add_argument("--only", nargs="*", help="candidate names to run (default: all of the stage)")
     parser.add_argument("--table", action="store_true", help="print the tables from the results file and exit")
@@ -534,6 +558,11 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(table(data)))
         return
     started, load_start = time.perf_counter(), os.getloadavg()[0]
+    if args.stage == "images":
+        for k, record in data["trainings"].items():
+            saved = WORK / "models" / f"{k}.safetensors"
+            if "image_gains" not in record and saved.is_file():
+                record["image_gains"] = image_gains(record, saved)
     if args.stage == "main":
         data["main_command"] = time_main_command()
         m = data["main_command"]
