@@ -154,6 +154,8 @@ def test_report_and_restore(finished_run, tmp_path, capsys):
     assert main(["report", str(finished_run), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert [r["round"] for r in data["rounds"]] == [0, 1, 2]
+    # Each set says whether the training left it at its input (every image within 0.01 dB).
+    assert all(type(s["did_not_learn"]) is bool for r in data["rounds"] for s in r["eval"].values())
     assert main(["report", str(finished_run)]) == 0
     text = capsys.readouterr().out
     assert "0.6400" in text and "mean PSNR" in text
@@ -300,3 +302,37 @@ def test_round_table_has_an_input_row_and_names_sets_worse_than_it():
     assert "+0.25" in rows["0"] and "+2.50" in rows["1"]  # mean gain over the input
     assert "round 0 is worse than its input on rain (-0.50 dB)" in text
     assert "round 1 is worse" not in text
+
+
+def test_round_table_names_a_training_that_did_not_learn():
+    from rich.console import Console
+
+    from lotteryir.cli import _round_table
+
+    def scores(psnr, same):
+        return {"psnr": psnr, "ssim": 0.5, "input_psnr": 20.0, "input_ssim": 0.4, "did_not_learn": same}
+
+    def entry(r, rain_same, control_web_same):
+        ev = {"derain/sample": scores(20.0 if rain_same else 19.0, rain_same), "web/sample": scores(21.0, False)}
+        control = {"derain/sample": scores(21.0, False), "web/sample": scores(20.0, control_web_same)}
+        return {
+            "round": r,
+            "density": 0.8**r,
+            "remaining": 100,
+            "eval": ev,
+            "mean_psnr": 20.5,
+            "mean_ssim": 0.5,
+            "mean_input_psnr": 20.0,
+            "controls": {"random_reinit": {"eval": control, "mean_psnr": 20.5}} if r else {},
+            "seconds": 1.0,
+        }
+
+    console = Console(record=True, width=200, color_system=None)
+    console.print(_round_table([entry(0, True, False), entry(1, False, True)]))
+    text = console.export_text()
+    assert "round 0 did not learn on rain: every image within 0.01 dB of its input" in text
+    assert "round 1 (random_reinit) did not learn on web" in text
+    # Round 1 learned rain (it is worse, and says so); round 0's web was learned.
+    assert "round 1 did not learn" not in text and "round 0 did not learn on rain, web" not in text
+    assert "round 1 is worse than its input on rain (-1.00 dB)" in text
+    assert "every round beats the degraded input" not in text

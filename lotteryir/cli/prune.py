@@ -104,7 +104,9 @@ def prune(
     ] = None,
     loss: Annotated[
         str | None,
-        _opt(f"Training loss: l1 (the paper's), mse or psnr (default {_both(DEFAULT_LOSS, SAMPLE_LOSS)})."),
+        _opt(
+            f"Training loss: l1 (the paper's), psnr, mse or charbonnier (default {_both(DEFAULT_LOSS, SAMPLE_LOSS)})."
+        ),
     ] = None,
     init: Annotated[
         str | None,

@@ -73,6 +73,27 @@ def worse_than_input(ev: dict[str, dict[str, float]]) -> list[str]:
     return [label for label, v in ev.items() if "input_psnr" in v and v["psnr"] < v["input_psnr"]]
 
 
+def did_not_learn(ev: dict[str, dict[str, Any]]) -> list[str]:
+    """Test sets a training left at its input: every image within 0.01 dB of it (``did_not_learn`` per set)."""
+    return [label for label, v in ev.items() if v.get("did_not_learn") is True]
+
+
+def not_learned_notes(history: list[dict]) -> list[str]:
+    """One line per training (a round, or a round's control) that left some test set exactly at its input."""
+    lines = []
+    for h in history:
+        trainings = [("", h.get("eval", {}))]
+        trainings += [(f" ({kind})", c.get("eval", {})) for kind, c in sorted((h.get("controls") or {}).items())]
+        for what, ev in trainings:
+            sets = did_not_learn(ev)
+            if sets:
+                lines.append(
+                    f"round {h['round']}{what} did not learn on {', '.join(map(short, sets))}: every image "
+                    "within 0.01 dB of its input"
+                )
+    return lines
+
+
 def _gain(value: float) -> str:
     return f"[red]{value:+.2f}[/]" if value < 0 else f"{value:+.2f}"
 
@@ -91,7 +112,8 @@ def round_table(history: list[dict], title: str = "") -> Table:
     inputs = _input_row(history)
     notes = []
     for h in history:
-        worse = worse_than_input(h.get("eval", {}))
+        ev = h.get("eval", {})
+        worse = [label for label in worse_than_input(ev) if label not in did_not_learn(ev)]  # named below
         if worse:
             notes.append(
                 f"round {h['round']} is worse than its input on "
@@ -101,9 +123,10 @@ def round_table(history: list[dict], title: str = "") -> Table:
         "PSNR in dB per test set; gain = mean PSNR minus the degraded input's; steps = optimizer steps of every "
         "training so far (controls included); `report --json` has SSIM per set and the cost in seconds"
     )
-    if inputs and not notes:
+    unlearned = not_learned_notes(history)
+    if inputs and not notes and not unlearned:
         caption += "\nevery round beats the degraded input on every test set"
-    notes += method_notes(history)
+    notes += unlearned + method_notes(history)
     table = Table(title=title, caption="\n".join([caption, *notes]), pad_edge=False)
     columns = ["round", "density", "left", *map(short, labels), "mean PSNR", "gain", "SSIM"]
     for col in [*columns, *[k.replace("random_", "") for k in kinds], "steps", "time"]:
@@ -178,10 +201,14 @@ def method_notes(history: list[dict]) -> list[str]:
 def evaluate_table(payload: dict[str, Any], title: str) -> Table:
     """One row per test set (input PSNR, PSNR, gain, input SSIM, SSIM) and a mean row; worse sets named below."""
     summary = payload["sets"]
-    worse = payload["worse_than_input"]
+    same = did_not_learn(summary)
+    worse = [label for label in payload["worse_than_input"] if label not in same]
     caption = "input = the degraded images themselves; " + (
         "WORSE than the input on " + ", ".join(worse) if worse else "the restorer beats them on every test set"
     )
+    if same:
+        caption = caption.replace("on every test set", "on the other test sets")
+        caption += "; left at the input (every image within 0.01 dB) on " + ", ".join(same)
     table = Table(title=title, caption=caption)
     for col in ("test set", "input PSNR", "PSNR (dB)", "gain", "input SSIM", "SSIM"):
         table.add_column(col, justify="right")

@@ -65,8 +65,8 @@ class Recipe:
     ) -> MixedDataset:
         """Random training patches of the selected tasks, mixed by repeat factors (default) or weights.
 
-        ``identity`` (default: the recipe's ``identity_repeat``) adds pairs whose input is the clean
-        patch, repeated that many times per image; with ``weights`` they join only if weighted.
+        ``identity`` (default: :meth:`identity_for` the selected tasks) adds pairs whose input is the
+        clean patch, repeated that many times per image; with ``weights`` they join only if weighted.
         """
         selected = check_tasks(tasks if tasks is not None else self.tasks, self.tasks)
         sources: dict[Any, ImageSource] = {}  # the three sigmas share one decoded source
@@ -74,7 +74,7 @@ class Recipe:
             t: PatchDataset(self._train_source(t, sources), t, patch_size, seed, self.degrade_options(t))
             for t in selected
         }
-        n_identity = self.identity_repeat if identity is None else int(identity)
+        n_identity = self.identity_for(selected) if identity is None else int(identity)
         if n_identity < 0:
             raise DataError(f"identity repeat must be >= 0, got {n_identity}")
         with_identity = n_identity > 0 and (weights is None or IDENTITY in weights)
@@ -86,6 +86,10 @@ class Recipe:
             if with_identity:
                 repeats = {**repeats, IDENTITY: n_identity}
         return MixedDataset(parts, seed=seed, repeats=repeats, weights=weights, length=length)
+
+    def identity_for(self, tasks: list[str]) -> int:
+        """The repeat factor of identity pairs in the default mix of ``tasks`` (``identity_repeat``)."""
+        return self.identity_repeat
 
     def test_sets(self, tasks: list[str] | None = None) -> dict[str, Dataset]:
         """Whole-image test sets with fixed degradations, keyed '<task>/<dataset>'."""

@@ -46,9 +46,12 @@ SAMPLE_TEST: tuple[str, ...] = ("chelsea", "motorcycle", "gravel", "moon", "coin
 # photographs: defaults (learning rate, steps, task mix) are chosen there, never on the test set.
 SAMPLE_VALIDATION: tuple[str, ...] = ("coffee", "grass", "camera")
 SPLITS: tuple[str, ...] = ("test", "validation")
-# Identity pairs (input = clean patch) per training photograph and epoch, beside 8 of each task:
-# chosen on the validation split (benchmarks/sample_defaults.py) so mildly degraded images (web,
-# light rain) are not over-processed by a network still learning to tell the tasks apart.
+# Identity pairs (input = clean patch) per training photograph and epoch in a mix of several tasks,
+# beside 8 of each task: a blind all-in-one network sees images that need little or none of what it
+# learned on the others. A single task trains without them: there they are most of the mix, most of
+# their pixels and the task's own untouched ones are exact ties, and under L1 those pin the residual
+# at zero (derain and web trained alone returned their input exactly). Chosen on the validation split
+# by benchmarks/sample_defaults.py.
 SAMPLE_IDENTITY = 16
 TRAIN_MAX_SIDE = 512
 TEST_MAX_SIDE = 256
@@ -101,7 +104,7 @@ class SampleRecipe(Recipe):
         max_images: int | None = None,
         repeat: int = 8,
         split: str = "test",
-        identity: int = SAMPLE_IDENTITY,
+        identity: int | None = None,
         degradations: int = 1,
         test_max_side: int = TEST_MAX_SIDE,
         *,
@@ -127,7 +130,9 @@ class SampleRecipe(Recipe):
             self.test_names = list(SAMPLE_TEST[:max_images])
         self.tasks = list(ALL_TASKS)
         self.default_repeats = {t: repeat for t in self.tasks}
-        self.identity_repeat = identity
+        # None: SAMPLE_IDENTITY when several tasks are mixed, none for one; a number: that many for any mix.
+        self.identity_repeat = SAMPLE_IDENTITY if identity is None else identity
+        self._identity_fixed = identity is not None
 
     def _train_source(self, task: str, cache: dict[Any, ImageSource]) -> ImageSource:
         if "train" not in cache:
@@ -138,6 +143,10 @@ class SampleRecipe(Recipe):
 
     def _identity_source(self, cache: dict[Any, ImageSource]) -> ImageSource:
         return self._train_source("identity", cache)
+
+    def identity_for(self, tasks: list[str]) -> int:
+        """Identity pairs in the default mix of ``tasks``: none for a single task unless ``identity`` was given."""
+        return self.identity_repeat if self._identity_fixed or len(tasks) > 1 else 0
 
     def test_sets(self, tasks: list[str] | None = None) -> dict[str, Dataset]:
         selected = check_tasks(tasks if tasks is not None else self.tasks, self.tasks)

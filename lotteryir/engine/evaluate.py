@@ -18,9 +18,12 @@ from lotteryir.engine.device import pick_device
 from lotteryir.engine.inference import restore_image
 from lotteryir.engine.metrics import psnr, ssim
 
-__all__ = ["ImageScore", "SetScore", "EvalResult", "evaluate"]
+__all__ = ["ImageScore", "SetScore", "EvalResult", "evaluate", "sets_not_learned", "UNCHANGED_DB"]
 
 log = logging.getLogger(__name__)
+
+UNCHANGED_DB = 0.01
+"""A set on which every restored image scores within this many dB of its degraded input was left as it came."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,17 @@ class SetScore:
     def gain(self) -> float | None:
         """PSNR gained over the degraded input (dB); negative means the restorer made it worse."""
         return None if self.input_psnr is None else self.psnr - self.input_psnr
+
+    @property
+    def did_not_learn(self) -> bool:
+        """Every image restored to within :data:`UNCHANGED_DB` of its degraded input's PSNR.
+
+        A trained restorer that scores so has not learned the set: it returns its input (the
+        identity it may have started as), however many steps it took. False without input scores.
+        """
+        return bool(self.images) and all(
+            i.input_psnr is not None and abs(i.psnr - i.input_psnr) <= UNCHANGED_DB for i in self.images
+        )
 
 
 @dataclass
@@ -101,12 +115,16 @@ class EvalResult:
         )
 
     def summary(self) -> dict[str, dict[str, float]]:
-        """Label -> {"psnr", "ssim", "input_psnr", "input_ssim"} means, the table a report shows."""
+        """Label -> {"psnr", "ssim", "input_psnr", "input_ssim"} means, the table a report shows.
+
+        With input scores a set also carries ``"did_not_learn"`` (:attr:`SetScore.did_not_learn`):
+        the per-image verdict the means alone cannot give, kept for :func:`sets_not_learned`.
+        """
         out: dict[str, dict[str, float]] = {}
         for label, s in self.sets.items():
             out[label] = {"psnr": s.psnr, "ssim": s.ssim}
             if s.input_psnr is not None and s.input_ssim is not None:
-                out[label].update(input_psnr=s.input_psnr, input_ssim=s.input_ssim)
+                out[label].update(input_psnr=s.input_psnr, input_ssim=s.input_ssim, did_not_learn=s.did_not_learn)
         return out
 
 
@@ -182,6 +200,23 @@ def evaluate(
         )
         log.info("%s: PSNR %.2f dB, SSIM %.4f over %d images", label, results[label].psnr, results[label].ssim, count)
     return EvalResult(sets=results, y_channel=y_channel, tile=tile, crop_border=crop_border, channels=channels)
+
+
+def sets_not_learned(scores: EvalResult | Mapping[str, Any]) -> list[str]:
+    """The test sets a trained restorer left at its input (every image within :data:`UNCHANGED_DB` dB).
+
+    ``scores`` is an :class:`EvalResult`, its ``to_dict()`` or ``summary()``, or a closure's metrics
+    holding a summary under ``"eval"`` (as the shipped closure and ``RoundRecord.metrics`` do), so a
+    custom closure that returns ``{"eval": evaluate(...).summary()}`` is checked the same way. Sets
+    without per-image input scores are never named.
+    """
+    if isinstance(scores, EvalResult):
+        return [label for label, s in scores.sets.items() if s.did_not_learn]
+    if "eval" in scores and isinstance(scores["eval"], Mapping):
+        scores = scores["eval"]
+    if "sets" in scores and isinstance(scores["sets"], Mapping):  # EvalResult.to_dict()
+        return sets_not_learned(EvalResult.from_dict(scores))
+    return [label for label, s in scores.items() if isinstance(s, Mapping) and s.get("did_not_learn") is True]
 
 
 def _load(dataset: Dataset, label: str, index: int) -> Mapping[str, Any]:

@@ -45,6 +45,11 @@ def test_sample_task_selection_and_bad_options(sample):
     # bleeding into images that need none of them.
     assert set(sample.train_dataset(16, tasks=["web", "dehaze"]).task_counts()) == {"web", "dehaze", "identity"}
     assert set(sample.train_dataset(16, tasks=["web", "dehaze"], identity=0).task_counts()) == {"web", "dehaze"}
+    # A single task trains without them (they would be two thirds of its mix and pin it at the identity),
+    # unless the recipe was given a count: then that count, for any selection.
+    assert set(sample.train_dataset(16, tasks=["derain"]).task_counts()) == {"derain"}
+    forced = get_recipe("sample", max_images=2, identity=3).train_dataset(16, tasks=["derain"]).task_counts()
+    assert forced == {"derain": 2 * 8, "identity": 2 * 3}
     with pytest.raises(DataError, match="deblur"):
         sample.train_dataset(16, tasks=["deblur"])
     with pytest.raises(DataError, match="no data root"):

@@ -97,3 +97,71 @@ def test_input_row_is_exactly_what_an_identity_restorer_scores() -> None:
     denoise = smooth.sets["denoise_25/tiny"]
     assert denoise.gain == denoise.psnr - denoise.input_psnr > 3
     assert smooth.summary()["denoise_25/tiny"]["input_psnr"] == denoise.input_psnr
+
+
+class Nudge(nn.Module):
+    """Adds a constant: each image's PSNR moves off its input's by an amount set by ``delta``."""
+
+    def __init__(self, delta: float) -> None:
+        super().__init__()
+        self.delta = delta
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.delta
+
+
+def test_a_restorer_that_returns_its_input_did_not_learn_and_one_that_restores_did() -> None:
+    from lotteryir.engine import sets_not_learned
+
+    same = evaluate(nn.Identity(), Recipe(), device="cpu")
+    assert all(s.did_not_learn for s in same.sets.values())
+    assert sets_not_learned(same) == ["denoise_25/tiny", "derain/tiny"]
+    # The verdict travels with every form a closure or a report holds it in.
+    summary = same.summary()
+    assert summary["derain/tiny"]["did_not_learn"] is True
+    assert sets_not_learned(summary) == sets_not_learned({"eval": summary}) == ["denoise_25/tiny", "derain/tiny"]
+    assert sets_not_learned(json.loads(json.dumps(same.to_dict()))) == ["denoise_25/tiny", "derain/tiny"]
+
+    smooth = evaluate(Smoother(), Recipe(), device="cpu")
+    assert sets_not_learned(smooth) == [] and smooth.summary()["derain/tiny"]["did_not_learn"] is False
+
+
+def test_did_not_learn_needs_every_image_within_a_hundredth_of_a_db() -> None:
+    from lotteryir.engine.evaluate import ImageScore, SetScore
+
+    def scored(*deltas: float) -> SetScore:
+        images = [ImageScore(f"i{k}", 30.0 + d, 0.9, input_psnr=30.0, input_ssim=0.9) for k, d in enumerate(deltas)]
+        return SetScore("web/x", "web", "x", 30.0, 0.9, images, input_psnr=30.0, input_ssim=0.9)
+
+    assert scored(0.0, 0.009, -0.009).did_not_learn
+    # One image that moved is enough to have learned, even when the set's mean did not move.
+    assert not scored(0.0, 0.02, -0.02).did_not_learn
+    assert not scored(0.5).did_not_learn
+    # No input scores or no images: nothing to say.
+    assert not SetScore("web/x", "web", "x", 30.0, 0.9, [ImageScore("i", 30.0, 0.9)]).did_not_learn
+    assert not SetScore("web/x", "web", "x", 30.0, 0.9, []).did_not_learn
+    # A real restorer, nudged: a tiny shift stays "did not learn", a visible one does not.
+    assert evaluate(Nudge(1e-6), Recipe(), device="cpu").sets["derain/tiny"].did_not_learn
+    assert not evaluate(Nudge(0.01), Recipe(), device="cpu").sets["derain/tiny"].did_not_learn
+
+
+def test_a_custom_closure_that_returns_the_summary_gets_the_verdict_in_its_round_records() -> None:
+    from lotteryir import IterativeMagnitudePruner
+    from lotteryir.engine import sets_not_learned
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 3, padding=1)
+            nn.init.zeros_(self.conv.weight)
+            nn.init.zeros_(self.conv.bias)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + self.conv(x)
+
+    def train(model: nn.Module, ctx) -> dict:  # a closure that never steps: the network stays the identity
+        return {"eval": evaluate(model, Recipe(), device="cpu").summary()}
+
+    pruner = IterativeMagnitudePruner(Net(), train, rate=0.2, rounds=1)
+    for record in pruner.iter_rounds():
+        assert sets_not_learned(record.metrics) == ["denoise_25/tiny", "derain/tiny"]
