@@ -29,11 +29,12 @@ command's 5-image set). The test sets never choose.
 
 Stages: ``probe`` (cheap 300-step single-task runs on the hard tasks, to test hypotheses before
 the grid), ``grid`` (every candidate at its full budget, all seven trainings), ``confirm`` (test
-split). Every finished training is written to the results file at once, and each training
-checkpoints every 50 steps under benchmarks/work/, so a killed process loses little: rerun the same
-command and it resumes.
+split), ``main`` (times the main command on the shipped defaults), ``images`` (per-image gains of the
+trainings whose network was saved: where a set's mean comes from). Every finished training is
+written to the results file at once, and each training checkpoints every 50 steps under
+benchmarks/work/, so a killed process loses little: rerun the same command and it resumes.
 
-    python benchmarks/sample_defaults.py --stage probe|grid|confirm [--only NAME ...]
+    python benchmarks/sample_defaults.py --stage probe|grid|confirm|main|images [--only NAME ...]
     python benchmarks/sample_defaults.py --table     # print the tables from the results file
 """
 
@@ -43,7 +44,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import re
 import shutil
 import statistics
@@ -56,6 +56,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from harness import Sitting, provenance
+from harness.provenance import commit
 from safetensors.torch import save_file
 
 from lotteryir._files import atomic_write_text
@@ -251,42 +253,29 @@ def train_one(c: Candidate, tasks: tuple[str, ...], split: str, seed: int) -> di
         "resumed_from": train["resumed_from"],
         "load_average_start": load_start,
         "load_average_end": os.getloadavg()[0],
-        "commit": git("rev-parse", "--short", "HEAD"),
+        "commit": (commit()[0] or "unknown")[:7],
     }
 
 
-def git(*args: str) -> str:
-    try:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def session(argv: list[str], load_start: float, started: float) -> dict[str, Any]:
-    """Where, when and from what this invocation ran (no absolute paths)."""
-    return {
-        "command": "python benchmarks/sample_defaults.py " + " ".join(argv),
-        "commit": git("rev-parse", "HEAD"),
-        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-        "platform": platform.platform(),
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "load_average_start": load_start,
-        "load_average_end": os.getloadavg()[0],
-        "wall_seconds": time.perf_counter() - started,
-    }
+def recovered_sittings(sessions: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The sittings this file logged itself before it used the harness's provenance (no start times)."""
+    if not sessions:
+        return None
+    why = "logged by sample_defaults.py before the harness's record (no start time; commit from git)"
+    sittings = [
+        {
+            "command": s["command"],
+            "commit": s["commit"],
+            "dirty": s["dirty"],
+            "threads": s["threads"],
+            "load_start": [round(s["load_average_start"], 2)],
+            "load_end": [round(s["load_average_end"], 2)],
+            "wall_seconds": round(s["wall_seconds"], 3),
+            "recovered": why,
+        }
+        for s in sessions
+    ]
+    return {"sittings": sittings}
 
 
 def runs_of(c: Candidate) -> list[tuple[str, ...]]:
@@ -418,7 +407,7 @@ def table(data: dict[str, Any]) -> list[str]:
 def load(path: Path) -> dict[str, Any]:
     if path.is_file():
         return json.loads(path.read_text())
-    return {"benchmark": "sample_defaults", "trainings": {}, "sessions": []}
+    return {"benchmark": "sample_defaults", "trainings": {}}
 
 
 def save(path: Path, data: dict[str, Any]) -> None:
@@ -557,7 +546,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.table or args.stage is None:
         print("\n".join(table(data)))
         return
-    started, load_start = time.perf_counter(), os.getloadavg()[0]
+    sitting = Sitting([__file__, *argv], threads=1)
     if args.stage == "images":
         for k, record in data["trainings"].items():
             saved = WORK / "models" / f"{k}.safetensors"
@@ -583,7 +572,8 @@ def main(argv: list[str] | None = None) -> None:
             flush=True,
         )
         save(args.out, data)
-    data["sessions"].append(session(argv, load_start, started))
+    previous = data.get("provenance") or recovered_sittings(data.pop("sessions", []))
+    data["provenance"] = provenance(sitting, previous, threads=1)
     save(args.out, data)
     print("\n".join(table(data)))
     chosen, passing = choose(data)
