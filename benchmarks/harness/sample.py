@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from lotteryir.data import get_recipe
 from lotteryir.engine import evaluate
 from lotteryir.pruning import Mask
 from lotteryir.runs import PruningRun, RunConfig, RunLayout, run_cost
@@ -74,9 +75,20 @@ def record(a: argparse.Namespace, n_test: int) -> dict[str, Any]:
         "rate": a.rate,
         "test_degradations": a.test_degradations,
         "test_images_per_set": n_test,
+        "identity_pairs": identity_pairs(),
         "threads": a.threads,
         "device": a.device,
     }
+
+
+def identity_pairs() -> dict[str, int]:
+    """The identity pairs per photograph in the recipe's default mix: several tasks, and one task alone.
+
+    Recorded because they decide what a single-task training learns (they once pinned it at its input),
+    so that a results file made under other pairs is never resumed or reused.
+    """
+    recipe = get_recipe("sample")
+    return {"several tasks": recipe.identity_for(list(recipe.tasks)), "one task": recipe.identity_for(["derain"])}
 
 
 def n_test(probe: Any) -> int:
