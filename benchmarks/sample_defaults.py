@@ -29,12 +29,12 @@ command's 5-image set). The test sets never choose.
 
 Stages: ``probe`` (cheap 300-step single-task runs on the hard tasks, to test hypotheses before
 the grid), ``grid`` (every candidate at its full budget, all seven trainings), ``confirm`` (test
-split), ``main`` (times the main command on the shipped defaults), ``images`` (per-image gains of the
-trainings whose network was saved: where a set's mean comes from). Every finished training is
-written to the results file at once, and each training checkpoints every 50 steps under
-benchmarks/work/, so a killed process loses little: rerun the same command and it resumes.
+split), ``images`` (per-image gains of the trainings whose network was saved: where a set's mean
+comes from). Every finished training is written to the results file at once, and each training
+checkpoints every 50 steps under benchmarks/work/, so a killed process loses little: rerun the same
+command and it resumes.
 
-    python benchmarks/sample_defaults.py --stage probe|grid|confirm|main|images [--only NAME ...]
+    python benchmarks/sample_defaults.py --stage probe|grid|confirm|images [--only NAME ...]
     python benchmarks/sample_defaults.py --table     # print the tables from the results file
 """
 
@@ -44,12 +44,9 @@ import argparse
 import hashlib
 import json
 import os
-import re
 import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -479,63 +476,14 @@ def image_gains(record: dict[str, Any], model_file: Path) -> dict[str, dict[str,
     }
 
 
-def time_main_command() -> dict[str, Any]:
-    """`lotteryir prune --model mirl --rounds 3` as a user runs it (a fresh process, the shipped defaults).
-
-    Records the duration it announces on its first line beside the wall time it took, the load around
-    it, and the dense round's gain per set (the main command's 5-image test sets).
-    """
-    command = ["prune", "--model", "mirl", "--rounds", "3"]
-    env = {k: v for k, v in os.environ.items() if k != "LOTTERYIR_DEBUG"}
-    load_start = os.getloadavg()
-    with tempfile.TemporaryDirectory() as folder:
-        start = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, "-m", "lotteryir", *command], cwd=folder, env=env, text=True, capture_output=True
-        )
-        wall = time.perf_counter() - start
-        if done.returncode != 0:
-            raise SystemExit(f"the main command failed ({done.returncode}):\n{done.stderr[-3000:]}")
-        first = next(line for line in done.stdout.splitlines() if line.startswith("lotteryir prune:"))
-        run = next(p for p in (Path(folder) / "runs").iterdir() if p.is_dir())
-        report = subprocess.run(
-            [sys.executable, "-m", "lotteryir", "report", str(run), "--json"],
-            cwd=folder,
-            env=env,
-            text=True,
-            capture_output=True,
-            check=True,
-        )
-        first = first.replace(folder + os.sep, "")
-    rounds = json.loads(report.stdout)["rounds"]
-    match = re.search(r"expected duration ~([0-9.]+) (s|min|h)", first)
-    estimate = float(match.group(1)) * {"s": 1, "min": 60, "h": 3600}[match.group(2)] if match else None
-    return {
-        "command": "lotteryir " + " ".join(command),
-        "first_line": first,
-        "estimate_seconds": estimate,
-        "wall_seconds": wall,
-        "estimate_error": None if estimate is None else estimate / wall - 1,
-        "load_average_start": load_start,
-        "load_average_end": os.getloadavg(),
-        "cores": os.cpu_count(),
-        "dense_round_gain": {
-            label.split("/")[0]: v["psnr"] - v["input_psnr"] for label, v in rounds[0]["eval"].items()
-        },
-        "gain_per_round": [
-            {label.split("/")[0]: v["psnr"] - v["input_psnr"] for label, v in r["eval"].items()} for r in rounds
-        ],
-    }
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--stage",
-        choices=("probe", "grid", "confirm", "main", "images"),
-        help="which trainings to run; main: time `lotteryir prune --model mirl --rounds 3` on the shipped "
-        "defaults; images: per-image gains of the trainings whose network was saved",
+        choices=("probe", "grid", "confirm", "images"),
+        help="which trainings to run; images: per-image gains of the trainings whose network was saved "
+        "(`benchmarks/main_command.py` times the main command on the shipped defaults)",
     )
     parser.add_argument("--only", nargs="*", help="candidate names to run (default: all of the stage)")
     parser.add_argument("--table", action="store_true", help="print the tables from the results file and exit")
@@ -552,10 +500,6 @@ def main(argv: list[str] | None = None) -> None:
             saved = WORK / "models" / f"{k}.safetensors"
             if "image_gains" not in record and saved.is_file():
                 record["image_gains"] = image_gains(record, saved)
-    if args.stage == "main":
-        data["main_command"] = time_main_command()
-        m = data["main_command"]
-        print(f"{m['first_line']}\nmeasured {m['wall_seconds'] / 60:.1f} min (estimate {m['estimate_error']:+.0%})")
     for c, tasks, split in plan(args.stage, args.only, data):
         k = key(c, tasks, split, 0)
         if k in data["trainings"]:
