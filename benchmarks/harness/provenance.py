@@ -41,8 +41,17 @@ def relative(path: str | os.PathLike[str]) -> str:
 def command(argv: list[str] | None = None) -> str:
     """The command line as typed from the checkout: ``python benchmarks/x.py ...``, paths relative."""
     argv = list(sys.argv if argv is None else argv)
-    words = [relative(argv[0]), *(relative(a) if os.path.isabs(a) else a for a in argv[1:])]
-    return " ".join(["python", *words])
+    return " ".join(["python", relative(argv[0]), *(_word(a) for a in argv[1:])])
+
+
+def _word(arg: str) -> str:
+    """An argument with its path made relative: a whole path, or the value of NAME=PATH or --flag=PATH."""
+    if os.path.isabs(arg):
+        return relative(arg)
+    for i, c in enumerate(arg):  # the first "=" that a path follows (--test=Set12=/data/Set12)
+        if c == "=" and os.path.isabs(arg[i + 1 :]):
+            return f"{arg[: i + 1]}{relative(arg[i + 1 :])}"
+    return arg
 
 
 def _git(*args: str) -> str | None:

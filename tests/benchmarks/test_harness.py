@@ -174,6 +174,9 @@ def test_provenance_names_the_commit_machine_and_every_sitting() -> None:
     outside = relative("/tmp/elsewhere/x.json")
     assert not os.path.isabs(outside) and outside.endswith("elsewhere/x.json")
     assert command(["benchmarks/x.py", "--out", str(ROOT / "o.json")]) == "python benchmarks/x.py --out o.json"
+    named = command(["benchmarks/x.py", f"--test=Set12={ROOT / 'sets' / 'Set12'}", f"--test=Set12={ROOT}/a=b"])
+    assert named == "python benchmarks/x.py --test=Set12=sets/Set12 --test=Set12=a=b"  # NAME=PATH values too
+    assert command(["benchmarks/x.py", f"Set12={ROOT / 'sets'}"]) == "python benchmarks/x.py Set12=sets"
     first = provenance(Sitting(["benchmarks/x.py"], threads=2))
     for field in FIELDS:
         assert field in first, field
