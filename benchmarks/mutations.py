@@ -323,6 +323,27 @@ MUTATIONS: tuple[Mutation, ...] = (
         (TRANSFER,),
         "the transfer starts from B's rewind point instead of A's",
     ),
+    # -- the sample training and its verdict ---------------------------------------------------------
+    Mutation(
+        "sample-identity-single-task",
+        "training",
+        "lotteryir/data/sample.py",
+        "return self.identity_repeat if self._identity_fixed or len(tasks) > 1 else 0",
+        "return self.identity_repeat",
+        (
+            "tests/runs/test_sample_training.py::test_a_task_trained_alone_with_the_sample_defaults_moves_off_the_identity",
+        ),
+        "a task trained alone keeps the identity pairs that pinned its output at the input",
+    ),
+    Mutation(
+        "did-not-learn-any-image",
+        "evaluation",
+        "lotteryir/engine/evaluate.py",
+        "return bool(self.images) and all(",
+        "return bool(self.images) and any(",
+        ("tests/engine/test_evaluate.py::test_did_not_learn_needs_every_image_within_a_hundredth_of_a_db",),
+        "a set counts as not learned when one image is left at its input, not every image",
+    ),
 )
 
 
