@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "mutations.json"
 COPIED = ("lotteryir", "tests", "pyproject.toml")  # what a mutated copy needs to run the tests
 TIMEOUT = 600  # seconds for one mutation's tests: a mutation that hangs them is killed (the suite would time out)
+OWN = ("lotteryir", "tests", "conftest")  # the copy's own modules: never taken from this process
 SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", "node_modules", ".pytest_cache")
 
 # Tests, by node id, that each mutation's selection draws on.
@@ -414,6 +415,10 @@ def run_tests(
                 os.chdir(copy)
                 os.environ.clear(), os.environ.update(child_env(copy))
                 sys.path.insert(0, str(copy))
+                # The parent may hold the unmutated package (the harness imports lotteryir): a submodule
+                # imported now would be found beside it, not in the copy, and every mutation would survive.
+                for name in [m for m in sys.modules if m.split(".")[0] in OWN]:
+                    del sys.modules[name]
                 import pytest
 
                 code = int(pytest.main(pytest_args(tests, stop_first)))
@@ -451,7 +456,7 @@ def preload(copy: Path, tests: tuple[str, ...]) -> int:
     script = (
         "import json, sys, pytest\n"
         f"pytest.main({pytest_args(tests, False) + ['--collect-only']!r})\n"
-        "own = ('lotteryir', 'tests', 'conftest', '__main__')\n"
+        f"own = {OWN + ('__main__',)!r}\n"
         "print('MODULES' + json.dumps(sorted(m for m in sys.modules if m.split('.')[0] not in own)))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=copy, env=child_env(copy), capture_output=True, text=True)

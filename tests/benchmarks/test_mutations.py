@@ -47,3 +47,16 @@ def test_the_check_finds_what_is_wrong_with_a_list(tmp_path):
         "n: test_a.py has no test test_two",
         "n: test_b.py does not exist",
     ]
+
+
+def test_a_mutation_run_by_the_command_is_killed() -> None:
+    """The documented command, end to end, on one cheap mutation: its process imports lotteryir (through
+    the harness) before forking, and the forked pytest must still import the mutated copy."""
+    import subprocess
+
+    argv = [sys.executable, str(SCRIPT), "--only", "schedule-rounds-for-density"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr  # 1: a mutation survived
+    assert "schedule-rounds-for-density: killed" in done.stdout
+    assert "test_pruner.py::test_target_density_sets_rounds" in done.stdout
+    assert "score: 1/1 killed" in done.stdout
