@@ -73,6 +73,11 @@ def worse_than_input(ev: dict[str, dict[str, float]]) -> list[str]:
     return [label for label, v in ev.items() if "input_psnr" in v and v["psnr"] < v["input_psnr"]]
 
 
+# The verdict's tolerance as the lines below print it: lotteryir.engine.evaluate.UNCHANGED_DB, not imported
+# here because the command line starts without torch (tests/cli/test_startup.py).
+UNCHANGED = "0.01 dB"
+
+
 def did_not_learn(ev: dict[str, dict[str, Any]]) -> list[str]:
     """Test sets a training left at its input: every image within 0.01 dB of it (``did_not_learn`` per set)."""
     return [label for label, v in ev.items() if v.get("did_not_learn") is True]
@@ -89,7 +94,7 @@ def not_learned_notes(history: list[dict]) -> list[str]:
             if sets:
                 lines.append(
                     f"round {h['round']}{what} did not learn on {', '.join(map(short, sets))}: every image "
-                    "within 0.01 dB of its input"
+                    f"within {UNCHANGED} of its input"
                 )
     return lines
 
@@ -208,7 +213,7 @@ def evaluate_table(payload: dict[str, Any], title: str) -> Table:
     )
     if same:
         caption = caption.replace("on every test set", "on the other test sets")
-        caption += "; left at the input (every image within 0.01 dB) on " + ", ".join(same)
+        caption += f"; left at the input (every image within {UNCHANGED}) on " + ", ".join(same)
     table = Table(title=title, caption=caption)
     for col in ("test set", "input PSNR", "PSNR (dB)", "gain", "input SSIM", "SSIM"):
         table.add_column(col, justify="right")

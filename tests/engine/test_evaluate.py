@@ -143,6 +143,11 @@ def test_did_not_learn_needs_every_image_within_a_hundredth_of_a_db() -> None:
     # A real restorer, nudged: a tiny shift stays "did not learn", a visible one does not.
     assert evaluate(Nudge(1e-6), Recipe(), device="cpu").sets["derain/tiny"].did_not_learn
     assert not evaluate(Nudge(0.01), Recipe(), device="cpu").sets["derain/tiny"].did_not_learn
+    # The command line prints the same tolerance it cannot import (it starts without torch).
+    from lotteryir.cli.render import UNCHANGED
+    from lotteryir.engine.evaluate import UNCHANGED_DB
+
+    assert UNCHANGED == f"{UNCHANGED_DB:g} dB"
 
 
 def test_a_custom_closure_that_returns_the_summary_gets_the_verdict_in_its_round_records() -> None:
