@@ -10,8 +10,14 @@ DENOISE_TASKS: tuple[str, ...] = tuple(f"denoise_{s}" for s in DENOISE_SIGMAS)
 ALL_TASKS: tuple[str, ...] = (*DENOISE_TASKS, "derain", "dehaze", "web")
 """Every task name a recipe may offer: the denoising levels, ``derain``, ``dehaze`` and ``web``."""
 FAMILIES: tuple[str, ...] = ("denoise", "derain", "dehaze", "web")
-SHORT_NAMES: dict[str, str] = {"denoise_15": "σ15", "denoise_25": "σ25", "denoise_50": "σ50", "derain": "rain"}
-SHORT_NAMES.update(dehaze="haze", web="web")
+SHORT_NAMES: dict[str, str] = {
+    "denoise_15": "σ15",
+    "denoise_25": "σ25",
+    "denoise_50": "σ50",
+    "derain": "rain",
+    "dehaze": "haze",
+    "web": "web",
+}
 """Each task's column heading in tables (the CLI's round table, the benchmarks')."""
 # A training-only pseudo-task: pairs whose input is the clean image itself. Mixed into all-in-one
 # training, they teach a blind restorer to leave an image alone when nothing is wrong with it.

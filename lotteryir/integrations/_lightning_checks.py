@@ -14,6 +14,7 @@ from torch import nn
 
 from lotteryir.pruning.context import RoundContext
 from lotteryir.pruning.mask import MASK_SUFFIX, ORIG_SUFFIX
+from lotteryir.pruning.selection import compiled_wrappers
 
 
 def missing_hooks(module: nn.Module) -> list[str]:
@@ -31,7 +32,7 @@ def missing_hooks(module: nn.Module) -> list[str]:
 
 def refuse_compiled(model: nn.Module, what: str) -> None:
     """Refuse ``torch.compile`` wrappers: they rename every parameter (``_orig_mod.``) and hide the module."""
-    wrapped = [name or "the module itself" for name, sub in model.named_modules() if hasattr(sub, "_orig_mod")]
+    wrapped = compiled_wrappers(model, "the module itself")
     if wrapped:
         raise TypeError(
             f"{what} is wrapped by torch.compile ({', '.join(wrapped[:3])}): the pruner and Lightning must hold "

@@ -119,13 +119,18 @@ def select_prunable(
     return [p.name for p in find_prunable(model, include, exclude, module_types)]
 
 
+def compiled_wrappers(model: nn.Module, itself: str = "the model itself") -> list[str]:
+    """Names of the ``torch.compile`` wrappers (``OptimizedModule``) in ``model`` (``itself`` for the root)."""
+    return [name or itself for name, sub in model.named_modules() if hasattr(sub, "_orig_mod")]
+
+
 def refuse_compiled_wrapper(model: nn.Module) -> None:
     """Refuse a ``torch.compile`` wrapper (``OptimizedModule``) anywhere in ``model``.
 
     Its parameters are named ``_orig_mod.…``: masks, rewind points and tickets would carry names the
     network itself does not have, so a ticket would not load into it.
     """
-    wrapped = [name or "the model itself" for name, sub in model.named_modules() if hasattr(sub, "_orig_mod")]
+    wrapped = compiled_wrappers(model)
     if wrapped:
         raise TypeError(
             f"the pruner got a torch.compile wrapper ({', '.join(wrapped[:3])}), whose parameter names carry "
