@@ -76,6 +76,7 @@ def record(a: argparse.Namespace, n_test: int) -> dict[str, Any]:
         "test_degradations": a.test_degradations,
         "test_images_per_set": n_test,
         "identity_pairs": identity_pairs(),
+        "web_degradation": web_degradation(),
         "threads": a.threads,
         "device": a.device,
     }
@@ -89,6 +90,13 @@ def identity_pairs() -> dict[str, int]:
     """
     recipe = get_recipe("sample")
     return {"several tasks": recipe.identity_for(list(recipe.tasks)), "one task": recipe.identity_for(["derain"])}
+
+
+def web_degradation() -> dict[str, Any]:
+    """The sample recipe's web degradation, by name and settings: it decides what the web sets score."""
+    recipe = get_recipe("sample")
+    settings = {k: list(v) if isinstance(v, tuple) else v for k, v in recipe.degrade_options("web").items()}
+    return {"name": recipe.web, **settings}  # lists, as the results file's JSON holds them
 
 
 def n_test(probe: Any) -> int:

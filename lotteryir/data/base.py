@@ -9,10 +9,11 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from .datasets import PatchDataset
+from .degrade import WEB_OPTIONS
 from .errors import DataError
 from .io import check_channels
 from .mixing import MixedDataset
-from .options import DEFAULT_NOISE
+from .options import DEFAULT_NOISE, DEFAULT_WEB
 from .source import ImageSource
 from .tasks import IDENTITY, check_tasks, task_family
 
@@ -31,7 +32,8 @@ class Recipe:
     """Training and test datasets for a set of tasks.
 
     ``channels`` is how its images are read (3: RGB, 1: grayscale, for a 1-channel network) and ``noise``
-    how Gaussian noise is synthesized (a name of ``options.NOISE_PROTOCOLS``), for training and testing alike.
+    how Gaussian noise is synthesized (a name of ``options.NOISE_PROTOCOLS``), ``web`` how the web task's
+    inputs are (a name of ``options.WEB_DEGRADATIONS``), for training and testing alike.
     """
 
     name: str = ""
@@ -41,6 +43,7 @@ class Recipe:
     identity_repeat: int = 0  # repeat factor of identity pairs (input = clean image) in the default mix
     channels: int = 3
     noise: str = DEFAULT_NOISE
+    web: str = DEFAULT_WEB
 
     def reading(self, channels: int) -> Recipe:
         """This recipe reading its images with ``channels`` channels (1: grayscale, 3: RGB); a copy."""
@@ -49,8 +52,14 @@ class Recipe:
         return other
 
     def degrade_options(self, task: str) -> dict[str, Any]:
-        """What a task's synthetic degradation is given: the noise protocol for the denoising tasks."""
-        return {"quantize": self.noise == "uint8"} if task_family(task) == "denoise" else {}
+        """What a task's synthetic degradation is given: the noise protocol for the denoising tasks, the
+        named web degradation's settings for the web task."""
+        family = task_family(task)
+        if family == "denoise":
+            return {"quantize": self.noise == "uint8"}
+        if family == "web":
+            return dict(WEB_OPTIONS[self.web])
+        return {}
 
     def train_dataset(
         self,

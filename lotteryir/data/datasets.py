@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .augment import crop, dihedral, pad_to_at_least, random_box, random_dihedral
-from .degrade import synthesize
+from .degrade import WEB_OPTIONS, synthesize
 from .errors import DataError
 from .io import to_float
 from .source import ImageSource
@@ -149,6 +149,11 @@ class ImageDataset(Dataset):
         if task_family(self.task) == "denoise":
             made["noise"] = "uint8" if self.degrade_options.get("quantize", True) else "float"
             made["sigma"] = noise_sigma(self.task)
+        elif task_family(self.task) == "web":
+            options = {"quality": WEB_OPTIONS["jpeg"]["quality"], "scale": None, **self.degrade_options}
+            named = [n for n, o in WEB_OPTIONS.items() if all(options.get(k) == v for k, v in o.items())]
+            made["web"] = named[0] if named else "custom"
+            made["quality"], made["scale"] = options["quality"], options["scale"]
         return made
 
     def __getitem__(self, index: int) -> Item:

@@ -22,7 +22,7 @@ from .errors import DataError
 from .io import check_channels
 from .layouts import find_pair_folders, list_images, pair_images
 from .mixing import MIRL_REPEATS
-from .options import DEFAULT_NOISE, FAMILIES, check_noise
+from .options import DEFAULT_NOISE, DEFAULT_WEB, FAMILIES, check_noise, check_web
 from .source import ImageSource
 from .tasks import DENOISE_TASKS, check_tasks, task_family
 
@@ -56,12 +56,13 @@ class FolderRecipe(Recipe):
         size_mismatch: str = "error",
         channels: int = 3,
         noise: str = DEFAULT_NOISE,
+        web: str = DEFAULT_WEB,
         **paths: Any,
     ) -> None:
         self.name, self.description, self._spec = spec.name, spec.description, spec
         self.root = Path(root).expanduser() if root is not None else None
         self.layout, self.cache, self.skip_bad, self.size_mismatch = layout, cache, skip_bad, size_mismatch
-        self.channels, self.noise = check_channels(channels), check_noise(noise)
+        self.channels, self.noise, self.web = check_channels(channels), check_noise(noise), check_web(web)
         self._unrooted: dict[str, list[str]] = {}  # option -> default folders, unusable without a root
         if self.root is not None and not self.root.is_dir():
             raise DataError(

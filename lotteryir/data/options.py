@@ -18,6 +18,15 @@ NOISE_PROTOCOLS: dict[str, str] = {
 """How Gaussian noise is synthesized (the ``noise`` recipe option): name -> what it does and who does it."""
 DEFAULT_NOISE = "uint8"
 
+WEB_DEGRADATIONS: dict[str, str] = {
+    "jpeg": "JPEG at a quality drawn from 10-40, the range of the JPEG artefact-removal tables (LIVE1, Classic5)",
+    "resize-jpeg": "downscaled by 0.5-1, JPEG at quality 20-70, scaled back up (bicubic): "
+    "the earlier web default, which also asks for up to 2x super-resolution",
+}
+"""How the web task's inputs are synthesized (the ``web`` recipe option): name -> what it does."""
+DEFAULT_WEB = "jpeg"
+EARLIER_WEB = "resize-jpeg"  # what runs saved before the option existed used: their resumes keep it
+
 FAMILIES: tuple[str, ...] = ("denoise", "derain", "dehaze", "web")
 
 SAMPLE_OPTIONS: dict[str, str] = {
@@ -28,6 +37,7 @@ SAMPLE_OPTIONS: dict[str, str] = {
     "degradations": "independently seeded degradations per test photograph (a steadier mean)",
     "test_max_side": "long side of the test photographs in pixels (default 256, at least 16)",
     "noise": "noise protocol: " + " | ".join(NOISE_PROTOCOLS) + f" (default {DEFAULT_NOISE})",
+    "web": "web degradation: " + " | ".join(WEB_DEGRADATIONS) + f" (default {DEFAULT_WEB})",
 }
 """The sample recipe's options."""
 
@@ -42,6 +52,7 @@ FOLDER_OPTIONS: dict[str, str] = {
     "cache": "true/false: decode every image once and keep it in memory (default: when the files total <= 256 MB)",
     "skip_bad": "true/false: skip unreadable images with a warning instead of stopping",
     "noise": "noise protocol: " + " | ".join(NOISE_PROTOCOLS) + f" (default {DEFAULT_NOISE})",
+    "web": "web degradation of clean web images: " + " | ".join(WEB_DEGRADATIONS) + f" (default {DEFAULT_WEB})",
 }
 """The folder recipes' options (mirl, denoise, derain, dehaze, web)."""
 
@@ -54,6 +65,14 @@ def check_noise(value: object) -> str:
     return text
 
 
+def check_web(value: object) -> str:
+    """A web degradation's name, checked (DataError naming the choices)."""
+    text = str(value).strip().lower()
+    if text not in WEB_DEGRADATIONS:
+        raise DataError(f"web={value!r} is not a web degradation; choose {' or '.join(WEB_DEGRADATIONS)}")
+    return text
+
+
 def options_help() -> str:
     """Every recipe option with its meaning, as ``lotteryir recipes --help`` lists them."""
     lines = ["Options (--data-path KEY=VALUE, repeatable) of the sample recipe:"]
@@ -63,4 +82,6 @@ def options_help() -> str:
     lines += ["  A folder key given as KEY= (empty) leaves that part out; without --data only the folders given count."]
     lines += ["Noise protocols (noise=, or --noise on prune and evaluate):"]
     lines += [f"  {name}: {text}" for name, text in NOISE_PROTOCOLS.items()]
+    lines += ["Web degradations (web=):"]
+    lines += [f"  {name}: {text}" for name, text in WEB_DEGRADATIONS.items()]
     return "\n".join(lines)

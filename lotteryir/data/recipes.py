@@ -15,7 +15,7 @@ from .base import Recipe, RecipeInfo
 from .errors import DataError
 from .folders import FOLDER_RECIPES, FolderRecipe, expand_families
 from .layouts import LAYOUTS
-from .options import FAMILIES, FOLDER_KEYS, SAMPLE_OPTIONS, check_noise
+from .options import FAMILIES, FOLDER_KEYS, SAMPLE_OPTIONS, check_noise, check_web
 from .sample import MIN_TEST_SIDE, SPLITS, SampleRecipe
 from .tasks import ALL_TASKS
 
@@ -59,6 +59,8 @@ def normalize_options(name: str, root: PathLike | None, options: Mapping[str, An
                 raise DataError(f"{key} is given {len(value)} times; give it once")
             if key == "noise":
                 out[key] = check_noise(value)
+            elif key == "web":
+                out[key] = check_web(value)
             elif key == "split":
                 if str(value) not in SPLITS:
                     raise DataError(f"split={value!r} is not one of {', '.join(SPLITS)}")
@@ -77,6 +79,8 @@ def normalize_options(name: str, root: PathLike | None, options: Mapping[str, An
             raise DataError(f"{key} is given {len(value)} times; give it once")
         elif key == "noise":
             out[key] = check_noise(value)
+        elif key == "web":
+            out[key] = check_web(value)
         elif key in _FOLDER_CHOICES:
             if str(value) not in _FOLDER_CHOICES[key]:
                 raise DataError(f"{key}={value!r} is not one of {', '.join(_FOLDER_CHOICES[key])}")
@@ -84,7 +88,7 @@ def normalize_options(name: str, root: PathLike | None, options: Mapping[str, An
         elif key in _FOLDER_FLAGS:
             out[key] = _flag(key, value)
         else:
-            accepted = ", ".join([*folders, *_FOLDER_CHOICES, *_FOLDER_FLAGS, "noise"])
+            accepted = ", ".join([*folders, *_FOLDER_CHOICES, *_FOLDER_FLAGS, "noise", "web"])
             raise DataError(f"unknown option {key!r} for the {name} recipe (accepted: {accepted})")
     return out
 

@@ -20,7 +20,7 @@ from .base import Recipe
 from .datasets import ImageDataset
 from .errors import DataError
 from .io import check_channels
-from .options import DEFAULT_NOISE, check_noise
+from .options import DEFAULT_NOISE, DEFAULT_WEB, check_noise, check_web
 from .source import ImageSource
 from .tasks import ALL_TASKS, check_tasks
 
@@ -110,6 +110,7 @@ class SampleRecipe(Recipe):
         *,
         channels: int = 3,
         noise: str = DEFAULT_NOISE,
+        web: str = DEFAULT_WEB,
     ) -> None:
         if max_images is not None and max_images < 1:
             raise DataError(f"max_images must be at least 1, got {max_images}")
@@ -119,6 +120,7 @@ class SampleRecipe(Recipe):
             raise DataError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         self.split = split
         self.channels, self.noise = check_channels(channels), check_noise(noise)  # grayscale: the photos' luma
+        self.web = check_web(web)
         self.degradations = degradations  # seeded degradations per test photograph
         # Smaller test images make a quick check (the test suite's runs) cheap: scoring is most of it.
         self.test_max_side = test_max_side

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ..data import DataError, available_recipes
-from ..data.options import DEFAULT_NOISE
+from ..data.options import DEFAULT_NOISE, DEFAULT_WEB, EARLIER_WEB
 from ..data.recipes import recipe_tasks
 from ..data.tasks import check_tasks
 from ..engine.losses import LOSSES
@@ -202,6 +202,8 @@ def _resolve(c: RunConfig, saved: bool) -> ResolvedRunConfig:
     tasks = _tasks(c.recipe, data_paths, c.tasks)
     if any(t.startswith("denoise_") for t in tasks):  # the noise protocol is recorded, the default included
         data_paths.setdefault("noise", DEFAULT_NOISE)
+    if "web" in tasks:  # so is the web degradation; runs saved before it was named used resize-jpeg
+        data_paths.setdefault("web", EARLIER_WEB if saved else DEFAULT_WEB)
     rewind = _rewind(c, start)
     if c.scope not in ("global", "layerwise", "random"):
         raise ValueError(f"--scope must be global, layerwise or random, got {c.scope!r}")

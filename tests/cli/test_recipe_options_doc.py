@@ -21,7 +21,7 @@ def test_every_option_the_recipes_accept_is_listed_in_the_help_and_on_the_data_p
     assert set(_SAMPLE_OPTIONS) == set(SAMPLE_OPTIONS)
     assert set(inspect.signature(SampleRecipe).parameters) - {"channels"} == set(SAMPLE_OPTIONS)
     folder_keys = {f"{f}_{k}" for f in ("denoise", "derain", "dehaze", "web") for k in ("train", "test")}
-    assert set(FOLDER_OPTIONS) == folder_keys | set(_FOLDER_CHOICES) | set(_FOLDER_FLAGS) | {"noise"}
+    assert set(FOLDER_OPTIONS) == folder_keys | set(_FOLDER_CHOICES) | set(_FOLDER_FLAGS) | {"noise", "web"}
     shown = CliRunner().invoke(app, ["recipes", "--help"], env={"COLUMNS": "200"}).output
     page = DATA_PAGE.read_text()
     for key in [*SAMPLE_OPTIONS, *FOLDER_OPTIONS]:
