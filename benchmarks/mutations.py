@@ -345,6 +345,15 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/engine/test_evaluate.py::test_did_not_learn_needs_every_image_within_a_hundredth_of_a_db",),
         "a set counts as not learned when one image is left at its input, not every image",
     ),
+    Mutation(
+        "web-jpeg-resizes",
+        "data",
+        "lotteryir/data/degrade.py",
+        '"jpeg": {"quality": (10, 40), "scale": None},',
+        '"jpeg": {"quality": (10, 40), "scale": (0.5, 1.0)},',
+        ("tests/data/test_web_degradations.py::test_jpeg_is_one_jpeg_round_trip_at_a_quality_from_10_to_40",),
+        "the default web degradation downscales before its JPEG (the resize that no sample training learned)",
+    ),
 )
 
 

@@ -36,6 +36,7 @@ command and it resumes.
 
     python benchmarks/sample_defaults.py --stage probe|grid|confirm|images [--only NAME ...]
     python benchmarks/sample_defaults.py --table     # print the tables from the results file
+    python benchmarks/sample_defaults.py --merge OTHER.json  # add a sitting run beside with --out OTHER.json
 """
 
 from __future__ import annotations
@@ -516,6 +517,20 @@ def save(path: Path, data: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(data, indent=1) + "\n")
 
 
+def merge(data: dict[str, Any], other: dict[str, Any]) -> None:
+    """Add ``other``'s trainings (those ``data`` lacks) and its sittings, in the order they started."""
+    for k, record in other["trainings"].items():
+        data["trainings"].setdefault(k, record)
+    mine = data.get("provenance") or {}
+    theirs = (other.get("provenance") or {}).get("sittings") or []
+    known = {s.get("started") for s in mine.get("sittings") or []}
+    sittings = [*(mine.get("sittings") or []), *(s for s in theirs if s.get("started") not in known)]
+    sittings.sort(key=lambda s: s.get("started") or "")  # recovered sittings (no start time) first
+    walls = [s.get("wall_seconds") for s in sittings]
+    mine.update(sittings=sittings, wall_seconds=None if None in walls else round(sum(walls), 3))
+    data["provenance"] = mine
+
+
 def plan(stage: str, only: list[str] | None, data: dict[str, Any]) -> list[tuple[Candidate, tuple[str, ...], str]]:
     """The trainings a stage needs, in order: (candidate, tasks, split)."""
     todo: list[tuple[Candidate, tuple[str, ...], str]] = []
@@ -573,9 +588,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", nargs="*", help="candidate names to run (default: all of the stage)")
     parser.add_argument("--table", action="store_true", help="print the tables from the results file and exit")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        help="the results file of another sitting (run beside this one with its own --out): "
+        "its trainings and sittings are added to --out",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     data = load(args.out)
+    if args.merge is not None:
+        merge(data, load(args.merge))
+        save(args.out, data)
+        print("\n".join(table(data)))
+        return
     if args.table or args.stage is None:
         print("\n".join(table(data)))
         return
