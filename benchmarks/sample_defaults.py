@@ -28,13 +28,14 @@ test photographs (15 images per set: 5 photographs x 3 seeds; the first seed alo
 command's 5-image set). The test sets never choose.
 
 Stages: ``probe`` (cheap 300-step single-task runs on the hard tasks, to test hypotheses before
-the grid), ``grid`` (every candidate at its full budget, all seven trainings), ``confirm`` (test
+the grid, and all-task runs at the full budget), ``grid`` (every candidate at its full budget, all
+seven trainings), ``seeds`` (two candidates' all-task runs at seeds 1 and 2), ``confirm`` (test
 split), ``images`` (per-image gains of the trainings whose network was saved: where a set's mean
 comes from). Every finished training is written to the results file at once, and each training
 checkpoints every 50 steps under benchmarks/work/, so a killed process loses little: rerun the same
 command and it resumes.
 
-    python benchmarks/sample_defaults.py --stage probe|grid|confirm|images [--only NAME ...]
+    python benchmarks/sample_defaults.py --stage probe|grid|seeds|confirm|images [--only NAME ...]
     python benchmarks/sample_defaults.py --table     # print the tables from the results file
     python benchmarks/sample_defaults.py --merge OTHER.json  # add a sitting run beside with --out OTHER.json
 """
@@ -219,6 +220,10 @@ GRID: list[Candidate] = [
     # super-resolution. JPEG alone, at the qualities of the JPEG artefact-removal tables.
     Candidate("jpeg", identity_single=0, web="jpeg", why="web=jpeg: JPEG at quality 10-40, no resize"),
 ]
+# The grid judges on seed 0. How far does one all-task run move with the seed? These candidates'
+# all-task runs again at seeds 1 and 2 (stage ``seeds``): the spread a one-seed verdict stands on.
+SEEDS = (1, 2)
+SEED_CANDIDATES = ("l1-id16/0", "jpeg")
 # Trainings a candidate's row may lack: it already fails the rule on its all-task run, so its
 # single-task runs would not change the verdict.
 SKIP_SINGLE = ("mse-id16/0", "mse-id0/0", "l1-id16/0-p96b2", "l1-id16/0-p64b4")
@@ -437,18 +442,32 @@ def table(data: dict[str, Any]) -> list[str]:
         for r in sorted(single, key=lambda r: (r["tasks"], r["candidate"])):
             for task, s in r["sets"].items():
                 flag = "  did not learn" if s["unchanged"] else ""
-                lines.append(f"  {SHORT[task]:>4s} {r['candidate']:16s} {r['label']:58s} {s['gain']:+6.2f}{flag}")
+                lines.append(f"  {SHORT[task]:>4s} {r['candidate']:16s} {r['label']:66s} {s['gain']:+6.2f}{flag}")
         lines.append("")
     several = [r for r in probes if len(r["tasks"]) > 1]
     if several:
         head = " ".join(f"{SHORT[t]:>6s}" for t in TASKS)
         lines += [
             "probes (validation, seed 0, all-task runs): gain over the input in dB",
-            f"  {'':16s} {'':58s} {head}",
+            f"  {'':16s} {'':66s} {head}",
         ]
         for r in several:
             cells = " ".join(f"{r['sets'][t]['gain']:+6.2f}" for t in TASKS)
-            lines.append(f"  {r['candidate']:16s} {r['label']:58s} {cells}")
+            lines.append(f"  {r['candidate']:16s} {r['label']:66s} {cells}")
+        lines.append("")
+    spread = [c for c in GRID if c.name in SEED_CANDIDATES]
+    if any(key(c, TASKS, "validation", seed) in data["trainings"] for c in spread for seed in SEEDS):
+        head = " ".join(f"{SHORT[t]:>6s}" for t in TASKS)
+        lines += [
+            "seed spread (validation, all-task runs): gain over the input in dB",
+            f"  {'':16s} {'seed':>4s} {head}",
+        ]
+        for c in spread:
+            for seed in (0, *SEEDS):
+                r = data["trainings"].get(key(c, TASKS, "validation", seed))
+                if r is not None:
+                    cells = " ".join(f"{r['sets'][t]['gain']:+6.2f}" for t in TASKS)
+                    lines.append(f"  {c.name:16s} {seed:4d} {cells}")
         lines.append("")
     for split in ("validation", "test"):
         today = gains(data, TODAY, split)
@@ -531,22 +550,27 @@ def merge(data: dict[str, Any], other: dict[str, Any]) -> None:
     data["provenance"] = mine
 
 
-def plan(stage: str, only: list[str] | None, data: dict[str, Any]) -> list[tuple[Candidate, tuple[str, ...], str]]:
-    """The trainings a stage needs, in order: (candidate, tasks, split)."""
-    todo: list[tuple[Candidate, tuple[str, ...], str]] = []
+Training = tuple[Candidate, tuple[str, ...], str, int]  # candidate, tasks, split, seed
+
+
+def plan(stage: str, only: list[str] | None, data: dict[str, Any]) -> list[Training]:
+    """The trainings a stage needs, in order: (candidate, tasks, split, seed)."""
+    todo: list[Training] = []
     if stage == "probe":
-        todo = [(c, t, "validation") for c, t in PROBES]
+        todo = [(c, t, "validation", 0) for c, t in PROBES]
     elif stage == "grid":  # all-task runs first (the hardest rule), then the hard tasks alone, denoising last
         order = [TASKS, ("web",), ("derain",), ("dehaze",), *((t,) for t in TASKS if t.startswith("denoise"))]
-        todo = [(c, t, "validation") for t in order for c in GRID if len(t) > 1 or c.name not in SKIP_SINGLE]
+        todo = [(c, t, "validation", 0) for t in order for c in GRID if len(t) > 1 or c.name not in SKIP_SINGLE]
+    elif stage == "seeds":
+        todo = [(c, TASKS, "validation", seed) for seed in SEEDS for c in GRID if c.name in SEED_CANDIDATES]
     elif stage == "confirm":
         chosen, _ = choose(data)
         if chosen is None:
             raise SystemExit("no grid candidate has all its validation trainings yet; run --stage grid first")
-        todo = [(c, t, "test") for c in dict.fromkeys([TODAY, chosen]) for t in runs_of(c)]
+        todo = [(c, t, "test", 0) for c in dict.fromkeys([TODAY, chosen]) for t in runs_of(c)]
     if only:
         todo = [item for item in todo if item[0].name in only]
-    unique = {key(c, t, split, 0): (c, t, split) for c, t, split in reversed(todo)}  # shared runs once
+    unique = {key(c, t, split, seed): (c, t, split, seed) for c, t, split, seed in reversed(todo)}  # shared runs once
     return list(reversed(unique.values()))
 
 
@@ -581,7 +605,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--stage",
-        choices=("probe", "grid", "confirm", "images"),
+        choices=("probe", "grid", "seeds", "confirm", "images"),
         help="which trainings to run; images: per-image gains of the trainings whose network was saved "
         "(`benchmarks/main_command.py` times the main command on the shipped defaults)",
     )
@@ -611,12 +635,13 @@ def main(argv: list[str] | None = None) -> None:
             saved = WORK / "models" / f"{k}.safetensors"
             if "image_gains" not in record and saved.is_file():
                 record["image_gains"] = image_gains(record, saved)
-    for c, tasks, split in plan(args.stage, args.only, data):
-        k = key(c, tasks, split, 0)
+    for c, tasks, split, seed in plan(args.stage, args.only, data):
+        k = key(c, tasks, split, seed)
         if k in data["trainings"]:
             continue
-        print(f"{split} {c.name} {c.label()} on {','.join(SHORT[t] for t in tasks)} ...", file=sys.stderr, flush=True)
-        record = train_one(c, tasks, split, 0) | {"stage": args.stage}
+        where = f"{split}{f' seed {seed}' if seed else ''}"
+        print(f"{where} {c.name} {c.label()} on {','.join(SHORT[t] for t in tasks)} ...", file=sys.stderr, flush=True)
+        record = train_one(c, tasks, split, seed) | {"stage": args.stage}
         data["trainings"][k] = record
         shutil.rmtree(WORK / k, ignore_errors=True)  # the record holds the result; the checkpoint is spent
         print(
