@@ -1,12 +1,13 @@
 """The README's main command, run as a user runs it, and its round table as the README shows it.
 
-    python benchmarks/main_command.py            # lotteryir prune --model mirl --rounds 3, ~5 min on 2 cores
+    python benchmarks/main_command.py            # lotteryir prune --model mirl --rounds 3, ~9 min on 2 cores
 
 Runs ``python -m lotteryir prune --model mirl --rounds 3`` in a fresh folder (a new process, the
 defaults a user gets), then ``lotteryir report RUN --json``. Writes
 ``benchmarks/results/main_command.json`` (the command's first line, its wall time, the machine, the
-report) and ``benchmarks/results/main_command.md`` (the round table in the README's layout, with the
-degraded input as its first row and the sets where a round is worse than its input named below).
+report), ``benchmarks/results/main_command.md`` (the round table in the README's layout, with the
+degraded input as its first row and the sets where a round is worse than its input named below)
+and ``benchmarks/results/main_command.png`` (the run's report.png).
 The README's table is rows of that file, checked by ``tests/test_docs_figures.py``; copy
 ``report.png`` with ``--figure docs/sample_run_report.png``.
 """
@@ -102,6 +103,9 @@ def main() -> None:
         )
         payload = json.loads(report.stdout)
         payload["run"] = os.path.relpath(payload["run"], folder)  # as the command names it: relative
+        # The run's figure is kept beside the results (the run folder is temporary), and copied on request.
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(run / "report.png", args.out.with_suffix(".png"))
         if args.figure:
             shutil.copyfile(run / "report.png", args.figure)
     result = {
