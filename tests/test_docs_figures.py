@@ -114,7 +114,9 @@ def _value(data, spec):
         return sum(v == spec["where"] for v in values) if "where" in spec else len(values)
     if "max" in spec or "min" in spec:
         pick = max if "max" in spec else min
-        value = pick(_walk(data, spec.get("max", spec.get("min"))))
+        target = spec.get("max", spec.get("min"))
+        paths = target if target and isinstance(target[0], list) else [target]  # one path, or several
+        value = pick(v for path in paths for v in _walk(data, path))
     elif "sub" in spec:
         a, b = spec["sub"]
         value = _value(data, a) - _value(data, b)
