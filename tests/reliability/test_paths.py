@@ -88,6 +88,6 @@ def test_recipe_options_are_stored_typed_and_absolute(tmp_path, monkeypatch):
     # What config.json stores reads back equal (resumes compare resolved configurations).
     assert resolved_from_dict(c.to_dict()) == c
     sample = RunConfig(rounds=1, data_paths={"max_images": "3"}).resolved()
-    assert sample.data_paths == {"max_images": 3, "noise": "uint8"}
+    assert sample.data_paths == {"max_images": 3, "noise": "uint8", "web": "jpeg"}  # the sample has web
     with pytest.raises(ValueError, match="--data-path: skip_bad must be true or false"):
         RunConfig(recipe="mirl", data="/d", rounds=1, data_paths={"skip_bad": "maybe"}).resolved()
