@@ -309,10 +309,10 @@ FOLDER_RECIPES: dict[str, FolderSpec] = {
     ),
     "web": _single(
         "web",
-        "JPEG/social-network degradation, synthesized on clean images or read from pairs",
+        "JPEG degradation (web=jpeg or resize-jpeg), synthesized on clean images or read from pairs",
         ["train/web"],
         {"web": "test/web"},
-        "<root>/\n  train/web/   clean images (JPEG/resize applied on the fly) or {input,target}/ pairs\n"
+        "<root>/\n  train/web/   clean images (JPEG applied on the fly, as web= names) or {input,target}/ pairs\n"
         "  test/web/    the same; synthetic degradations are seeded per image",
     ),
 }
