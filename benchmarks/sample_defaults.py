@@ -56,7 +56,7 @@ from typing import Any
 
 import torch
 from harness import Sitting, provenance
-from harness.provenance import commit
+from harness.provenance import commit, total_wall
 from safetensors.torch import save_file
 
 from lotteryir._files import atomic_write_text
@@ -545,8 +545,7 @@ def merge(data: dict[str, Any], other: dict[str, Any]) -> None:
     known = {s.get("started") for s in mine.get("sittings") or []}
     sittings = [*(mine.get("sittings") or []), *(s for s in theirs if s.get("started") not in known)]
     sittings.sort(key=lambda s: s.get("started") or "")  # recovered sittings (no start time) first
-    walls = [s.get("wall_seconds") for s in sittings]
-    mine.update(sittings=sittings, wall_seconds=None if None in walls else round(sum(walls), 3))
+    mine.update(sittings=sittings, wall_seconds=total_wall(sittings))
     data["provenance"] = mine
 
 

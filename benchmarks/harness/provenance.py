@@ -131,6 +131,12 @@ class Sitting:
         return dict(self.record)
 
 
+def total_wall(sittings: list[dict[str, Any]]) -> float | None:
+    """The sittings' wall time summed (null when one of them is unknown, as in a recovered record)."""
+    walls = [s.get("wall_seconds") for s in sittings]
+    return None if None in walls else round(sum(walls), 3)
+
+
 def provenance(sitting: Sitting, previous: dict[str, Any] | None = None, threads: int | None = None) -> dict[str, Any]:
     """The ``provenance`` record of a results file: this sitting on this machine, after ``previous``'s sittings.
 
@@ -143,7 +149,6 @@ def provenance(sitting: Sitting, previous: dict[str, Any] | None = None, threads
     if previous and not previous.get("sittings"):  # a recovered record without sittings is one sitting
         before = [{k: previous.get(k) for k in ("command", "commit", "recovered", "wall_seconds")}]
     sittings = [*before, now]
-    walls = [s.get("wall_seconds") for s in sittings]
     out = {
         "command": now["command"],
         "commit": now["commit"],
@@ -153,7 +158,7 @@ def provenance(sitting: Sitting, previous: dict[str, Any] | None = None, threads
         "env": now["env"],
         "load_start": now["load_start"],
         "load_end": now["load_end"],
-        "wall_seconds": None if None in walls else round(sum(walls), 3),
+        "wall_seconds": total_wall(sittings),
         "sittings": sittings,
     }
     recovered = [s["recovered"] for s in before if s.get("recovered")]
