@@ -150,7 +150,7 @@ class ImageDataset(Dataset):
             made["noise"] = "uint8" if self.degrade_options.get("quantize", True) else "float"
             made["sigma"] = noise_sigma(self.task)
         elif task_family(self.task) == "web":
-            options = {"quality": WEB_OPTIONS["jpeg"]["quality"], "scale": None, **self.degrade_options}
+            options = {**WEB_OPTIONS["jpeg"], **self.degrade_options}  # jpeg: add_web_degradation's defaults
             named = [n for n, o in WEB_OPTIONS.items() if all(options.get(k) == v for k, v in o.items())]
             made["web"] = named[0] if named else "custom"
             made["quality"], made["scale"] = options["quality"], options["scale"]
