@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .outputs import write_outputs
-from .provenance import ROOT, Sitting, provenance, relative
+from .provenance import ROOT, Sitting, provenance, relative, usable_cores
 from .units import Timing, Unit, estimate, execute, put
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -262,7 +262,7 @@ def main(bench: Benchmark, argv: list[str] | None = None) -> int:
     step, per_eval = measure(probe, a.smoke) if todo else (0.0, 0.0)
     threads = probe.threads.threads if probe is not None else a.threads
     t = Timing(step, per_eval, build, os.getloadavg()[0])
-    plan = estimate(todo, t, a.workers)
+    plan = estimate(todo, t, a.workers, usable_cores(), threads or 1)
     kinds = {u.kind: sum(x.kind == u.kind for x in todo) for u in todo}
     print(bench.describe(a, probe))
     on = f", {plan['wall_seconds'] / 60:.1f} min on {a.workers} workers" if a.workers > 1 else ""

@@ -61,6 +61,20 @@ def test_units_run_after_their_inputs_and_a_failure_leaves_its_dependents_waitin
     assert "error: d failed: RuntimeError: unit 4 broke" in capsys.readouterr().err
 
 
+def test_the_estimate_replays_the_schedule_and_shares_the_cores() -> None:
+    t = Timing(step=1.0, eval=0.0, build=0.0)
+    three = [Unit((k,), "k", steps=60) for k in "abc"]
+    # 3 equal units on 2 workers: two run, then the third alone (not 3 x 60 / 2 = 90)
+    assert estimate(three, t, workers=2, cores=2)["wall_seconds"] == 120
+    # 3 workers on 2 cores of 1 thread each: all at once, each 1.5x slower
+    assert estimate(three, t, workers=3, cores=2, threads=1)["wall_seconds"] == 90
+    # 2 workers of 2 threads on 2 cores: twice as slow as alone
+    assert estimate(three[:2], t, workers=2, cores=2, threads=2)["wall_seconds"] == 120
+    # a unit waiting on one finished in an earlier sitting (not in the plan) starts at once
+    late = [Unit(("b",), "k", steps=60, after=(("gone",),))]
+    assert estimate(late, t, workers=1)["wall_seconds"] == 60
+
+
 def test_the_estimate_is_the_work_over_the_workers_or_the_longest_chain() -> None:
     t = Timing(step=1.0, eval=10.0, build=2.0)
     units = [Unit(("a",), "k", steps=10), Unit(("b",), "k", steps=5, evals=1, after=(("a",),)), Unit(("c",), "k", 3)]
