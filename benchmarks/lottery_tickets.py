@@ -182,7 +182,9 @@ class LotteryTickets(Benchmark):
         head |= {k: rec[k] for k in ("steps", "lr", "loss", "init", "patch", "batch")}
         mid = {"rounds": a.rounds, "rate": a.rate, "reported_rounds": at}
         mid |= {"densities": [round((1 - a.rate) ** r, 4) for r in at], "seeds": seeds(a), "late_rewind": a.late_rewind}
-        return {**head, **mid, **{k: rec[k] for k in ("test_images_per_set", "test_degradations", "threads", "device")}}
+        # every setting of sample.record: cost_quality and stability reuse this file only when each is equal
+        tail = ("test_images_per_set", "test_degradations", "identity_pairs", "web_degradation", "threads", "device")
+        return {**head, **mid, **{k: rec[k] for k in tail}}
 
     def units(self, a: argparse.Namespace, report: dict[str, Any]) -> list[Unit]:
         """One unit a seed: its IMP line(s) through every round, the controls at the reported rounds."""
@@ -236,7 +238,9 @@ class Curve(LotteryTickets):
 
     def config(self, a: argparse.Namespace, probe: Any) -> dict[str, Any]:
         a.budgets = (2, 4) if a.smoke else (150, 300, 600, 1200, 2400)
-        return {"split": "validation", "size": a.size, "lr": a.lr, "threads": a.threads, "budgets": list(a.budgets)}
+        rec = sample.record(a, self.n_test)  # the training it measures: a file of another one is not resumed
+        kept = ("model", "lr", "loss", "init", "patch", "batch", "identity_pairs", "web_degradation", "threads")
+        return {"split": "validation", **{k: rec[k] for k in kept}, "budgets": list(a.budgets)}
 
     def units(self, a: argparse.Namespace, report: dict[str, Any]) -> list[Unit]:
         def store(got: dict[str, Any]) -> None:

@@ -3,12 +3,13 @@ computed from them, a table rebuilt from the file; --curve on the validation spl
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 import lottery_tickets as bench
 import pytest
-from harness import main
+from harness import main, parse, sample
 
 
 def test_lottery_ticket_benchmark_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -19,6 +20,11 @@ def test_lottery_ticket_benchmark_smoke(tmp_path: Path, capsys: pytest.CaptureFi
     assert "estimated" in out and "Verdict" in out
     report = json.loads(out_json.read_text())
     assert report["config"]["rounds"] == 2 and report["config"]["seeds"] == [0, 1]
+    # every setting cost_quality and stability compare before reusing this file is recorded
+    a = argparse.Namespace(**{**vars(parse(bench.LotteryTickets(), argv)), "seed0": 0})
+    recorded = sample.record(a, report["config"]["test_images_per_set"])
+    assert {k: report["config"].get(k) for k in recorded} == recorded
+    assert report["config"]["web_degradation"]["name"] == "jpeg"
     for one in report["runs"]:
         rounds = one["rounds"]
         assert sorted(int(r) for r in rounds) == [0, 1, 2]
@@ -55,7 +61,9 @@ def test_lottery_ticket_benchmark_smoke(tmp_path: Path, capsys: pytest.CaptureFi
 def test_the_steps_curve_trains_the_dense_network_per_budget(tmp_path: Path) -> None:
     out = tmp_path / "curve.json"
     assert main(bench.Curve(), ["--curve", "--smoke", "--threads", "1", "--out", str(out)]) == 0
-    rows = json.loads(out.read_text())["rows"]
+    report = json.loads(out.read_text())
+    rows = report["rows"]
+    assert report["config"]["web_degradation"]["name"] == "jpeg" and "identity_pairs" in report["config"]
     assert [r["steps"] for r in rows] == [2, 4]
     for r in rows:
         assert set(r["gains"]) == {"denoise_15", "denoise_25", "denoise_50", "derain", "dehaze", "web"}
