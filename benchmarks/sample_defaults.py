@@ -197,6 +197,9 @@ PROBES: list[tuple[Candidate, tuple[str, ...]]] = [
         ),
         TASKS,
     ),
+    # A smaller step: do the seeds' swings (haze up, web down) come from a step too large for the mix?
+    (replace(TODAY, name="a-jpeg-lr2e-3", lr=2e-3, identity_single=0, web="jpeg", why="half the lr"), TASKS),
+    (replace(TODAY, name="a-jpeg-lr1e-3", lr=1e-3, identity_single=0, web="jpeg", why="a quarter of the lr"), TASKS),
 ]
 
 # The grid: every candidate at its full budget, one all-task run and six single-task runs each.
