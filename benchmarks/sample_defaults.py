@@ -31,7 +31,8 @@ Stages: ``probe`` (cheap 300-step single-task runs on the hard tasks, to test hy
 the grid, and all-task runs at the full budget), ``grid`` (every candidate at its full budget, all
 seven trainings), ``seeds`` (two candidates' all-task runs at seeds 1 and 2), ``confirm`` (test
 split), ``images`` (per-image gains of the trainings whose network was saved: where a set's mean
-comes from). Every finished training is written to the results file at once, and each training
+comes from; for all-task runs also how much of each set's gain is a uniform shift of brightness and
+colour). Every finished training is written to the results file at once, and each training
 checkpoints every 50 steps under benchmarks/work/, so a killed process loses little: rerun the same
 command and it resumes.
 
@@ -472,6 +473,18 @@ def table(data: dict[str, Any]) -> list[str]:
                     cells = " ".join(f"{r['sets'][t]['gain']:+6.2f}" for t in TASKS)
                     lines.append(f"  {c.name:16s} {seed:4d} {cells}")
         lines.append("")
+    shifted = [r for r in data["trainings"].values() if "shift" in r]
+    if shifted:
+        head = " ".join(f"{SHORT[t]:>13s}" for t in TASKS)
+        lines += [
+            "the uniform shift (all-task runs): gain over the input in dB / of it the input moved by the "
+            "network's mean change per channel alone (--stage images)",
+            f"  {'candidate':16s} {'seed':>4s} {'web':12s} {head}",
+        ]
+        for r in shifted:
+            cells = " ".join(f"{r['shift'][t]['gain']:+6.2f}/{r['shift'][t]['shift_only']:+6.2f}" for t in TASKS)
+            lines.append(f"  {r['candidate']:16s} {r['seed']:4d} {r.get('web', 'resize-jpeg'):12s} {cells}")
+        lines.append("")
     for split in ("validation", "test"):
         today = gains(data, TODAY, split)
         rows = [(c, g) for c in GRID if (g := gains(data, c, split, partial=True)) and (g["all"][TASKS[0]] is not None)]
@@ -576,8 +589,8 @@ def plan(stage: str, only: list[str] | None, data: dict[str, Any]) -> list[Train
     return list(reversed(unique.values()))
 
 
-def image_gains(record: dict[str, Any], model_file: Path) -> dict[str, dict[str, float]]:
-    """Per-image gains of a finished training, from its saved network: where a set's mean comes from."""
+def saved_network(record: dict[str, Any], model_file: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """A finished training's saved network (its pruning masks applied) and its validation or test sets."""
     from safetensors.torch import load_file
 
     from lotteryir.models import build_model
@@ -595,11 +608,57 @@ def image_gains(record: dict[str, Any], model_file: Path) -> dict[str, dict[str,
     sets = get_recipe("sample", split=record["split"], degradations=DEGRADATIONS, web=web).test_sets(
         tasks=record["tasks"]
     )
+    return model.eval(), sets
+
+
+def image_gains(record: dict[str, Any], model_file: Path) -> dict[str, dict[str, float]]:
+    """Per-image gains of a finished training, from its saved network: where a set's mean comes from."""
+    model, sets = saved_network(record, model_file)
     result = evaluate(model, sets, device="cpu")
     return {
         label.split("/")[0]: {i.name: i.psnr - i.input_psnr for i in s.images}  # type: ignore[operator]
         for label, s in result.sets.items()
     }
+
+
+def shift_split(restored: torch.Tensor, degraded: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """One image's gain (dB over its input) split by the network's change: its mean per channel, a
+    uniform shift of brightness and colour, against the rest.
+
+    ``shift_only``: the input moved by that mean alone; ``without_shift``: the output with it taken
+    out; ``shift_255``: its mean size in 8-bit levels. A blind network that has learned to lift a
+    haze veil (darken, deepen colour) and applies it to an image without haze loses on the shift.
+    """
+    from lotteryir.engine.metrics import psnr
+
+    x, y = degraded.clamp(0, 1), target
+    change = restored - x
+    shift = change.mean(dim=(-2, -1), keepdim=True)
+    base = float(psnr(x, y)[0])
+    return {
+        "gain": float(psnr(restored, y)[0]) - base,
+        "shift_only": float(psnr((x + shift).clamp(0, 1), y)[0]) - base,
+        "without_shift": float(psnr((restored - shift).clamp(0, 1), y)[0]) - base,
+        "shift_255": float(shift.abs().mean()) * 255,
+    }
+
+
+def shift_gains(record: dict[str, Any], model_file: Path) -> dict[str, dict[str, float]]:
+    """Per set, the means of :func:`shift_split` over its images: how much of a set's gain or loss is
+    a uniform shift of brightness and colour."""
+    from lotteryir.engine.inference import restore_image
+
+    model, sets = saved_network(record, model_file)
+    out = {}
+    with torch.no_grad():
+        for label, dataset in sets.items():
+            rows = []
+            for i in range(len(dataset)):
+                item = dataset[i]
+                restored = restore_image(model, item["input"]).clamp(0, 1)
+                rows.append(shift_split(restored[None], item["input"][None], item["target"][None]))
+            out[label.split("/")[0]] = {k: statistics.fmean(r[k] for r in rows) for k in rows[0]}
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -637,6 +696,8 @@ def main(argv: list[str] | None = None) -> None:
             saved = WORK / "models" / f"{k}.safetensors"
             if "image_gains" not in record and saved.is_file():
                 record["image_gains"] = image_gains(record, saved)
+            if "shift" not in record and len(record["tasks"]) > 1 and saved.is_file():
+                record["shift"] = shift_gains(record, saved)
     for c, tasks, split, seed in plan(args.stage, args.only, data):
         k = key(c, tasks, split, seed)
         if k in data["trainings"]:

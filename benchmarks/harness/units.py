@@ -65,7 +65,9 @@ def put(tree: dict[str, Any], key: Key, value: Any) -> None:
     tree[key[-1]] = value
 
 
-def estimate(units: list[Unit], t: Timing, workers: int, cores: int | None = None, threads: int = 1) -> dict[str, float]:
+def estimate(
+    units: list[Unit], t: Timing, workers: int, cores: int | None = None, threads: int = 1
+) -> dict[str, float]:
     """Seconds of work in all, and on the clock: ``units`` scheduled as :func:`execute` runs them.
 
     The executor starts the first unit in order whose inputs have finished whenever one of ``workers`` is
