@@ -436,6 +436,11 @@ def changes(c: Candidate) -> int:
     return sum(mine[k] != today[k] for k in mine if k not in ("name", "why"))
 
 
+def block(title: str, head: str, rows: list[str], note: str = "") -> list[str]:
+    """One table of the --table output: its title line, column heads, rows and a blank line."""
+    return [f"{title}: gain over the input in dB{note}", head, *rows, ""]
+
+
 def table(data: dict[str, Any]) -> list[str]:
     """The tables behind the choice: probes, the grid on validation, the confirmation on test."""
     lines = []
@@ -449,42 +454,29 @@ def table(data: dict[str, Any]) -> list[str]:
                 lines.append(f"  {SHORT[task]:>4s} {r['candidate']:16s} {r['label']:66s} {s['gain']:+6.2f}{flag}")
         lines.append("")
     several = [r for r in probes if len(r["tasks"]) > 1]
+    head = " ".join(f"{SHORT[t]:>6s}" for t in TASKS)
+
+    def gains_of(r: dict[str, Any]) -> str:
+        return " ".join(f"{r['sets'][t]['gain']:+6.2f}" for t in TASKS)
+
     if several:
-        head = " ".join(f"{SHORT[t]:>6s}" for t in TASKS)
-        lines += [
-            "probes (validation, seed 0, all-task runs): gain over the input in dB",
-            f"  {'':16s} {'':66s} {head}",
-        ]
-        for r in several:
-            cells = " ".join(f"{r['sets'][t]['gain']:+6.2f}" for t in TASKS)
-            lines.append(f"  {r['candidate']:16s} {r['label']:66s} {cells}")
-        lines.append("")
+        rows = [f"  {r['candidate']:16s} {r['label']:66s} {gains_of(r)}" for r in several]
+        lines += block("probes (validation, seed 0, all-task runs)", f"  {'':16s} {'':66s} {head}", rows)
     spread = [c for c in GRID if c.name in SEED_CANDIDATES]
-    if any(key(c, TASKS, "validation", seed) in data["trainings"] for c in spread for seed in SEEDS):
-        head = " ".join(f"{SHORT[t]:>6s}" for t in TASKS)
-        lines += [
-            "seed spread (validation, all-task runs): gain over the input in dB",
-            f"  {'':16s} {'seed':>4s} {head}",
+    runs = [(c, seed, data["trainings"].get(key(c, TASKS, "validation", seed))) for c in spread for seed in (0, *SEEDS)]
+    if any(r is not None for c, seed, r in runs if seed):
+        rows = [f"  {c.name:16s} {seed:4d} {gains_of(r)}" for c, seed, r in runs if r is not None]
+        lines += block("seed spread (validation, all-task runs)", f"  {'':16s} {'seed':>4s} {head}", rows)
+    if shifted := [r for r in data["trainings"].values() if "shift" in r]:
+        wide = " ".join(f"{SHORT[t]:>13s}" for t in TASKS)
+        rows = [
+            f"  {r['candidate']:16s} {r['seed']:4d} {r.get('web', 'resize-jpeg'):12s} "
+            + " ".join(f"{r['shift'][t]['gain']:+6.2f}/{r['shift'][t]['shift_only']:+6.2f}" for t in TASKS)
+            for r in shifted
         ]
-        for c in spread:
-            for seed in (0, *SEEDS):
-                r = data["trainings"].get(key(c, TASKS, "validation", seed))
-                if r is not None:
-                    cells = " ".join(f"{r['sets'][t]['gain']:+6.2f}" for t in TASKS)
-                    lines.append(f"  {c.name:16s} {seed:4d} {cells}")
-        lines.append("")
-    shifted = [r for r in data["trainings"].values() if "shift" in r]
-    if shifted:
-        head = " ".join(f"{SHORT[t]:>13s}" for t in TASKS)
-        lines += [
-            "the uniform shift (all-task runs): gain over the input in dB / of it the input moved by the "
-            "network's mean change per channel alone (--stage images)",
-            f"  {'candidate':16s} {'seed':>4s} {'web':12s} {head}",
-        ]
-        for r in shifted:
-            cells = " ".join(f"{r['shift'][t]['gain']:+6.2f}/{r['shift'][t]['shift_only']:+6.2f}" for t in TASKS)
-            lines.append(f"  {r['candidate']:16s} {r['seed']:4d} {r.get('web', 'resize-jpeg'):12s} {cells}")
-        lines.append("")
+        title = "the uniform shift (all-task runs, --stage images)"
+        note = " / of it the input moved by the network's mean change per channel alone"
+        lines += block(title, f"  {'candidate':16s} {'seed':>4s} {'web':12s} {wide}", rows, note)
     for split in ("validation", "test"):
         today = gains(data, TODAY, split)
         rows = [(c, g) for c in GRID if (g := gains(data, c, split, partial=True)) and (g["all"][TASKS[0]] is not None)]
