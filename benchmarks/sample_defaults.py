@@ -201,6 +201,9 @@ PROBES: list[tuple[Candidate, tuple[str, ...]]] = [
     # A smaller step: do the seeds' swings (haze up, web down) come from a step too large for the mix?
     (replace(TODAY, name="a-jpeg-lr2e-3", lr=2e-3, identity_single=0, web="jpeg", why="half the lr"), TASKS),
     (replace(TODAY, name="a-jpeg-lr1e-3", lr=1e-3, identity_single=0, web="jpeg", why="a quarter of the lr"), TASKS),
+    # --stage images: the haze gain is nearly all a uniform shift, and so is most of web's loss. Identity
+    # pairs are the clear images that show the network a shift is wrong: twice as many of them.
+    (replace(TODAY, name="a-jpeg-id32", identity_all=32, identity_single=0, web="jpeg", why="twice the pairs"), TASKS),
 ]
 
 # The grid: every candidate at its full budget, one all-task run and six single-task runs each.
