@@ -62,11 +62,13 @@ def test_the_check_refuses_what_it_should() -> None:
     bad = json.loads(json.dumps(good))
     bad["runs"][0]["source"] = "/home/someone/benchmarks/work/seed0"
     bad["provenance"]["commit"] = None
+    assert not good["provenance"].get("recovered")  # a record made by the harness, every field known
     assert problems(bad) == [
         "absolute path at /runs/0/source: '/home/someone/benchmarks/work/seed0'",
         "commit None is not a git hash",
+        "provenance.commit is null",
     ]
-    fresh = {k: good["provenance"].get(k) for k in FIELDS}  # a new record with what the recovered one lacks
+    fresh = {k: good["provenance"].get(k) for k in FIELDS}
     fresh.update(commit="0" * 40, sittings=[{f: 1 for f in SITTING}], wall_seconds=2.0)
     assert "provenance.dirty is null" in problems({"provenance": fresh})
     assert "wall_seconds is not the sum over the sittings" in problems({"provenance": fresh})
