@@ -69,7 +69,7 @@ def test_the_check_refuses_what_it_should() -> None:
         "provenance.commit is null",
     ]
     fresh = {k: good["provenance"].get(k) for k in FIELDS}
-    fresh.update(commit="0" * 40, sittings=[{f: 1 for f in SITTING}], wall_seconds=2.0)
+    fresh.update(commit="0" * 40, dirty=None, sittings=[{f: 1 for f in SITTING}], wall_seconds=2.0)
     assert "provenance.dirty is null" in problems({"provenance": fresh})
     assert "wall_seconds is not the sum over the sittings" in problems({"provenance": fresh})
     assert problems({"x": "see C:\\Users\\me\\x.json", "provenance": {**fresh, "recovered": "git log"}}) == [
