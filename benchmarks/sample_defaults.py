@@ -606,9 +606,8 @@ def saved_network(record: dict[str, Any], model_file: Path) -> tuple[torch.nn.Mo
     return model.eval(), sets
 
 
-def image_gains(record: dict[str, Any], model_file: Path) -> dict[str, dict[str, float]]:
-    """Per-image gains of a finished training, from its saved network: where a set's mean comes from."""
-    model, sets = saved_network(record, model_file)
+def image_gains(model: torch.nn.Module, sets: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per-image gains of a finished training's network (:func:`saved_network`): where a set's mean comes from."""
     result = evaluate(model, sets, device="cpu")
     return {
         label.split("/")[0]: {i.name: i.psnr - i.input_psnr for i in s.images}  # type: ignore[operator]
@@ -638,12 +637,11 @@ def shift_split(restored: torch.Tensor, degraded: torch.Tensor, target: torch.Te
     }
 
 
-def shift_gains(record: dict[str, Any], model_file: Path) -> dict[str, dict[str, float]]:
+def shift_gains(model: torch.nn.Module, sets: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Per set, the means of :func:`shift_split` over its images: how much of a set's gain or loss is
     a uniform shift of brightness and colour."""
     from lotteryir.engine.inference import restore_image
 
-    model, sets = saved_network(record, model_file)
     out = {}
     with torch.no_grad():
         for label, dataset in sets.items():
@@ -689,10 +687,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.stage == "images":
         for k, record in data["trainings"].items():
             saved = WORK / "models" / f"{k}.safetensors"
-            if "image_gains" not in record and saved.is_file():
-                record["image_gains"] = image_gains(record, saved)
-            if "shift" not in record and len(record["tasks"]) > 1 and saved.is_file():
-                record["shift"] = shift_gains(record, saved)
+            wants_shift = "shift" not in record and len(record["tasks"]) > 1
+            if not saved.is_file() or "image_gains" in record and not wants_shift:
+                continue
+            model, sets = saved_network(record, saved)  # loaded once for both
+            if "image_gains" not in record:
+                record["image_gains"] = image_gains(model, sets)
+            if wants_shift:
+                record["shift"] = shift_gains(model, sets)
     for c, tasks, split, seed in plan(args.stage, args.only, data):
         k = key(c, tasks, split, seed)
         if k in data["trainings"]:
