@@ -234,7 +234,12 @@ def curve_unit(a: argparse.Namespace, steps: int) -> dict[str, Any]:
 class Curve(LotteryTickets):
     """--curve: where the dense network's quality flattens against its steps (how --steps was chosen)."""
 
-    name = "lottery_tickets_curve"
+    name, seeds = "lottery_tickets_curve", 1  # it trains --seed0 alone, so that is what it records
+
+    def presets(self, a: argparse.Namespace, p: argparse.ArgumentParser) -> None:
+        super().presets(a, p)
+        if a.seeds != 1:
+            p.error(f"--curve trains one seed (--seed0 picks it), got --seeds {a.seeds}")
 
     def config(self, a: argparse.Namespace, probe: Any) -> dict[str, Any]:
         a.budgets = (2, 4) if a.smoke else (150, 300, 600, 1200, 2400)

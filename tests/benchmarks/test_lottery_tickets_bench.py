@@ -64,8 +64,14 @@ def test_the_steps_curve_trains_the_dense_network_per_budget(tmp_path: Path) -> 
     report = json.loads(out.read_text())
     rows = report["rows"]
     assert report["config"]["web_degradation"]["name"] == "jpeg" and "identity_pairs" in report["config"]
-    assert [r["steps"] for r in rows] == [2, 4]
+    assert [r["steps"] for r in rows] == [2, 4] and report["config"]["seeds"] == [0]  # it trains seed 0 alone
     for r in rows:
         assert set(r["gains"]) == {"denoise_15", "denoise_25", "denoise_50", "derain", "dehaze", "web"}
         assert r["mean_gain"] == pytest.approx(sum(r["gains"].values()) / 6)
     assert "| 4 |" in out.with_suffix(".md").read_text() and out.with_suffix(".png").stat().st_size > 0
+
+
+def test_the_steps_curve_refuses_several_seeds(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(bench.Curve(), ["--curve", "--smoke", "--seeds", "3"])
+    assert e.value.code == 2 and "--curve trains one seed" in capsys.readouterr().err
