@@ -254,8 +254,10 @@ class CostQuality(Benchmark):
                 row["variants"][v]["psnr"] = spreads([metrics_of(c) for c in cs])
                 row["variants"][v].update({k: spread([c["cost"][k] for c in cs]) for k in ("steps", "trainings")})
                 row["variants"][v]["train_seconds"] = spread([c["cost"]["train_seconds"] for c in cs])
-                row["variants"][v]["empty_tensors"] = max(len(c.get("empty_tensors", [])) for c in cs)
-                row["variants"][v]["tensors"] = max(c.get("tensors", 0) for c in cs)
+                masked = [c for c in cs if "tensors" in c]  # reused IMP cells carry no masks: unknown, not none
+                empty = max((len(c.get("empty_tensors", [])) for c in masked), default=None)
+                row["variants"][v]["empty_tensors"] = empty
+                row["variants"][v]["tensors"] = max((c["tensors"] for c in masked), default=None)
                 if v != "imp" and (
                     both := [s for s in ss if key in res.get(s, {}).get(v, {}) and key in res[s].get("imp", {})]
                 ):

@@ -138,3 +138,16 @@ def test_cells_reused_from_another_training_are_replaced_and_the_dense_check_red
     assert report["dense_check"] == 0.0 and "1 unit(s) to run (1 imp)" in capsys.readouterr().out
     md = out.with_suffix(".md").read_text()
     assert "trained here (--reuse none)" in md and "by up to 0.69 dB on a set" in md
+
+
+def test_reused_imp_cells_count_no_tensors_as_unknown_not_none(smoke: tuple[Path, Path], tmp_path: Path) -> None:
+    """IMP cells reused from lottery_tickets carry no masks: the summary says unknown (null), not 0 of 0."""
+    report = json.loads(smoke[0].read_text())
+    for c in report["results"]["0"]["imp"].values():  # what a reused cell holds
+        c.pop("tensors"), c.pop("empty_tensors")
+    out = tmp_path / "cq.json"
+    out.write_text(json.dumps(report))
+    assert main(cq.CostQuality(), ["--report-only", "--smoke", "--out", str(out)]) == 0
+    variants = json.loads(out.read_text())["summary"]["densities"][0]["variants"]
+    assert variants["imp"]["empty_tensors"] is None and variants["imp"]["tensors"] is None
+    assert isinstance(variants["oneshot"]["empty_tensors"], int) and variants["oneshot"]["tensors"] > 0
