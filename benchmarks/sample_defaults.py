@@ -701,7 +701,7 @@ def main(argv: list[str] | None = None) -> None:
         for k, record in data["trainings"].items():
             saved = WORK / "models" / f"{k}.safetensors"
             wants_shift = "shift" not in record and len(record["tasks"]) > 1
-            if not saved.is_file() or "image_gains" in record and not wants_shift:
+            if not saved.is_file() or ("image_gains" in record and not wants_shift):  # nothing to add
                 continue
             model, sets = saved_network(record, saved)  # loaded once for both
             if "image_gains" not in record:
