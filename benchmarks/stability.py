@@ -5,7 +5,7 @@ and rewind step k (0, 2%, 5%, 10% of a training) ``run_stability`` trains two co
 line between them (barrier; stable: <= 0.1 dB); the 0.107 ticket retrained from its smallest stable k
 against the run's own round and random reinit, paired over seeds. Budget: docs/benchmarks.md.
 
-    python benchmarks/stability.py --seeds 3          # the full run (~2 h on 2 cores with 2 workers)
+    python benchmarks/stability.py --seeds 3          # the full run (2.3 h on 2 cores with 2 workers)
     python benchmarks/stability.py --quick            # 1 seed, the ticket at 0.64 (2 rounds), k = 0, 60
     python benchmarks/stability.py --smoke --out /tmp/st.json   # seconds: the test suite's run
     python benchmarks/stability.py --report-only      # tables and figure from the results file
